@@ -1,0 +1,67 @@
+# cachebolt: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Stamp files so repeated runs skip work that is already done.
+STAMP := $(VENV)/.stamp
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP)-venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "maturin>=1.9.4,<2"
+	touch $@
+
+$(STAMP)-dev: $(STAMP)-venv pyproject.toml scripts/requirements.py
+	$(PY) scripts/requirements.py dev bench > $(VENV)/requirements-dev.txt
+	$(PIP) install -q -r $(VENV)/requirements-dev.txt
+	touch $@
+
+.PHONY: build-dev
+build-dev: $(STAMP)-venv ## build the extension (release profile) into .venv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release -q
+
+.PHONY: run
+run: build-dev ## build and run `cachebolt bench` on the embedded memory backend
+	$(VENV)/bin/cachebolt bench
+
+.PHONY: test
+test: $(STAMP)-dev build-dev ## install test dependencies, build, run cargo test and pytest
+	cargo test --quiet
+	$(PY) -m pytest tests
+
+.PHONY: lint
+lint: $(STAMP)-dev build-dev ## ruff, mypy --strict, stubtest, unasync --check, cargo fmt and clippy
+	$(PY) -m ruff check python tests benches scripts
+	$(PY) -m ruff format --check python tests benches scripts
+	$(PY) -m mypy
+	$(PY) -m mypy.stubtest cachebolt._core
+	$(PY) scripts/unasync.py --check
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+.PHONY: format
+format: $(STAMP)-dev ## apply ruff format and cargo fmt
+	$(PY) -m ruff format python tests benches scripts
+	$(PY) -m ruff check --fix python tests benches scripts
+	cargo fmt
+
+.PHONY: unasync
+unasync: ## regenerate python/cachebolt/_sync from _async
+	$(PYTHON) scripts/unasync.py
+
+.PHONY: bench
+bench: $(STAMP)-dev build-dev ## run the pytest-benchmark scenarios in benches/
+	$(PY) -m pytest benches --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name -p no:cacheprovider -o addopts="" -o timeout=0
+
+.PHONY: clean
+clean: ## remove build artefacts and the venv
+	cargo clean
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

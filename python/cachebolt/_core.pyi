@@ -1,0 +1,149 @@
+"""Type stubs for `cachebolt._core`, the Rust store (checked by `python -m mypy.stubtest`).
+
+The store follows Redis semantics so the Redis backend and this one answer the same. Keys are
+non-empty `str` (an empty key raises `ValueError`); string values cross the boundary as `bytes`.
+Errors: `cachebolt.WrongTypeError` when a command meets a value of another type or a non-integer
+for `incrby`; `cachebolt.CapacityError` for a value larger than the memory bound; `ValueError` for
+bad arguments (empty key, TTL <= 0, NaN or infinite TTL, limit < 1, unknown algorithm, ...).
+A failed call changes nothing.
+"""
+
+from typing import final
+
+__version__: str
+
+@final
+class MemoryStore:
+    """A sharded, thread-safe, in-process keyspace with expiry, eviction, locks and rate limits.
+
+    Args:
+        max_keys: bound on the number of evictable keys (None: unbounded).
+        max_bytes: bound on the bytes held by evictable keys, counted as key + value + a fixed
+            per-entry overhead (None: unbounded).
+        cleanup_interval_seconds: period of the background expiry sweep, a Rust thread that
+            never takes the GIL (None: no background sweep; `sweep_expired` still works).
+        manual_clock: when True, time only moves through `advance_clock` (for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_keys: int | None = None,
+        max_bytes: int | None = None,
+        cleanup_interval_seconds: float | None = 30.0,
+        manual_clock: bool = False,
+    ) -> None: ...
+    def __len__(self) -> int:
+        """Number of live keys (expired keys not yet swept may still be counted)."""
+
+    # --- strings -----------------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        """Return the value of a string key, or None when missing or expired. Counts a hit or miss."""
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store a string value. `ttl` in seconds (None: no expiry, discarding any previous TTL)."""
+
+    def delete(self, key: str) -> bool:
+        """Remove a key of any type; True when a key was removed."""
+
+    def exists(self, key: str) -> bool:
+        """True when the key exists and has not expired."""
+
+    def incrby(self, key: str, amount: int) -> int:
+        """Add `amount` to the integer in a string key (a missing key counts from 0), keep its TTL."""
+
+    # --- expiry ------------------------------------------------------------------------------
+    def ttl(self, key: str) -> int:
+        """Seconds left, rounded like Redis `TTL`; -2 for a missing key, -1 for no expiry."""
+
+    def pttl(self, key: str) -> int:
+        """Milliseconds left; -2 for a missing key, -1 for no expiry."""
+
+    def expire(self, key: str, ttl: float) -> bool:
+        """Set a TTL in seconds on an existing key; False for a missing key."""
+
+    def persist(self, key: str) -> bool:
+        """Remove the TTL of a key; True when a TTL was removed."""
+
+    # --- keyspace ----------------------------------------------------------------------------
+    def keys(self, pattern: str = "*") -> list[str]:
+        """All live keys matching a Redis glob pattern. Runs without the GIL."""
+
+    def scan(self, cursor: int = 0, pattern: str = "*", count: int = 100) -> tuple[int, list[str]]:
+        """One step of a SCAN: returns (next cursor, keys); cursor 0 ends the iteration.
+
+        Every key present for the whole iteration is returned at least once.
+        """
+
+    def del_pattern(self, pattern: str) -> int:
+        """Delete every key matching a Redis glob pattern; the count removed. Runs without the GIL."""
+
+    def flush(self) -> int:
+        """Delete every key (locks and rate-limit state included); the count removed. No GIL."""
+
+    def sweep_expired(self) -> int:
+        """Remove expired keys now, in small batches; the count removed. Runs without the GIL."""
+
+    # --- sets --------------------------------------------------------------------------------
+    def sadd(self, key: str, *members: str) -> int:
+        """Add members; the count newly added. At least one member is required."""
+
+    def srem(self, key: str, *members: str) -> int:
+        """Remove members; the count removed. An emptied set disappears."""
+
+    def sismember(self, key: str, member: str) -> bool: ...
+    def smembers(self, key: str) -> set[str]: ...
+    def scard(self, key: str) -> int: ...
+
+    # --- hashes ------------------------------------------------------------------------------
+    def hset(self, key: str, field: str, value: str) -> int:
+        """Set a field; 1 when the field is new, 0 when it was overwritten."""
+
+    def hget(self, key: str, field: str) -> str | None: ...
+    def hgetall(self, key: str) -> dict[str, str]: ...
+    def hdel(self, key: str, *fields: str) -> int:
+        """Remove fields; the count removed. An emptied hash disappears."""
+
+    def hlen(self, key: str) -> int: ...
+
+    # --- token locks (stored at "lock:<key>", never evicted) ---------------------------------
+    def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
+        """Take the lock when free: returns a fresh 128-bit random token (32 hex chars), else None."""
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Release only when `token` matches the holder's; True when released."""
+
+    def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Reset the lock's TTL to `ttl_ms` only when `token` matches; True when extended."""
+
+    # --- rate limits (state at "ratelimit:<key>", never evicted) -----------------------------
+    def rate_limit(
+        self,
+        key: str,
+        limit: int,
+        window: float,
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> tuple[bool, int, float, float]:
+        """Record `cost` hits if they fit; returns (allowed, remaining, reset_after, retry_after).
+
+        `window`, `reset_after` and `retry_after` are seconds. `algorithm` is one of
+        "sliding_log" (exact), "fixed_window", "sliding_counter". A denied call consumes nothing;
+        `retry_after` is 0.0 when allowed, else the wait until the same call could be allowed.
+        `cost=0` is a peek. A cost above `limit` is always denied.
+        """
+
+    # --- clock and stats ---------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The store's clock in milliseconds (monotonic; manual when `manual_clock=True`)."""
+
+    def advance_clock(self, ms: int) -> None:
+        """Move a manual clock forward; ValueError on a system clock."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters: keys, used_bytes, evictions, expired, hits, misses, lock_acquired,
+        lock_contended, rate_limit_allowed, rate_limit_denied, max_keys, max_bytes (0 = unbounded).
+        """
+
+    def close(self) -> None:
+        """Stop the background sweep thread (idempotent). The store keeps working."""

@@ -1,0 +1,64 @@
+"""Exceptions raised by cachebolt. Every one is a `CacheError`; both backends raise the same types."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._results import RateLimitResult
+
+__all__ = [
+    "CacheError",
+    "CapacityError",
+    "ConfigError",
+    "LockNotAcquired",
+    "RateLimitExceeded",
+    "SerializationError",
+    "WrongTypeError",
+]
+
+
+class CacheError(Exception):
+    """Base class of every cachebolt error."""
+
+
+class SerializationError(CacheError, ValueError):
+    """A value could not be JSON-encoded (on write) or decoded (on read); names the key."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class WrongTypeError(CacheError, TypeError):
+    """A command met a value of another type (Redis WRONGTYPE), or `incr` met a non-integer."""
+
+
+class ConfigError(CacheError, ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+class CapacityError(CacheError, ValueError):
+    """A value is larger than the in-memory backend's bound and can never be stored."""
+
+
+class RateLimitExceeded(CacheError):
+    """A rate limit denied the call; `.retry_after` seconds until it may pass, `.result` in full."""
+
+    def __init__(self, result: RateLimitResult, key: str | None = None) -> None:
+        where = f" for {key!r}" if key is not None else ""
+        super().__init__(
+            f"rate limit of {result.limit} exceeded{where}; retry after {result.retry_after:.3f}s"
+        )
+        self.result = result
+        self.retry_after = result.retry_after
+        self.key = key
+
+
+class LockNotAcquired(CacheError):
+    """A lock was held by someone else (after waiting, when a wait was asked for)."""
+
+    def __init__(self, lock_key: str, wait_seconds: float = 0.0) -> None:
+        waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
+        super().__init__(f"lock {lock_key!r} is held by another owner{waited}")
+        self.lock_key = lock_key
