@@ -1,0 +1,40 @@
+"""cachebolt: a TTL cache, token-safe locks, exact rate limits, pub/sub, sets, hashes and counters.
+
+`CacheService` (blocking) and `AsyncCacheService` (asyncio) have the same methods; the in-memory
+Rust backend serves them with zero configuration.
+"""
+
+from __future__ import annotations
+
+from ._async import AsyncCacheService
+from ._core import __version__
+from ._pubsub import Subscription
+from ._results import CacheStats, RateLimitResult
+from ._sync import CacheService
+from .config import CacheConfig
+from .exceptions import (
+    CacheError,
+    CapacityError,
+    ConfigError,
+    LockNotAcquired,
+    RateLimitExceeded,
+    SerializationError,
+    WrongTypeError,
+)
+
+__all__ = [
+    "AsyncCacheService",
+    "CacheConfig",
+    "CacheError",
+    "CacheService",
+    "CacheStats",
+    "CapacityError",
+    "ConfigError",
+    "LockNotAcquired",
+    "RateLimitExceeded",
+    "RateLimitResult",
+    "SerializationError",
+    "Subscription",
+    "WrongTypeError",
+    "__version__",
+]

@@ -1,0 +1,511 @@
+"""The cachebolt service: cache, locks, rate limits, pub/sub, sets, hashes and counters.
+
+Hot path: `get`, `set`, `incr`, `sismember`, `hget`, `check_rate_limit`, `acquire_lock` and
+`release_lock` are one frame that calls the backend once, plus orjson for values. Keys and TTLs are
+validated by the backend (in Rust for the memory store, bools refused where numbers are due); the
+service adds only the JSON encoding. Every other method validates here first, so a bad argument
+fails before anything is computed or changed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from orjson import JSONDecodeError
+from orjson import dumps as _dumps
+from orjson import loads as _loads
+
+from .. import decorators
+from .._codec import OPTIONS as _OPTIONS
+from .._codec import decode, decode_error, encode, encode_error
+from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
+from .._core import MemoryStore
+from .._memory import async_memory_backend, new_memory_store
+from .._pubsub import AsyncDispatcher, LocalBroker, MessageCallback, Subscription
+from .._results import CacheStats, RateLimitResult, build_stats
+from .._synchronization import AsyncSingleFlight, Backoff, async_invoke, async_sleep
+from .._validate import (
+    check_algorithm,
+    check_cost,
+    check_key,
+    check_limit,
+    check_members,
+    check_optional_ttl,
+    check_ttl,
+    check_ttl_ms,
+    check_wait_seconds,
+    hash_value_text,
+)
+from ..config import CacheConfig
+from ..exceptions import LockNotAcquired
+from .backend import AsyncBackend
+
+__all__ = ["AsyncCacheService"]
+
+_logger = logging.getLogger(LOGGER_NAME)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class AsyncCacheService:
+    """One object for a TTL cache, token locks, exact rate limits, pub/sub, sets, hashes, counters.
+
+    Values are JSON-encoded in every mode, so `get` returns a JSON round trip of what was stored.
+    Keys are non-empty `str`; TTLs are seconds (`None`: no expiry), lock TTLs milliseconds.
+
+    Args:
+        config: the settings; None for the defaults (in-memory mode, zero config).
+        store: the `MemoryStore` to serve from instead of a new one built from `config`, e.g. one
+            with `manual_clock=True` in tests. The service owns it: `reset()` flushes it and
+            `close()` stops its sweep.
+    """
+
+    __slots__ = (
+        "_backend",
+        "_backend_name",
+        "_broker",
+        "_closed",
+        "_config",
+        "_dispatcher",
+        "_flights",
+        "_memory_store",
+    )
+
+    def __init__(self, config: CacheConfig | None = None, *, store: MemoryStore | None = None):
+        self._config = CacheConfig() if config is None else config
+        if self._config.enabled:
+            _logger.error(
+                "Redis backend unavailable in this build (VALKEY_ENABLED=true); serving from memory"
+            )
+        self._memory_store = new_memory_store(self._config) if store is None else store
+        self._backend: AsyncBackend = async_memory_backend(self._memory_store)
+        self._backend_name = "memory"
+        self._flights = AsyncSingleFlight()
+        self._broker = LocalBroker()
+        self._dispatcher = AsyncDispatcher()
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AsyncCacheService:
+        """A service configured from environment variables (see `CacheConfig.from_env`).
+
+        Raises:
+            ConfigError: a variable has a bad value.
+        """
+        return cls(CacheConfig.from_env(environ))
+
+    @property
+    def config(self) -> CacheConfig:
+        """The settings this service was built with."""
+        return self._config
+
+    # --- values ------------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value stored at `key` (a JSON round trip), or `default` when missing or expired.
+
+        Raises:
+            SerializationError: the stored bytes are not valid JSON.
+        """
+        data = await self._backend.get(key)
+        if data is None:
+            return default
+        try:
+            return _loads(data)
+        except JSONDecodeError as exc:
+            raise decode_error(key, exc) from exc
+
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store `value` JSON-encoded, for `ttl` seconds (None: no expiry).
+
+        Raises:
+            SerializationError: `value` cannot be JSON-encoded; nothing is stored.
+            ValueError: empty key, or `ttl` <= 0, NaN or infinite.
+            TypeError: non-`str` key, or a `ttl` that is not a number.
+        """
+        try:
+            data = _dumps(value, option=_OPTIONS)
+        except TypeError as exc:
+            raise encode_error(key, exc) from exc
+        await self._backend.set(key, data, ttl)
+
+    async def get_or_set(self, key: str, ttl: float | None, fn: Callable[[], object]) -> Any:
+        """The value at `key`; on a miss, compute `fn()`, store it for `ttl` seconds, return it.
+
+        Concurrent misses on one key in one service call `fn` once and share its outcome: if it
+        raises, nothing is stored and every waiter gets that error. The value returned is the
+        JSON round trip of what `fn` returned, the same as a later `get`. `fn` takes no
+        arguments; the asyncio service also accepts coroutine functions.
+
+        Raises:
+            SerializationError: the result of `fn` cannot be JSON-encoded; nothing is stored.
+        """
+        check_key(key)
+        check_optional_ttl(ttl)
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        data = await self._backend.get(key)
+        if data is None:
+            if _logger.isEnabledFor(logging.DEBUG):
+                _logger.debug("cache miss: %s", key)
+            data = await self._flights.run(key, partial(self._fill, key, ttl, fn))
+        elif _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug("cache hit: %s", key)
+        return decode(key, data)
+
+    async def _fill(self, key: str, ttl: float | None, fn: Callable[[], object]) -> bytes:
+        # A flight that ended between our miss and this one's start may have stored the value.
+        if await self._backend.exists(key):
+            data = await self._backend.get(key)
+            if data is not None:
+                return data
+        data = encode(key, await async_invoke(fn))
+        await self._backend.set(key, data, ttl)
+        return data
+
+    async def delete(self, key: str) -> bool:
+        """Remove `key` (of any type); True when a key was removed."""
+        check_key(key)
+        return await self._backend.delete(key)
+
+    async def del_pattern(self, pattern: str) -> int:
+        """Delete every key matching a Redis glob `pattern` (incremental, never KEYS).
+
+        Returns:
+            The number of keys removed.
+        """
+        check_key(pattern, "pattern")
+        return await self._backend.del_pattern(pattern)
+
+    async def reset(self) -> None:
+        """Delete every key of this service (only those under the key prefix in Redis mode)."""
+        await self._backend.flush()
+
+    # --- expiry and counters -----------------------------------------------------------------
+
+    async def ttl(self, key: str) -> int:
+        """Seconds left before `key` expires: -2 when missing, -1 when it has no expiry."""
+        check_key(key)
+        return await self._backend.ttl(key)
+
+    async def expire(self, key: str, ttl_seconds: float) -> bool:
+        """Expire `key` after `ttl_seconds`; False when the key is missing."""
+        check_key(key)
+        check_ttl(ttl_seconds, "ttl_seconds")
+        return await self._backend.expire(key, ttl_seconds)
+
+    async def incr(self, key: str) -> int:
+        """Add 1 to the integer at `key` (a missing key counts from 0); the new value.
+
+        Raises:
+            WrongTypeError: the value at `key` is not an integer.
+        """
+        return await self._backend.incrby(key, 1)
+
+    async def incrby(self, key: str, amount: int) -> int:
+        """Add `amount` to the integer at `key` (a missing key counts from 0); the new value.
+
+        Raises:
+            WrongTypeError: the value at `key` is not an integer.
+        """
+        check_key(key)
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError(f"amount must be an int, not {type(amount).__name__}")
+        return await self._backend.incrby(key, amount)
+
+    async def decr(self, key: str) -> int:
+        """Subtract 1 from the integer at `key` (a missing key counts from 0); the new value.
+
+        Raises:
+            WrongTypeError: the value at `key` is not an integer.
+        """
+        check_key(key)
+        return await self._backend.incrby(key, -1)
+
+    # --- locks -------------------------------------------------------------------------------
+
+    async def acquire_lock(self, lock_key: str, ttl_ms: int) -> str | None:
+        """Take the lock `lock:<lock_key>` for `ttl_ms` milliseconds if it is free.
+
+        Returns:
+            A fresh random token that releases or extends the lock, or None when it is held.
+        """
+        return await self._backend.acquire_lock(lock_key, ttl_ms)
+
+    async def release_lock(self, lock_key: str, token: str) -> bool:
+        """Release the lock when `token` holds it (atomically); False otherwise."""
+        return await self._backend.release_lock(lock_key, token)
+
+    async def extend_lock(self, lock_key: str, token: str, ttl_ms: int) -> bool:
+        """Reset the lock's TTL to `ttl_ms` when `token` holds it; False otherwise."""
+        check_key(lock_key, "lock_key")
+        check_ttl_ms(ttl_ms)
+        return await self._backend.extend_lock(lock_key, token, ttl_ms)
+
+    @asynccontextmanager
+    async def lock(
+        self, lock_key: str, ttl_ms: int, *, wait_seconds: float = 0
+    ) -> AsyncIterator[str]:
+        """Hold the lock for the body of a `with` block; yields the token.
+
+        Waits up to `wait_seconds` for a held lock (polling with a short jittered backoff) and
+        releases on exit, also on an exception. A lock that expired or changed owner before the
+        release is logged as a WARNING: the body outlived `ttl_ms`.
+
+        Raises:
+            LockNotAcquired: the lock was still held after `wait_seconds`.
+        """
+        check_key(lock_key, "lock_key")
+        check_ttl_ms(ttl_ms)
+        wait = check_wait_seconds(wait_seconds)
+        token = await self._acquire_waiting(lock_key, ttl_ms, wait)
+        try:
+            yield token
+        finally:
+            if not await self._backend.release_lock(lock_key, token):
+                _logger.warning(
+                    "lock %r expired or changed owner before its release (ttl_ms=%d too short?)",
+                    lock_key,
+                    ttl_ms,
+                )
+
+    async def _acquire_waiting(self, lock_key: str, ttl_ms: int, wait_seconds: float) -> str:
+        backoff = Backoff(wait_seconds)
+        while True:
+            token = await self._backend.acquire_lock(lock_key, ttl_ms)
+            if token is not None:
+                return token
+            delay = backoff.next_delay()
+            if delay is None:
+                _logger.warning("failed to acquire lock: %s", lock_key)
+                raise LockNotAcquired(lock_key, wait_seconds)
+            await async_sleep(delay)
+
+    # --- rate limits -------------------------------------------------------------------------
+
+    async def check_rate_limit(self, key: str, limit: int, ttl_seconds: float) -> bool:
+        """Record one hit at `ratelimit:<key>` if fewer than `limit` fell in the last `ttl_seconds`.
+
+        Exact (sliding log): no window of `ttl_seconds` admits more than `limit` hits; a denied
+        hit consumes nothing.
+
+        Returns:
+            True when the hit is allowed.
+        """
+        allowed = (await self._backend.rate_limit(key, limit, ttl_seconds))[0]
+        if not allowed:
+            _logger.warning("rate limit exceeded: %s", key)
+        return allowed
+
+    async def hit_rate_limit(
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        cost: int = 1,
+        algorithm: str = DEFAULT_RATE_LIMIT_ALGORITHM,
+    ) -> RateLimitResult:
+        """Record `cost` hits at `ratelimit:<key>` if they fit in `limit` per `window_seconds`.
+
+        Args:
+            key: what is limited (a user, an IP and an endpoint, ...).
+            limit: hits allowed per window, >= 1.
+            window_seconds: the window, seconds > 0.
+            cost: hits this call counts for (0 peeks); a cost above `limit` is always denied.
+            algorithm: "sliding_log" (exact), "fixed_window" or "sliding_counter".
+
+        Returns:
+            The outcome, truthy when allowed; a denied call consumes nothing.
+        """
+        check_key(key)
+        check_limit(limit)
+        check_ttl(window_seconds, "window_seconds")
+        check_cost(cost)
+        check_algorithm(algorithm)
+        allowed, remaining, reset_after, retry_after = await self._backend.rate_limit(
+            key, limit, window_seconds, cost, algorithm
+        )
+        if not allowed:
+            _logger.warning("rate limit exceeded: %s", key)
+        return RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
+
+    # --- pub/sub -----------------------------------------------------------------------------
+
+    async def subscribe(self, channel: str, callback: MessageCallback) -> Subscription:
+        """Call `callback` with every message published on `channel` from now on.
+
+        The callback gets the JSON-decoded message; an exception in it is logged (logger
+        "cachebolt") and does not stop delivery to others. Messages arrive in publish order.
+
+        Returns:
+            The subscription; `.unsubscribe()` or leaving its `with` block ends it.
+        """
+        check_key(channel, "channel")
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        subscription = Subscription(channel, callback, self._unsubscribe)
+        self._dispatcher.register(subscription)
+        self._broker.add(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        self._broker.remove(subscription)
+        self._dispatcher.unregister(subscription)
+
+    async def publish(self, channel: str, message: Any) -> int:
+        """Send `message` (JSON-encoded) to every subscription of `channel`.
+
+        Returns:
+            The number of subscriptions reached (those on the channel at publish time).
+
+        Raises:
+            SerializationError: `message` cannot be JSON-encoded; nothing is delivered.
+        """
+        check_key(channel, "channel")
+        try:
+            data = _dumps(message, option=_OPTIONS)
+        except TypeError as exc:
+            raise encode_error(channel, exc, "message for channel") from exc
+        receivers = self._broker.receivers(channel)
+        for subscription in receivers:
+            self._dispatcher.submit(subscription, data)
+        return len(receivers)
+
+    # --- sets --------------------------------------------------------------------------------
+
+    async def sadd(self, key: str, *members: str) -> int:
+        """Add `str` members to the set at `key`; the count newly added.
+
+        Raises:
+            WrongTypeError: `key` holds another type.
+        """
+        check_key(key)
+        check_members(members)
+        return await self._backend.sadd(key, *members)
+
+    async def srem(self, key: str, *members: str) -> int:
+        """Remove members from the set at `key`; the count removed (an emptied set disappears)."""
+        check_key(key)
+        check_members(members)
+        return await self._backend.srem(key, *members)
+
+    async def sismember(self, key: str, member: str) -> bool:
+        """True when `member` is in the set at `key`."""
+        return await self._backend.sismember(key, member)
+
+    async def smembers(self, key: str) -> builtins.set[str]:
+        """Every member of the set at `key` (empty when missing)."""
+        check_key(key)
+        return await self._backend.smembers(key)
+
+    async def scard(self, key: str) -> int:
+        """The number of members of the set at `key`."""
+        check_key(key)
+        return await self._backend.scard(key)
+
+    # --- hashes ------------------------------------------------------------------------------
+
+    async def hset(self, key: str, field: str, value: str | int | float) -> int:
+        """Set `field` of the hash at `key`; ints and floats are stored as text (`str(value)`).
+
+        Returns:
+            1 when the field is new, 0 when it was overwritten.
+        """
+        check_key(key)
+        check_members((field,), "field")
+        return await self._backend.hset(key, field, hash_value_text(value))
+
+    async def hget(self, key: str, field: str) -> str | None:
+        """The text of `field` in the hash at `key`, or None."""
+        return await self._backend.hget(key, field)
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        """Every field of the hash at `key` (empty when missing)."""
+        check_key(key)
+        return await self._backend.hgetall(key)
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        """Remove fields of the hash at `key`; the count removed."""
+        check_key(key)
+        check_members(fields, "field")
+        return await self._backend.hdel(key, *fields)
+
+    # --- decorators --------------------------------------------------------------------------
+
+    def cached(
+        self, *, ttl: float | None, key: str | None = None
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        """Decorate a function so its result is cached (see `cachebolt.decorators.cached`)."""
+        return decorators.cached(self, ttl=ttl, key=key)
+
+    def rate_limited(
+        self,
+        *,
+        limit: int,
+        window_seconds: float,
+        key: str | None = None,
+        algorithm: str = DEFAULT_RATE_LIMIT_ALGORITHM,
+        cost: int = 1,
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        """Decorate a function with a rate limit (see `cachebolt.decorators.rate_limited`)."""
+        return decorators.rate_limited(
+            self,
+            limit=limit,
+            window_seconds=window_seconds,
+            key=key,
+            algorithm=algorithm,
+            cost=cost,
+        )
+
+    def with_lock(
+        self, name_template: str, *, ttl_ms: int, wait_seconds: float = 0
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        """Decorate a function to run under a lock (see `cachebolt.decorators.with_lock`)."""
+        return decorators.with_lock(self, name_template, ttl_ms=ttl_ms, wait_seconds=wait_seconds)
+
+    # --- service -----------------------------------------------------------------------------
+
+    def is_redis_available(self) -> bool:
+        """True when Redis serves the calls; False in memory mode."""
+        return False
+
+    def get_client(self) -> Any:
+        """The redis-py client in use, or None in memory mode."""
+        return None
+
+    async def stats(self) -> CacheStats:
+        """Counters: backend, hits, misses, hit_rate, locks, rate limits, keys, memory."""
+        raw = await self._backend.stats()
+        return build_stats(
+            raw, backend=self._backend_name, redis_available=self.is_redis_available()
+        )
+
+    async def close(self) -> None:
+        """Stop pub/sub delivery and the backend's background work (idempotent)."""
+        for subscription in self._broker.all():
+            subscription.unsubscribe()
+        await self._dispatcher.aclose()
+        if not self._closed:
+            self._closed = True
+            await self._backend.aclose()
+
+    async def __aenter__(self) -> AsyncCacheService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncCacheService backend={self._backend_name!r} config={self._config!r}>"

@@ -1,0 +1,60 @@
+"""Names and defaults of every setting, in one place (environment variables, limits, logger)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+LOGGER_NAME: Final = "cachebolt"
+
+# --- environment variables -------------------------------------------------------------------
+ENV_ENABLED: Final = "VALKEY_ENABLED"
+ENV_URL: Final = "VALKEY_URL"
+ENV_HOST: Final = "VALKEY_HOST"
+ENV_PORT: Final = "VALKEY_PORT"
+ENV_USERNAME: Final = "VALKEY_USERNAME"
+ENV_PASSWORD: Final = "VALKEY_PASSWORD"
+ENV_TLS: Final = "VALKEY_TLS"
+ENV_TLS_CA_CERT: Final = "VALKEY_TLS_CA_CERT"
+ENV_CLUSTER: Final = "VALKEY_CLUSTER"
+ENV_DB: Final = "VALKEY_DB"
+ENV_KEY_PREFIX: Final = "VALKEY_KEY_PREFIX"
+ENV_CONNECT_TIMEOUT_MS: Final = "VALKEY_CONNECT_TIMEOUT_MS"
+ENV_COMMAND_TIMEOUT_MS: Final = "VALKEY_COMMAND_TIMEOUT_MS"
+ENV_MEMORY_MAX_KEYS: Final = "CACHE_MEMORY_MAX_KEYS"
+ENV_MEMORY_MAX_BYTES: Final = "CACHE_MEMORY_MAX_BYTES"
+ENV_CLEANUP_INTERVAL_SECONDS: Final = "CACHE_CLEANUP_INTERVAL_SECONDS"
+ENV_FEED_CACHE_TTL_SECONDS: Final = "FEED_CACHE_TTL_SECONDS"
+
+# --- defaults ----------------------------------------------------------------------------------
+DEFAULT_ENABLED: Final = False
+DEFAULT_HOST: Final = "localhost"
+DEFAULT_PORT: Final = 6379
+DEFAULT_TLS: Final = False
+DEFAULT_CLUSTER: Final = False
+DEFAULT_DB: Final = 0
+DEFAULT_KEY_PREFIX: Final = ""
+DEFAULT_CONNECT_TIMEOUT_MS: Final = 2000
+DEFAULT_COMMAND_TIMEOUT_MS: Final = 500
+DEFAULT_CLEANUP_INTERVAL_SECONDS: Final = 30
+DEFAULT_FEED_CACHE_TTL_SECONDS: Final = 300
+
+# --- accepted ranges (inclusive) ---------------------------------------------------------------
+PORT_RANGE: Final = (1, 65535)
+DB_RANGE: Final = (0, 1_000_000)
+TIMEOUT_MS_RANGE: Final = (1, 3_600_000)
+CLEANUP_INTERVAL_RANGE: Final = (0, 86_400)  # 0 turns the background sweep off
+POSITIVE_RANGE: Final = (1, 2**63 - 1)
+
+URL_SCHEMES: Final = frozenset({"redis", "rediss", "valkey", "valkeys"})
+TLS_URL_SCHEMES: Final = frozenset({"rediss", "valkeys"})
+TRUE_WORDS: Final = frozenset({"true", "1", "yes"})
+FALSE_WORDS: Final = frozenset({"false", "0", "no"})
+
+# --- rate limits and locks ---------------------------------------------------------------------
+RATE_LIMIT_ALGORITHMS: Final = frozenset({"sliding_log", "fixed_window", "sliding_counter"})
+DEFAULT_RATE_LIMIT_ALGORITHM: Final = "sliding_log"
+# Lock waits poll: 5 ms doubling to 100 ms, each sleep jittered and cut at the deadline.
+LOCK_BACKOFF_INITIAL_SECONDS: Final = 0.005
+LOCK_BACKOFF_MAX_SECONDS: Final = 0.1
+# How long close() waits for a pub/sub dispatcher to drain before giving up on it.
+DISPATCHER_STOP_TIMEOUT_SECONDS: Final = 5.0

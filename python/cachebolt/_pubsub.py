@@ -1,0 +1,254 @@
+"""In-process pub/sub: subscriptions, the channel registry and the two dispatchers.
+
+`publish` encodes the message once; each callback gets its own decoded copy. The blocking service
+runs callbacks on one dispatcher thread (in publish order); the asyncio service runs them on the
+event loop that subscribed, one queue per subscription so async callbacks keep publish order too.
+A failing callback is logged with its traceback and delivery to the others goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final
+
+import orjson
+
+from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS, LOGGER_NAME
+
+__all__ = ["AsyncDispatcher", "Dispatcher", "LocalBroker", "Subscription"]
+
+_logger = logging.getLogger(LOGGER_NAME)
+_STOP: Final = object()
+
+MessageCallback = Callable[[Any], object]
+
+
+class Subscription:
+    """A callback registered on a channel; `unsubscribe()` (or leaving a `with` block) ends it.
+
+    Attributes:
+        channel: the channel subscribed to.
+        callback: the function called with each JSON-decoded message.
+    """
+
+    __slots__ = ("_active", "_on_unsubscribe", "callback", "channel")
+
+    def __init__(
+        self,
+        channel: str,
+        callback: MessageCallback,
+        on_unsubscribe: Callable[[Subscription], None],
+    ) -> None:
+        self.channel = channel
+        self.callback = callback
+        self._on_unsubscribe = on_unsubscribe
+        self._active = True
+
+    @property
+    def active(self) -> bool:
+        """True until `unsubscribe()`."""
+        return self._active
+
+    def unsubscribe(self) -> None:
+        """Stop receiving messages (idempotent). A callback already running finishes."""
+        if self._active:
+            self._active = False
+            self._on_unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unsubscribe()
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "closed"
+        return f"<Subscription {self.channel!r} {self.callback!r} {state}>"
+
+
+class LocalBroker:
+    """Thread-safe registry of the subscriptions of each channel."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[str, list[Subscription]] = {}
+
+    def add(self, subscription: Subscription) -> None:
+        """Register a subscription on its channel."""
+        with self._lock:
+            self._channels.setdefault(subscription.channel, []).append(subscription)
+
+    def remove(self, subscription: Subscription) -> None:
+        """Unregister a subscription (no-op when it is not registered)."""
+        with self._lock:
+            subscribers = self._channels.get(subscription.channel, [])
+            if subscription in subscribers:
+                subscribers.remove(subscription)
+            if not subscribers:
+                self._channels.pop(subscription.channel, None)
+
+    def receivers(self, channel: str) -> tuple[Subscription, ...]:
+        """The subscriptions of `channel` now, in subscription order."""
+        with self._lock:
+            return tuple(self._channels.get(channel, ()))
+
+    def all(self) -> list[Subscription]:
+        """Every registered subscription."""
+        with self._lock:
+            return [s for subscribers in self._channels.values() for s in subscribers]
+
+
+def _report(subscription: Subscription) -> None:
+    _logger.exception(
+        "pub/sub callback %r failed on channel %r", subscription.callback, subscription.channel
+    )
+
+
+class Dispatcher:
+    """Runs callbacks on one daemon thread, started on the first subscription, in publish order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def register(self, subscription: Subscription) -> None:
+        """Prepare delivery to a new subscription (starts the thread when needed).
+
+        Raises:
+            TypeError: the callback is an `async def` function, which this dispatcher cannot run.
+        """
+        if inspect.iscoroutinefunction(subscription.callback):
+            raise TypeError(
+                "CacheService runs pub/sub callbacks on a thread and cannot await "
+                f"{subscription.callback!r}; use a plain function or AsyncCacheService"
+            )
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="cachebolt-pubsub", daemon=True
+                )
+                self._thread.start()
+
+    def unregister(self, subscription: Subscription) -> None:
+        """Nothing to release: queued messages of an inactive subscription are skipped."""
+
+    def submit(self, subscription: Subscription, data: bytes) -> None:
+        """Queue one encoded message for one subscription."""
+        self._queue.put((subscription, data))
+
+    def close(self) -> None:
+        """Deliver what is queued, then stop the thread (idempotent; subscribing restarts it)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._queue.put(_STOP)
+            self._queue = queue.SimpleQueue()
+        if thread is not threading.current_thread():
+            thread.join(DISPATCHER_STOP_TIMEOUT_SECONDS)
+            if thread.is_alive():
+                _logger.warning("the pub/sub dispatcher did not stop: a callback is still running")
+
+    @staticmethod
+    def _run(messages: queue.SimpleQueue[Any]) -> None:
+        while (item := messages.get()) is not _STOP:
+            subscription, data = item
+            if not subscription.active:
+                continue
+            try:
+                subscription.callback(orjson.loads(data))
+            except Exception:
+                _report(subscription)
+
+
+class _Worker:
+    __slots__ = ("loop", "queue", "task")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        messages: asyncio.Queue[Any],
+        task: asyncio.Task[None],
+    ) -> None:
+        self.loop = loop
+        self.queue = messages
+        self.task = task
+
+
+class AsyncDispatcher:
+    """Runs callbacks (plain or async) on the loop that subscribed, one task per subscription."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workers: dict[Subscription, _Worker] = {}
+
+    def register(self, subscription: Subscription) -> None:
+        """Start the delivery task of a new subscription on the running loop."""
+        loop = asyncio.get_running_loop()
+        messages: asyncio.Queue[Any] = asyncio.Queue()
+        task = loop.create_task(self._run(subscription, messages), name="cachebolt-pubsub")
+        with self._lock:
+            self._workers[subscription] = _Worker(loop, messages, task)
+
+    def unregister(self, subscription: Subscription) -> None:
+        """Stop the delivery task of a subscription."""
+        with self._lock:
+            worker = self._workers.pop(subscription, None)
+        if worker is not None:
+            self._post(worker, _STOP)
+
+    def submit(self, subscription: Subscription, data: bytes) -> None:
+        """Queue one encoded message for one subscription (thread-safe)."""
+        with self._lock:
+            worker = self._workers.get(subscription)
+        if worker is not None:
+            self._post(worker, data)
+
+    async def aclose(self) -> None:
+        """Deliver what is queued, then stop every delivery task (idempotent)."""
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            self._post(worker, _STOP)
+        loop = asyncio.get_running_loop()
+        # Tasks of other loops are told to stop; only this loop's can be awaited.
+        tasks = [w.task for w in workers if w.loop is loop]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=DISPATCHER_STOP_TIMEOUT_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _logger.warning("pub/sub callbacks still running at close() were cancelled")
+                await asyncio.wait(pending)
+
+    @staticmethod
+    def _post(worker: _Worker, item: object) -> None:
+        # A closed subscribing loop raises RuntimeError: nothing is left to deliver to.
+        with contextlib.suppress(RuntimeError):
+            worker.loop.call_soon_threadsafe(worker.queue.put_nowait, item)
+
+    @staticmethod
+    async def _run(subscription: Subscription, messages: asyncio.Queue[Any]) -> None:
+        while (data := await messages.get()) is not _STOP:
+            if not subscription.active:
+                continue
+            try:
+                result = subscription.callback(orjson.loads(data))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                _report(subscription)

@@ -1,0 +1,87 @@
+"""Result types shared by both services: `RateLimitResult` and the `stats()` dictionary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypedDict
+
+__all__ = ["CacheStats", "RateLimitResult", "build_stats"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    """The outcome of one `hit_rate_limit` call; truthy when the hit was allowed.
+
+    Attributes:
+        allowed: True when the hit was recorded; a denied hit consumes nothing.
+        limit: the limit the hit was checked against.
+        remaining: hits still allowed in the current window after this one.
+        reset_after: seconds until the window has fully emptied.
+        retry_after: seconds until the same hit could be allowed (0.0 when allowed).
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+class CacheStats(TypedDict):
+    """What `stats()` returns: counters of the service and of its backend.
+
+    Attributes:
+        backend: "memory" or "redis", the backend serving calls now.
+        hits: lookups that found a value (`get`, `get_or_set`).
+        misses: lookups that found nothing.
+        hit_rate: hits / (hits + misses), 0.0 before the first lookup.
+        lock_acquired: locks taken.
+        lock_contended: lock attempts that found the lock held.
+        rate_limit_allowed: rate-limit hits allowed.
+        rate_limit_denied: rate-limit hits denied.
+        redis_available: True when Redis serves calls.
+        keys: live keys in the backend.
+        evictions: keys evicted by the memory bound.
+        expired: keys removed because their TTL ran out.
+        used_bytes: bytes held by evictable keys of the memory backend.
+    """
+
+    backend: str
+    hits: int
+    misses: int
+    hit_rate: float
+    lock_acquired: int
+    lock_contended: int
+    rate_limit_allowed: int
+    rate_limit_denied: int
+    redis_available: bool
+    keys: int
+    evictions: int
+    expired: int
+    used_bytes: int
+
+
+def build_stats(raw: Mapping[str, int], *, backend: str, redis_available: bool) -> CacheStats:
+    """Shape a backend's raw counters into `CacheStats` (missing counters read as 0)."""
+    hits = raw.get("hits", 0)
+    misses = raw.get("misses", 0)
+    lookups = hits + misses
+    return CacheStats(
+        backend=backend,
+        hits=hits,
+        misses=misses,
+        hit_rate=hits / lookups if lookups else 0.0,
+        lock_acquired=raw.get("lock_acquired", 0),
+        lock_contended=raw.get("lock_contended", 0),
+        rate_limit_allowed=raw.get("rate_limit_allowed", 0),
+        rate_limit_denied=raw.get("rate_limit_denied", 0),
+        redis_available=redis_available,
+        keys=raw.get("keys", 0),
+        evictions=raw.get("evictions", 0),
+        expired=raw.get("expired", 0),
+        used_bytes=raw.get("used_bytes", 0),
+    )

@@ -1,0 +1,134 @@
+# generated from _async by scripts/unasync.py; do not edit
+"""`Backend`: what the service needs from a backend (the in-memory store, later Redis).
+
+The method surface is `MemoryStore`'s: raw `bytes` values (the service does the JSON), `str` keys as
+the user wrote them (a Redis backend adds `VALKEY_KEY_PREFIX` itself, and `lock:` / `ratelimit:`
+for locks and rate limits, as the store does), TTLs in seconds and lock TTLs in milliseconds.
+
+A backend validates its own arguments like the store: `TypeError` for a non-`str` key, `ValueError`
+for an empty key or a TTL that is <= 0, NaN or infinite, `WrongTypeError` for a command that meets
+another type, and a failed call changes nothing. The service relies on that on its hot path.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Protocol
+
+__all__ = ["Backend"]
+
+
+class Backend(Protocol):
+    """The backend interface, one method per store command."""
+
+    def get(self, key: str) -> bytes | None:
+        """The value of a string key, or None; counts a hit or a miss."""
+        ...
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store a value; `ttl` in seconds, None for no expiry."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Remove a key of any type; True when one was removed."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """True when the key exists; counts nothing."""
+        ...
+
+    def incrby(self, key: str, amount: int) -> int:
+        """Add to an integer (a missing key counts from 0), keeping its TTL."""
+        ...
+
+    def ttl(self, key: str) -> int:
+        """Seconds left; -2 missing, -1 no expiry."""
+        ...
+
+    def expire(self, key: str, ttl: float) -> bool:
+        """Set a TTL in seconds on an existing key; False when missing."""
+        ...
+
+    def scan(
+        self, cursor: int = 0, pattern: str = "*", count: int = 100
+    ) -> tuple[int, list[str]]:
+        """One SCAN step: (next cursor, keys); cursor 0 ends it."""
+        ...
+
+    def del_pattern(self, pattern: str) -> int:
+        """Delete the keys matching a Redis glob, incrementally; the count removed."""
+        ...
+
+    def flush(self) -> int:
+        """Delete every key of this service (only under the key prefix in Redis)."""
+        ...
+
+    def sadd(self, key: str, *members: str) -> int:
+        """Add set members; the count newly added."""
+        ...
+
+    def srem(self, key: str, *members: str) -> int:
+        """Remove set members; the count removed."""
+        ...
+
+    def sismember(self, key: str, member: str) -> bool:
+        """True when `member` is in the set."""
+        ...
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        """Every member of the set."""
+        ...
+
+    def scard(self, key: str) -> int:
+        """The number of members."""
+        ...
+
+    def hset(self, key: str, field: str, value: str) -> int:
+        """Set a hash field; 1 when new, 0 when overwritten."""
+        ...
+
+    def hget(self, key: str, field: str) -> str | None:
+        """A hash field, or None."""
+        ...
+
+    def hgetall(self, key: str) -> dict[str, str]:
+        """Every field of the hash."""
+        ...
+
+    def hdel(self, key: str, *fields: str) -> int:
+        """Remove hash fields; the count removed."""
+        ...
+
+    def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
+        """Take the lock at `lock:<key>`: a fresh token, or None when held."""
+        ...
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Release when `token` holds the lock, atomically."""
+        ...
+
+    def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Reset the lock's TTL when `token` holds it."""
+        ...
+
+    def rate_limit(
+        self,
+        key: str,
+        limit: int,
+        window: float,
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> tuple[bool, int, float, float]:
+        """Record `cost` hits at `ratelimit:<key>` if they fit.
+
+        Returns (allowed, remaining, reset_after, retry_after), times in seconds.
+        """
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Raw counters (hits, misses, keys, lock_acquired, ...)."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources (idempotent)."""
+        ...

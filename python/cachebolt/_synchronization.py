@@ -1,0 +1,147 @@
+"""Concurrency primitives that genuinely differ between asyncio and threads, as hand-written pairs.
+
+Each pair differs by one substitution of scripts/unasync.py (`AsyncX` -> `X`, `async_x` -> `x`),
+so the service in `_async/` maps onto its generated twin in `_sync/` line by line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from ._constants import LOCK_BACKOFF_INITIAL_SECONDS, LOCK_BACKOFF_MAX_SECONDS
+
+__all__ = [
+    "AsyncSingleFlight",
+    "Backoff",
+    "SingleFlight",
+    "async_invoke",
+    "async_sleep",
+    "invoke",
+    "sleep",
+]
+
+_T = TypeVar("_T")
+
+sleep = time.sleep
+async_sleep = asyncio.sleep
+
+
+async def async_invoke(fn: Callable[[], object]) -> object:
+    """Call `fn` and await its result when it is awaitable (sync and async functions both work)."""
+    result = fn()
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def invoke(fn: Callable[[], object]) -> object:
+    """Call `fn`; an awaitable result is refused (the blocking service cannot await it).
+
+    Raises:
+        TypeError: `fn` returned an awaitable (an `async def` function).
+    """
+    result = fn()
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited on purpose: no "never awaited" warning
+        raise TypeError(
+            f"{fn!r} returned an awaitable; CacheService needs a plain function "
+            "(use AsyncCacheService for async functions)"
+        )
+    return result
+
+
+class Backoff:
+    """Sleep durations for a lock wait: 5 ms doubling to 100 ms, jittered, cut at the deadline."""
+
+    __slots__ = ("_deadline", "_delay")
+
+    def __init__(self, wait_seconds: float) -> None:
+        self._deadline = time.monotonic() + wait_seconds
+        self._delay = LOCK_BACKOFF_INITIAL_SECONDS
+
+    def next_delay(self) -> float | None:
+        """The next sleep in seconds, or None when the deadline has passed."""
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        # Jitter (50..100 % of the step) keeps waiters that collided from colliding again.
+        delay = self._delay * (0.5 + random.random() / 2)
+        self._delay = min(self._delay * 2, LOCK_BACKOFF_MAX_SECONDS)
+        return min(delay, remaining)
+
+
+class _Flight:
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SingleFlight:
+    """Runs one call per key at a time across threads; concurrent callers share its outcome."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+
+    def run(self, key: str, fn: Callable[[], _T]) -> _T:
+        """Call `fn` unless a call for `key` is in flight; then wait for it and share its result.
+
+        Every caller of one flight gets the same result, or the same exception raised again.
+        """
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return cast(_T, flight.result)
+        try:
+            flight.result = fn()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            # Unregister before waking the waiters: a later miss starts a fresh flight.
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+        return cast(_T, flight.result)
+
+
+class AsyncSingleFlight:
+    """Runs one call per key at a time across tasks; concurrent callers share its outcome.
+
+    The call runs in its own task, so cancelling one caller cancels neither the computation nor
+    the other callers.
+    """
+
+    def __init__(self) -> None:
+        self._flights: dict[str, asyncio.Task[Any]] = {}
+
+    async def run(self, key: str, fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Await `fn()` unless a call for `key` is in flight; then share its result (or error)."""
+        task = self._flights.get(key)
+        if task is None:
+            task = asyncio.ensure_future(fn())
+            self._flights[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return cast(_T, await asyncio.shield(task))
+
+    def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" log if all left

@@ -1,0 +1,273 @@
+"""`CacheConfig`: every setting of the service, parsed strictly from the environment.
+
+A bad value raises `ConfigError` naming the variable (or field) and the value, except a password,
+which is never echoed: not in errors, not in `repr`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from . import _constants as C
+from .exceptions import ConfigError
+
+__all__ = ["CacheConfig"]
+
+_T = TypeVar("_T")
+_MASK = "***"
+_URL_PASSWORD = re.compile(r"^([^/]*//[^:@/]*:).*@", re.DOTALL)
+
+
+def _mask_url(url: str) -> str:
+    """`url` with any password replaced by `***`, for error messages and `repr`."""
+    # Greedy up to the last "@": a password containing a raw "@" is still hidden whole.
+    return _URL_PASSWORD.sub(rf"\1{_MASK}@", url, count=1)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in C.TRUE_WORDS:
+        return True
+    if word in C.FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (expected true/false, 1/0 or yes/no)")
+
+
+def _parse_int(name: str, raw: str, bounds: tuple[int, int]) -> int:
+    text = raw.strip()
+    # int() would also take "1_000" and "+5"; a setting is plain decimal digits.
+    if not (text.isascii() and text.lstrip("-").isdigit()):
+        raise ConfigError(f"{name}={raw!r} is not an integer")
+    return _check_range(name, int(text), bounds, raw)
+
+
+def _check_range(name: str, value: int, bounds: tuple[int, int], shown: object = None) -> int:
+    low, high = bounds
+    if not low <= value <= high:
+        shown = value if shown is None else shown
+        raise ConfigError(f"{name}={shown!r} is out of range {low}..{high}")
+    return value
+
+
+def _parsed_url(name: str, url: str) -> dict[str, Any]:
+    """Host, port, username, password, tls and db from a redis:// / rediss:// URL."""
+    shown = _mask_url(url)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name}={shown!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in C.URL_SCHEMES:
+        schemes = ", ".join(f"{s}://" for s in sorted(C.URL_SCHEMES))
+        raise ConfigError(f"{name}={shown!r} has an unsupported scheme (expected {schemes})")
+    if not parts.hostname:
+        raise ConfigError(f"{name}={shown!r} has no host")
+    values: dict[str, Any] = {
+        "host": parts.hostname,
+        "port": C.DEFAULT_PORT if port is None else _check_range(name, port, C.PORT_RANGE, shown),
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "tls": parts.scheme in C.TLS_URL_SCHEMES,
+        "db": C.DEFAULT_DB,
+    }
+    path = parts.path.strip("/")
+    if path:
+        if not (path.isascii() and path.isdigit()):
+            raise ConfigError(f"{name}={shown!r} has a database path that is not an integer")
+        values["db"] = _check_range(name, int(path), C.DB_RANGE, shown)
+    return values
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Settings of `CacheService` / `AsyncCacheService`; the defaults give the in-memory mode.
+
+    Args:
+        enabled: use Redis/Valkey (`VALKEY_ENABLED`); False serves everything from memory.
+        url: a redis://, rediss://, valkey:// or valkeys:// URL (`VALKEY_URL`); when set it
+            overrides host, port, username, password, tls and db.
+        host: server host (`VALKEY_HOST`).
+        port: server port (`VALKEY_PORT`).
+        username: ACL user name (`VALKEY_USERNAME`).
+        password: ACL password (`VALKEY_PASSWORD`); never shown by `repr` or in errors.
+        tls: connect with TLS, certificates verified (`VALKEY_TLS`).
+        tls_ca_cert: path of a CA bundle for TLS (`VALKEY_TLS_CA_CERT`).
+        cluster: use a Redis Cluster client (`VALKEY_CLUSTER`).
+        db: database number, standalone only (`VALKEY_DB`).
+        key_prefix: namespace prepended to every key and channel (`VALKEY_KEY_PREFIX`).
+        connect_timeout_ms: bound on connecting (`VALKEY_CONNECT_TIMEOUT_MS`).
+        command_timeout_ms: bound on each Redis command (`VALKEY_COMMAND_TIMEOUT_MS`).
+        memory_max_keys: key bound of the in-memory backend (`CACHE_MEMORY_MAX_KEYS`).
+        memory_max_bytes: byte bound of the in-memory backend (`CACHE_MEMORY_MAX_BYTES`).
+        cleanup_interval_seconds: period of the in-memory expiry sweep, 0 for none
+            (`CACHE_CLEANUP_INTERVAL_SECONDS`).
+        feed_cache_ttl_seconds: TTL for feed pages, for applications (`FEED_CACHE_TTL_SECONDS`).
+
+    Raises:
+        ConfigError: a field has a wrong type or is out of range (the message names the field).
+    """
+
+    enabled: bool = C.DEFAULT_ENABLED
+    url: str | None = None
+    host: str = C.DEFAULT_HOST
+    port: int = C.DEFAULT_PORT
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = C.DEFAULT_TLS
+    tls_ca_cert: str | None = None
+    cluster: bool = C.DEFAULT_CLUSTER
+    db: int = C.DEFAULT_DB
+    key_prefix: str = C.DEFAULT_KEY_PREFIX
+    connect_timeout_ms: int = C.DEFAULT_CONNECT_TIMEOUT_MS
+    command_timeout_ms: int = C.DEFAULT_COMMAND_TIMEOUT_MS
+    memory_max_keys: int | None = None
+    memory_max_bytes: int | None = None
+    cleanup_interval_seconds: int = C.DEFAULT_CLEANUP_INTERVAL_SECONDS
+    feed_cache_ttl_seconds: int = C.DEFAULT_FEED_CACHE_TTL_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            if not isinstance(self.url, str):
+                raise ConfigError(f"CacheConfig.url must be a str, not {type(self.url).__name__}")
+            for name, value in _parsed_url("CacheConfig.url", self.url).items():
+                object.__setattr__(self, name, value)
+        self._check_types()
+        _check_range("CacheConfig.port", self.port, C.PORT_RANGE)
+        _check_range("CacheConfig.db", self.db, C.DB_RANGE)
+        _check_range("CacheConfig.connect_timeout_ms", self.connect_timeout_ms, C.TIMEOUT_MS_RANGE)
+        _check_range("CacheConfig.command_timeout_ms", self.command_timeout_ms, C.TIMEOUT_MS_RANGE)
+        _check_range(
+            "CacheConfig.cleanup_interval_seconds",
+            self.cleanup_interval_seconds,
+            C.CLEANUP_INTERVAL_RANGE,
+        )
+        _check_range(
+            "CacheConfig.feed_cache_ttl_seconds", self.feed_cache_ttl_seconds, C.POSITIVE_RANGE
+        )
+        for name in ("memory_max_keys", "memory_max_bytes"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_range(f"CacheConfig.{name}", value, C.POSITIVE_RANGE)
+        if not self.host:
+            raise ConfigError("CacheConfig.host must not be empty")
+        if self.cluster and self.db != 0:
+            raise ConfigError(f"CacheConfig.db={self.db} is not allowed with cluster=True (use 0)")
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = _FIELD_TYPES[f.name]
+            optional = f.name in _OPTIONAL_FIELDS
+            if value is None and optional:
+                continue
+            # bool is an int subclass: a flag is not a port and a port is not a flag.
+            if isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
+                continue
+            shown = _MASK if f.name == "password" else repr(value)
+            raise ConfigError(
+                f"CacheConfig.{f.name}={shown} must be {expected.__name__}"
+                + (" or None" if optional else "")
+            )
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "password":
+                parts.append(f"password={_MASK!r}" if value is not None else "password=None")
+            elif f.name == "url" and value is not None:
+                parts.append(f"url={_mask_url(value)!r}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return f"CacheConfig({', '.join(parts)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CacheConfig:
+        """Read the settings from environment variables (`os.environ` by default).
+
+        An unset or empty variable keeps its default (`VALKEY_KEY_PREFIX` keeps its raw value).
+
+        Args:
+            environ: the variables to read; `os.environ` when None.
+
+        Returns:
+            The parsed configuration.
+
+        Raises:
+            ConfigError: a variable has a bad value; the message names it (never a password).
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+
+        def read(name: str, key: str, parse: Callable[[str, str], _T]) -> None:
+            raw = env.get(name)
+            if raw is not None and raw.strip():
+                values[key] = parse(name, raw)
+
+        def ranged(bounds: tuple[int, int]) -> Callable[[str, str], int]:
+            return lambda name, raw: _parse_int(name, raw, bounds)
+
+        def text(_name: str, raw: str) -> str:
+            return raw.strip()
+
+        read(C.ENV_ENABLED, "enabled", _parse_bool)
+        read(C.ENV_HOST, "host", text)
+        read(C.ENV_PORT, "port", ranged(C.PORT_RANGE))
+        read(C.ENV_USERNAME, "username", text)
+        password = env.get(C.ENV_PASSWORD)
+        if password:
+            values["password"] = password  # taken verbatim: spaces may be part of it
+        read(C.ENV_TLS, "tls", _parse_bool)
+        read(C.ENV_TLS_CA_CERT, "tls_ca_cert", text)
+        read(C.ENV_CLUSTER, "cluster", _parse_bool)
+        read(C.ENV_DB, "db", ranged(C.DB_RANGE))
+        prefix = env.get(C.ENV_KEY_PREFIX)
+        if prefix is not None:
+            values["key_prefix"] = prefix
+        read(C.ENV_CONNECT_TIMEOUT_MS, "connect_timeout_ms", ranged(C.TIMEOUT_MS_RANGE))
+        read(C.ENV_COMMAND_TIMEOUT_MS, "command_timeout_ms", ranged(C.TIMEOUT_MS_RANGE))
+        read(C.ENV_MEMORY_MAX_KEYS, "memory_max_keys", ranged(C.POSITIVE_RANGE))
+        read(C.ENV_MEMORY_MAX_BYTES, "memory_max_bytes", ranged(C.POSITIVE_RANGE))
+        read(
+            C.ENV_CLEANUP_INTERVAL_SECONDS,
+            "cleanup_interval_seconds",
+            ranged(C.CLEANUP_INTERVAL_RANGE),
+        )
+        read(C.ENV_FEED_CACHE_TTL_SECONDS, "feed_cache_ttl_seconds", ranged(C.POSITIVE_RANGE))
+        url = env.get(C.ENV_URL)
+        if url is not None and url.strip():
+            # Parsed here so an error names the variable; the URL then overrides its parts.
+            values.update(_parsed_url(C.ENV_URL, url))
+            values["url"] = url.strip()
+        if values.get("cluster") and values.get("db", 0) != 0:
+            raise ConfigError(f"{C.ENV_DB}={values['db']} is not allowed with {C.ENV_CLUSTER}=true")
+        return cls(**values)
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "enabled": bool,
+    "url": str,
+    "host": str,
+    "port": int,
+    "username": str,
+    "password": str,
+    "tls": bool,
+    "tls_ca_cert": str,
+    "cluster": bool,
+    "db": int,
+    "key_prefix": str,
+    "connect_timeout_ms": int,
+    "command_timeout_ms": int,
+    "memory_max_keys": int,
+    "memory_max_bytes": int,
+    "cleanup_interval_seconds": int,
+    "feed_cache_ttl_seconds": int,
+}
+_OPTIONAL_FIELDS = frozenset(
+    {"url", "username", "password", "tls_ca_cert", "memory_max_keys", "memory_max_bytes"}
+)

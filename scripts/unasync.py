@@ -1,0 +1,107 @@
+"""Generate python/cachebolt/_sync from python/cachebolt/_async (the httpcore pattern).
+
+Each line of each module goes through a list of regex substitutions (`async def` -> `def`,
+`await x` -> `x`, `AsyncCacheService` -> `CacheService`, ...). Primitives that really differ between
+asyncio and threads live outside `_async/` as hand-written pairs named so one substitution maps
+them (`AsyncSingleFlight`/`SingleFlight`, `async_sleep`/`sleep`).
+
+    python scripts/unasync.py          # regenerate
+    python scripts/unasync.py --check  # exit 1 when a generated file is stale, missing or extra
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "python" / "cachebolt" / "_async"
+TARGET = ROOT / "python" / "cachebolt" / "_sync"
+HEADER = "# generated from _async by scripts/unasync.py; do not edit\n"
+
+# The language keywords, always applied.
+KEYWORDS: list[tuple[str, str]] = [
+    (r"\basync def\b", "def"),
+    (r"\basync with\b", "with"),
+    (r"\basync for\b", "for"),
+    (r"\bawait ", ""),
+]
+# Names, applied after the keywords. A name substitution that no line uses is an error, so this
+# list stays exactly what the code needs.
+NAMES: list[tuple[str, str]] = [
+    (r"\b__aenter__\b", "__enter__"),
+    (r"\b__aexit__\b", "__exit__"),
+    (r"\basynccontextmanager\b", "contextmanager"),
+    (r"\baclose\b", "close"),
+    (r"\b_async\b", "_sync"),
+    (r"\basync_([a-z][a-z0-9_]*)\b", r"\1"),  # async_sleep -> sleep
+    (r"\bAsync([A-Z][A-Za-z0-9_]*)\b", r"\1"),  # AsyncCacheService -> CacheService
+]
+SUBSTITUTIONS = KEYWORDS + NAMES
+COMPILED = [(re.compile(pattern), replacement) for pattern, replacement in SUBSTITUTIONS]
+
+
+def unasync_text(text: str, used: set[int]) -> str:
+    """The sync twin of one module's source, header included."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        for index, (pattern, replacement) in enumerate(COMPILED):
+            line, count = pattern.subn(replacement, line)
+            if count:
+                used.add(index)
+        lines.append(line)
+    return HEADER + "".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail when _sync is not up to date")
+    args = parser.parse_args(argv)
+
+    used: set[int] = set()
+    expected = {
+        path.relative_to(SOURCE): unasync_text(path.read_text(encoding="utf-8"), used)
+        for path in sorted(SOURCE.rglob("*.py"))
+    }
+    stale = []
+    for relative, text in expected.items():
+        target = TARGET / relative
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(str(relative))
+            diff = difflib.unified_diff(
+                (current or "").splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                f"_sync/{relative} (on disk)",
+                f"_sync/{relative} (expected)",
+            )
+            sys.stdout.writelines(diff)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8", newline="\n")
+            print(f"_async/{relative} -> _sync/{relative}")
+    extra = sorted(
+        str(path.relative_to(TARGET))
+        for path in TARGET.rglob("*.py")
+        if path.relative_to(TARGET) not in expected
+    )
+    if extra:
+        print(f"files in _sync with no source in _async: {', '.join(extra)}")
+
+    unused = [
+        SUBSTITUTIONS[i][0] for i in range(len(KEYWORDS), len(SUBSTITUTIONS)) if i not in used
+    ]
+    if unused:
+        print(f"substitutions no line uses (remove them): {unused}")
+    if stale:
+        print(f"stale generated files: {', '.join(stale)}; run `make unasync`")
+    return 1 if stale or extra or unused else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
