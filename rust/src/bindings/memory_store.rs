@@ -1,0 +1,348 @@
+//! `cachebolt._core.MemoryStore`.
+//!
+//! GIL policy: O(1) commands stay attached (releasing and re-taking the GIL costs more than the
+//! command, and can wait a whole switch interval when other threads are runnable). O(n) commands
+//! (keys, scan, del_pattern, flush, sweep_expired) run detached so other Python threads keep
+//! going. Under a shard lock we only ever create `bytes`/`str` objects, which are not tracked
+//! by the garbage collector, so no finalizer can run (and re-enter the store) while a shard is
+//! locked; containers (list/set/dict) are built after the lock is released.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PySet};
+
+use super::args::{count_arg, int_arg, key_arg, ms_arg, seconds_arg};
+use crate::store::clock::Clock;
+use crate::store::expiry::Sweeper;
+use crate::store::validate;
+use crate::store::{Algorithm, Limits, Store};
+
+/// A sharded, thread-safe, in-process keyspace with expiry, eviction, locks and rate limits.
+#[pyclass(frozen, module = "cachebolt._core")]
+pub struct MemoryStore {
+    store: Arc<Store>,
+    /// The one clock: read here, at the binding edge, and passed into every store command.
+    clock: Arc<Clock>,
+    sweeper: Mutex<Option<Sweeper>>,
+}
+
+impl MemoryStore {
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+#[pymethods]
+impl MemoryStore {
+    #[new]
+    #[pyo3(
+        signature = (*, max_keys=None, max_bytes=None, cleanup_interval_seconds=Some(30.0), manual_clock=false),
+        text_signature = "(*, max_keys=None, max_bytes=None, cleanup_interval_seconds=30.0, manual_clock=False)"
+    )]
+    fn new(
+        max_keys: Option<&Bound<'_, PyAny>>,
+        max_bytes: Option<&Bound<'_, PyAny>>,
+        cleanup_interval_seconds: Option<f64>,
+        manual_clock: bool,
+    ) -> PyResult<Self> {
+        let limits = Limits {
+            max_keys: validate::bound(
+                "max_keys",
+                max_keys.map(|v| int_arg(v, "max_keys")).transpose()?,
+            )?,
+            max_bytes: validate::bound(
+                "max_bytes",
+                max_bytes.map(|v| int_arg(v, "max_bytes")).transpose()?,
+            )?,
+        };
+        let interval_ms = cleanup_interval_seconds
+            .map(|s| validate::seconds_to_ms("cleanup_interval_seconds", s))
+            .transpose()?;
+        let clock = Arc::new(if manual_clock {
+            Clock::manual()
+        } else {
+            Clock::system()
+        });
+        let store = Arc::new(Store::new(limits));
+        // A manual clock never moves on its own, so a periodic sweep would have nothing to do.
+        let sweeper = match interval_ms {
+            Some(ms) if !manual_clock => Some(
+                Sweeper::spawn(
+                    Arc::downgrade(&store),
+                    Arc::clone(&clock),
+                    Duration::from_millis(ms),
+                )
+                .map_err(|e| {
+                    PyValueError::new_err(format!("cannot start the sweep thread: {e}"))
+                })?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            store,
+            clock,
+            sweeper: Mutex::new(sweeper),
+        })
+    }
+
+    // O(1): attached.
+    fn __len__(&self) -> usize {
+        self.store.len()
+    }
+
+    // --- strings ---------------------------------------------------------------------------
+
+    // O(1): attached; the value is copied from the shard straight into the new bytes object.
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_arg(key)?;
+        Ok(self
+            .store
+            .get_with(key, self.now(), |value| PyBytes::new(py, value))?)
+    }
+
+    // O(1): attached; `value` is borrowed from the bytes object, copied once into the entry.
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn set(&self, key: &str, value: &[u8], ttl: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let key = key_arg(key)?;
+        let ttl_ms = ttl.map(|t| seconds_arg(t, "ttl")).transpose()?;
+        Ok(self.store.set(key, value, ttl_ms, self.now())?)
+    }
+
+    // O(1): attached.
+    fn delete(&self, key: &str) -> PyResult<bool> {
+        Ok(self.store.delete(key_arg(key)?, self.now()))
+    }
+
+    // O(1): attached.
+    fn exists(&self, key: &str) -> PyResult<bool> {
+        Ok(self.store.exists(key_arg(key)?, self.now()))
+    }
+
+    // O(1): attached.
+    fn incrby(&self, key: &str, amount: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let key = key_arg(key)?;
+        let amount = int_arg(amount, "amount")?;
+        Ok(self.store.incrby(key, amount, self.now())?)
+    }
+
+    // --- expiry ----------------------------------------------------------------------------
+
+    // O(1): attached.
+    fn ttl(&self, key: &str) -> PyResult<i64> {
+        Ok(self.store.ttl(key_arg(key)?, self.now()))
+    }
+
+    // O(1): attached.
+    fn pttl(&self, key: &str) -> PyResult<i64> {
+        Ok(self.store.pttl(key_arg(key)?, self.now()))
+    }
+
+    // O(1): attached.
+    fn expire(&self, key: &str, ttl: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = key_arg(key)?;
+        let ttl_ms = seconds_arg(ttl, "ttl")?;
+        Ok(self.store.expire(key, ttl_ms, self.now()))
+    }
+
+    // O(1): attached.
+    fn persist(&self, key: &str) -> PyResult<bool> {
+        Ok(self.store.persist(key_arg(key)?, self.now()))
+    }
+
+    // --- keyspace --------------------------------------------------------------------------
+
+    // O(n): detached; the walk locks one shard per batch of entries.
+    #[pyo3(signature = (pattern="*"))]
+    fn keys(&self, py: Python<'_>, pattern: &str) -> Vec<String> {
+        let now = self.now();
+        py.detach(|| self.store.keys(pattern.as_bytes(), now))
+    }
+
+    // O(count): detached, since `count` may be large.
+    #[pyo3(signature = (cursor=0, pattern="*", count=100))]
+    fn scan(&self, py: Python<'_>, cursor: u64, pattern: &str, count: usize) -> (u64, Vec<String>) {
+        let now = self.now();
+        py.detach(|| self.store.scan(cursor, pattern.as_bytes(), count, now))
+    }
+
+    // O(n): detached; deletes in batches, releasing the shard lock between them.
+    fn del_pattern(&self, py: Python<'_>, pattern: &str) -> usize {
+        let now = self.now();
+        py.detach(|| self.store.del_pattern(pattern.as_bytes(), now))
+    }
+
+    // O(n): detached; entries are freed outside the shard locks.
+    fn flush(&self, py: Python<'_>) -> usize {
+        let now = self.now();
+        py.detach(|| self.store.flush(now))
+    }
+
+    // O(n): detached; same batched walk as the background sweeper.
+    fn sweep_expired(&self, py: Python<'_>) -> usize {
+        let now = self.now();
+        py.detach(|| self.store.sweep_expired(now))
+    }
+
+    // --- sets ------------------------------------------------------------------------------
+
+    // O(members): attached.
+    #[pyo3(signature = (key, *members))]
+    fn sadd(&self, key: &str, members: Vec<String>) -> PyResult<usize> {
+        let key = key_arg(key)?;
+        if members.is_empty() {
+            return Err(PyValueError::new_err("sadd needs at least one member"));
+        }
+        Ok(self.store.sadd(key, members, self.now())?)
+    }
+
+    // O(members): attached.
+    #[pyo3(signature = (key, *members))]
+    fn srem(&self, key: &str, members: Vec<String>) -> PyResult<usize> {
+        let key = key_arg(key)?;
+        if members.is_empty() {
+            return Err(PyValueError::new_err("srem needs at least one member"));
+        }
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        Ok(self.store.srem(key, &members, self.now())?)
+    }
+
+    // O(1): attached.
+    fn sismember(&self, key: &str, member: &str) -> PyResult<bool> {
+        Ok(self.store.sismember(key_arg(key)?, member, self.now())?)
+    }
+
+    // O(size): attached; copying out under the shard lock is cheaper than a GIL hand-off for
+    // sets of ordinary size. The Python set is built after the lock is released.
+    fn smembers<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PySet>> {
+        let members = self.store.smembers(key_arg(key)?, self.now())?;
+        PySet::new(py, members)
+    }
+
+    // O(1): attached.
+    fn scard(&self, key: &str) -> PyResult<usize> {
+        Ok(self.store.scard(key_arg(key)?, self.now())?)
+    }
+
+    // --- hashes ----------------------------------------------------------------------------
+
+    // O(1): attached.
+    fn hset(&self, key: &str, field: &str, value: &str) -> PyResult<usize> {
+        Ok(self.store.hset(key_arg(key)?, field, value, self.now())?)
+    }
+
+    // O(1): attached.
+    fn hget(&self, key: &str, field: &str) -> PyResult<Option<String>> {
+        Ok(self.store.hget(key_arg(key)?, field, self.now())?)
+    }
+
+    // O(size): attached, like smembers.
+    fn hgetall<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyDict>> {
+        let fields = self.store.hgetall(key_arg(key)?, self.now())?;
+        let dict = PyDict::new(py);
+        for (field, value) in fields {
+            dict.set_item(field, value)?;
+        }
+        Ok(dict)
+    }
+
+    // O(fields): attached.
+    #[pyo3(signature = (key, *fields))]
+    fn hdel(&self, key: &str, fields: Vec<String>) -> PyResult<usize> {
+        let key = key_arg(key)?;
+        if fields.is_empty() {
+            return Err(PyValueError::new_err("hdel needs at least one field"));
+        }
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        Ok(self.store.hdel(key, &fields, self.now())?)
+    }
+
+    // O(1): attached.
+    fn hlen(&self, key: &str) -> PyResult<usize> {
+        Ok(self.store.hlen(key_arg(key)?, self.now())?)
+    }
+
+    // --- token locks -----------------------------------------------------------------------
+
+    // O(1): attached.
+    fn acquire_lock(&self, key: &str, ttl_ms: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        key_arg(key)?;
+        let ttl_ms = ms_arg(ttl_ms, "ttl_ms")?;
+        Ok(self.store.acquire_lock(key, ttl_ms, self.now()))
+    }
+
+    // O(1): attached.
+    fn release_lock(&self, key: &str, token: &str) -> PyResult<bool> {
+        key_arg(key)?;
+        Ok(self.store.release_lock(key, token, self.now()))
+    }
+
+    // O(1): attached.
+    fn extend_lock(&self, key: &str, token: &str, ttl_ms: &Bound<'_, PyAny>) -> PyResult<bool> {
+        key_arg(key)?;
+        let ttl_ms = ms_arg(ttl_ms, "ttl_ms")?;
+        Ok(self.store.extend_lock(key, token, ttl_ms, self.now()))
+    }
+
+    // --- rate limits -----------------------------------------------------------------------
+
+    // O(1) amortized (a sliding log trims expired hits): attached.
+    #[pyo3(signature = (key, limit, window, cost=None, algorithm="sliding_log"), text_signature = "(self, key, limit, window, cost=1, algorithm='sliding_log')")]
+    fn rate_limit(
+        &self,
+        key: &str,
+        limit: &Bound<'_, PyAny>,
+        window: &Bound<'_, PyAny>,
+        cost: Option<&Bound<'_, PyAny>>,
+        algorithm: &str,
+    ) -> PyResult<(bool, u64, f64, f64)> {
+        key_arg(key)?;
+        let limit = count_arg(limit, "limit")?;
+        if limit == 0 {
+            return Err(PyValueError::new_err("limit must be >= 1, got 0"));
+        }
+        let window_ms = seconds_arg(window, "window")?;
+        let cost = cost.map_or(Ok(1), |c| count_arg(c, "cost"))?;
+        let algorithm: Algorithm = algorithm.parse().map_err(PyValueError::new_err)?;
+        let decision = self
+            .store
+            .rate_limit(key, limit, window_ms, cost, algorithm, self.now())?;
+        Ok((
+            decision.allowed,
+            decision.remaining,
+            decision.reset_after_ms as f64 / 1000.0,
+            decision.retry_after_ms as f64 / 1000.0,
+        ))
+    }
+
+    // --- clock and stats -------------------------------------------------------------------
+
+    fn now_ms(&self) -> u64 {
+        self.now()
+    }
+
+    fn advance_clock(&self, ms: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ms = count_arg(ms, "ms")?;
+        Ok(self.clock.advance(ms)?)
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in self.store.stats_snapshot() {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
+    }
+
+    // Joins the sweeper thread while attached: it never takes the GIL, and it stops within one
+    // batch, so this cannot deadlock and returns promptly.
+    fn close(&self) {
+        if let Some(mut sweeper) = self.sweeper.lock().take() {
+            sweeper.stop();
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The Python binding: the only `#[pyclass]`/`#[pymethods]` code. Thin: argument conversion,
+//! the clock read, and the GIL decision per method.
+
+mod args;
+mod memory_store;
+
+pub use memory_store::MemoryStore;

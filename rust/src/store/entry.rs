@@ -1,0 +1,187 @@
+//! One keyspace entry, laid out for memory: the key and a string value share one allocation.
+//!
+//! `Entry` is 40 bytes: the blob (16), the expiry (8), an optional boxed payload for the rarer
+//! types (8), the key length with a "pinned" flag (4) and the LRU stamp (4). A million 10-byte
+//! keys with 50-byte values then cost one 60-byte allocation plus 40 bytes of slab each.
+
+use ahash::RandomState;
+use hashbrown::{HashMap, HashSet};
+
+use super::rate_limit::LimiterState;
+
+/// Estimated bytes an entry costs beyond its key and value: the slab slot (40), its index slot
+/// (~8 with hashbrown's load factor), and the allocator's header and rounding of the blob (~16).
+/// `used_bytes` and `max_bytes` count `key + value + ENTRY_OVERHEAD`.
+pub const ENTRY_OVERHEAD: u64 = 64;
+/// Estimated bytes per set member or hash field beyond its text: a boxed str (16) in a
+/// hashbrown slot, its control byte and allocation header.
+pub const MEMBER_OVERHEAD: u64 = 32;
+/// Estimated bytes of an empty set/hash/limiter payload (the box, the table header, the hasher).
+pub const PAYLOAD_OVERHEAD: u64 = 64;
+
+/// The top bit of `meta` marks a pinned entry (lock or rate-limit state): never evicted and not
+/// counted against `max_keys`/`max_bytes`.
+const PINNED: u32 = 1 << 31;
+/// Keys are limited to what fits in the 31 bits left in `meta`.
+pub const MAX_KEY_LEN: usize = (PINNED - 1) as usize;
+
+/// Value types that are not plain strings.
+#[derive(Debug)]
+pub enum Payload {
+    Set(SetValue),
+    Hash(HashValue),
+    Limiter(LimiterState),
+}
+
+impl Payload {
+    /// Estimated heap bytes of the payload, for memory accounting.
+    pub fn bytes(&self) -> u64 {
+        PAYLOAD_OVERHEAD
+            + match self {
+                Self::Set(set) => set.bytes,
+                Self::Hash(hash) => hash.bytes,
+                Self::Limiter(state) => state.heap_bytes() as u64,
+            }
+    }
+}
+
+/// A Redis set of `str` members; `bytes` is kept in step with the members.
+#[derive(Debug, Default)]
+pub struct SetValue {
+    pub members: HashSet<Box<str>, RandomState>,
+    pub bytes: u64,
+}
+
+/// A Redis hash of `str` fields to `str` values; `bytes` is kept in step with the fields.
+#[derive(Debug, Default)]
+pub struct HashValue {
+    pub fields: HashMap<Box<str>, Box<str>, RandomState>,
+    pub bytes: u64,
+}
+
+/// A keyspace entry. `blob` holds the key bytes followed by the string value (a lock's token is
+/// a string value too); sets, hashes and limiter state live in `payload` and leave the value
+/// part of the blob empty.
+#[derive(Debug)]
+pub struct Entry {
+    blob: Box<[u8]>,
+    payload: Option<Box<Payload>>,
+    /// Absolute expiry in store ms; 0 = no expiry (the clock starts at 0, a TTL is >= 1 ms).
+    pub expires_at: u64,
+    meta: u32,
+    /// Per-shard logical access counter at the last access (wrapping; see `Shard::touch`).
+    pub lru: u32,
+}
+
+impl Entry {
+    /// A string entry: one allocation for key + value.
+    pub fn string(key: &[u8], value: &[u8], expires_at: u64) -> Self {
+        debug_assert!(key.len() <= MAX_KEY_LEN);
+        let mut blob = Vec::with_capacity(key.len() + value.len());
+        blob.extend_from_slice(key);
+        blob.extend_from_slice(value);
+        Self {
+            blob: blob.into_boxed_slice(),
+            payload: None,
+            expires_at,
+            meta: key.len() as u32,
+            lru: 0,
+        }
+    }
+
+    /// An entry holding a set, hash or limiter.
+    pub fn with_payload(key: &[u8], payload: Payload, expires_at: u64) -> Self {
+        let mut entry = Self::string(key, &[], expires_at);
+        entry.payload = Some(Box::new(payload));
+        entry
+    }
+
+    /// Mark the entry never-evictable (locks, rate-limit state).
+    #[must_use]
+    pub fn pinned(mut self) -> Self {
+        self.meta |= PINNED;
+        self
+    }
+
+    #[inline]
+    pub fn key_len(&self) -> usize {
+        (self.meta & !PINNED) as usize
+    }
+
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        &self.blob[..self.key_len()]
+    }
+
+    /// The string value (empty for payload entries).
+    #[inline]
+    pub fn value(&self) -> &[u8] {
+        &self.blob[self.key_len()..]
+    }
+
+    #[inline]
+    pub fn is_pinned(&self) -> bool {
+        self.meta & PINNED != 0
+    }
+
+    #[inline]
+    pub fn is_string(&self) -> bool {
+        self.payload.is_none()
+    }
+
+    pub fn payload(&self) -> Option<&Payload> {
+        self.payload.as_deref()
+    }
+
+    pub fn payload_mut(&mut self) -> Option<&mut Payload> {
+        self.payload.as_deref_mut()
+    }
+
+    /// Replace the string value, keeping key, expiry and flags: one new allocation.
+    pub fn set_value(&mut self, value: &[u8]) {
+        let mut blob = Vec::with_capacity(self.key_len() + value.len());
+        blob.extend_from_slice(self.key());
+        blob.extend_from_slice(value);
+        self.blob = blob.into_boxed_slice();
+    }
+
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at != 0 && self.expires_at <= now_ms
+    }
+
+    /// Bytes counted by `used_bytes`: key + value + fixed overheads.
+    pub fn cost(&self) -> u64 {
+        self.blob.len() as u64 + ENTRY_OVERHEAD + self.payload.as_ref().map_or(0, |p| p.bytes())
+    }
+}
+
+/// Bytes a string entry of these sizes would cost (checked against `max_bytes` before writing).
+pub fn string_cost(key_len: usize, value_len: usize) -> u64 {
+    (key_len + value_len) as u64 + ENTRY_OVERHEAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_is_small() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+
+    #[test]
+    fn blob_holds_key_then_value() {
+        let mut entry = Entry::string(b"key", b"value", 0);
+        assert_eq!(entry.key(), b"key");
+        assert_eq!(entry.value(), b"value");
+        assert!(!entry.is_pinned());
+        assert_eq!(entry.cost(), 8 + ENTRY_OVERHEAD);
+        entry.set_value(b"v2");
+        assert_eq!((entry.key(), entry.value()), (&b"key"[..], &b"v2"[..]));
+        let pinned = Entry::string(b"lock:x", b"tok", 5).pinned();
+        assert!(pinned.is_pinned());
+        assert_eq!(pinned.key(), b"lock:x");
+        assert!(pinned.is_expired(5) && !pinned.is_expired(4));
+    }
+}

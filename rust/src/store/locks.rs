@@ -1,0 +1,77 @@
+//! Token locks: a string value holding a random token at "lock:<key>", pinned (never evicted).
+//! Release and extend compare the token and act under the same shard lock, so they are atomic.
+
+use rand::Rng;
+
+use super::entry::Entry;
+use super::stats::Stats;
+use super::{deadline, Store};
+
+/// Prefix of the key a lock is stored at (the Redis backend uses the same layout).
+pub const LOCK_PREFIX: &str = "lock:";
+
+/// The keyspace key of lock `key`.
+#[must_use]
+pub fn lock_key(key: &str) -> Vec<u8> {
+    [LOCK_PREFIX.as_bytes(), key.as_bytes()].concat()
+}
+
+/// 128 random bits from the thread-local CSPRNG, as 32 lowercase hex chars.
+fn new_token() -> String {
+    format!("{:032x}", rand::rng().random::<u128>())
+}
+
+impl Store {
+    /// Take the lock when free (absent or expired): a fresh token, else None.
+    pub fn acquire_lock(&self, key: &str, ttl_ms: u64, now_ms: u64) -> Option<String> {
+        let full = lock_key(key);
+        let token = new_token();
+        let acquired = self.read(&full, |shard, hash| {
+            if shard.find_live(hash, &full, now_ms, &self.stats).is_some() {
+                return false;
+            }
+            let entry = Entry::string(&full, token.as_bytes(), deadline(now_ms, ttl_ms)).pinned();
+            shard.insert(hash, entry, &self.stats);
+            true
+        });
+        if acquired {
+            Stats::bump(&self.stats.lock_acquired);
+            Some(token)
+        } else {
+            Stats::bump(&self.stats.lock_contended);
+            None
+        }
+    }
+
+    /// Release when `token` matches the holder's; true when released.
+    pub fn release_lock(&self, key: &str, token: &str, now_ms: u64) -> bool {
+        let full = lock_key(key);
+        self.read(&full, |shard, hash| {
+            match shard.find_live(hash, &full, now_ms, &self.stats) {
+                Some(pos) if holds(&shard.slab[pos], token) => {
+                    shard.remove_at(pos, &self.stats);
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// Reset the lock's TTL to `ttl_ms` when `token` matches; true when extended.
+    pub fn extend_lock(&self, key: &str, token: &str, ttl_ms: u64, now_ms: u64) -> bool {
+        let full = lock_key(key);
+        self.read(&full, |shard, hash| {
+            match shard.find_live(hash, &full, now_ms, &self.stats) {
+                Some(pos) if holds(&shard.slab[pos], token) => {
+                    shard.slab[pos].expires_at = deadline(now_ms, ttl_ms);
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+fn holds(entry: &Entry, token: &str) -> bool {
+    entry.is_string() && entry.value() == token.as_bytes()
+}

@@ -1,0 +1,196 @@
+//! The pure-Rust store: a sharded keyspace of typed values with expiry, eviction, token locks and
+//! rate limits. No pyo3 here; every command takes the caller's `now_ms` (see `clock`).
+
+pub mod clock;
+pub mod entry;
+pub mod error;
+mod eviction;
+pub mod expiry;
+pub mod glob;
+mod hashes;
+mod keyspace;
+mod limits;
+mod locks;
+pub mod rate_limit;
+mod sets;
+mod shard;
+pub mod stats;
+mod strings;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use ahash::RandomState;
+use parking_lot::{Mutex, MutexGuard};
+
+pub use error::{StoreError, StoreResult};
+pub use keyspace::Cursor;
+pub use rate_limit::{Algorithm, Decision};
+use shard::{hash_key, Shard};
+use stats::Stats;
+
+/// Number of shards: a power of two, so a shard is picked by masking hash bits.
+pub const SHARDS: usize = 64;
+
+/// Entries examined per lock hold by O(n) walks (sweep, scan, keys, pattern delete): about
+/// 10-50 us of work, so no caller waits long on a shard lock whatever the keyspace size.
+pub const BATCH: usize = 1024;
+
+/// Bounds of the evictable part of the keyspace (locks and rate-limit state are exempt).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_keys: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+/// A shard lock on its own cache line, so threads on neighbouring shards do not false-share.
+#[repr(align(64))]
+#[derive(Debug)]
+struct Padded(Mutex<Shard>);
+
+/// The keyspace. Thread-safe: every command locks exactly one shard at a time (never two, so
+/// there is no lock order to get wrong); O(n) commands lock shards one after another in batches.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[Padded]>,
+    /// Keyed with random keys at creation: user input picks the keys, so an unkeyed hash
+    /// would let a caller force every key into one shard and one probe chain.
+    hasher: RandomState,
+    limits: Limits,
+    pub stats: Stats,
+}
+
+impl Store {
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        let hasher = RandomState::new();
+        let shards = (0..SHARDS)
+            .map(|i| Padded(Mutex::new(Shard::new(hasher.clone(), hasher.hash_one(i)))))
+            .collect();
+        Self {
+            shards,
+            hasher,
+            limits,
+            stats: Stats::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Live keys of every type (expired keys not yet removed still count).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        Stats::get(&self.stats.keys) as usize
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key's hash and shard. The shard comes from middle bits: hashbrown uses the low bits
+    /// for the bucket and the top 7 for its tag, and both must stay independent of the shard.
+    #[inline]
+    fn locate(&self, key: &[u8]) -> (u64, usize) {
+        let hash = hash_key(&self.hasher, key);
+        (hash, (hash >> 32) as usize & (SHARDS - 1))
+    }
+
+    #[inline]
+    fn lock(&self, idx: usize) -> MutexGuard<'_, Shard> {
+        self.shards[idx].0.lock()
+    }
+
+    /// Run a read-only (or lazily-expiring) command on the key's shard.
+    #[inline]
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard, u64) -> R) -> R {
+        let (hash, idx) = self.locate(key);
+        f(&mut self.lock(idx), hash)
+    }
+
+    /// Run a command that may grow the keyspace, then evict down to the bounds. `key` is never
+    /// the victim: it was just written.
+    #[inline]
+    fn write<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&mut Shard, u64) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let (hash, idx) = self.locate(key);
+        let mut shard = self.lock(idx);
+        let out = f(&mut shard, hash)?;
+        if self.over_limit() {
+            self.evict(shard, idx, key);
+        }
+        Ok(out)
+    }
+
+    /// A value that alone exceeds `max_bytes` can never be stored.
+    fn check_capacity(&self, key: &[u8], cost: u64) -> StoreResult<()> {
+        match self.limits.max_bytes {
+            Some(max_bytes) if cost > max_bytes => Err(StoreError::Capacity {
+                key: String::from_utf8_lossy(key).into_owned(),
+                size: cost,
+                max_bytes,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    #[inline]
+    fn over_limit(&self) -> bool {
+        let over_keys = self
+            .limits
+            .max_keys
+            .is_some_and(|max| Stats::get(&self.stats.evictable_keys) > max);
+        let over_bytes = self
+            .limits
+            .max_bytes
+            .is_some_and(|max| Stats::get(&self.stats.evictable_bytes) > max);
+        over_keys || over_bytes
+    }
+
+    /// Evict from the written shard first (its lock is already held); when it has nothing left
+    /// to give, release it and visit the others one at a time.
+    fn evict(&self, mut shard: MutexGuard<'_, Shard>, idx: usize, protect: &[u8]) {
+        while self.over_limit() && shard.evict_one(protect, &self.stats) {}
+        drop(shard);
+        for step in 1..SHARDS {
+            if !self.over_limit() {
+                return;
+            }
+            let mut other = self.lock((idx + step) % SHARDS);
+            while self.over_limit() && other.evict_one(protect, &self.stats) {}
+        }
+    }
+
+    /// Counters for `stats()`; `max_keys`/`max_bytes` are 0 when unbounded.
+    #[must_use]
+    pub fn stats_snapshot(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.stats;
+        vec![
+            ("keys", Stats::get(&s.keys)),
+            ("used_bytes", Stats::get(&s.used_bytes)),
+            ("evictions", Stats::get(&s.evictions)),
+            ("expired", Stats::get(&s.expired)),
+            ("hits", Stats::get(&s.hits)),
+            ("misses", Stats::get(&s.misses)),
+            ("lock_acquired", Stats::get(&s.lock_acquired)),
+            ("lock_contended", Stats::get(&s.lock_contended)),
+            ("rate_limit_allowed", Stats::get(&s.rate_limit_allowed)),
+            ("rate_limit_denied", Stats::get(&s.rate_limit_denied)),
+            ("max_keys", self.limits.max_keys.unwrap_or(0)),
+            ("max_bytes", self.limits.max_bytes.unwrap_or(0)),
+        ]
+    }
+}
+
+/// Absolute expiry for a TTL in ms from now (saturating: a huge TTL means "practically never").
+#[inline]
+fn deadline(now_ms: u64, ttl_ms: u64) -> u64 {
+    now_ms.saturating_add(ttl_ms).max(1)
+}

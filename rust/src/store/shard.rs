@@ -1,0 +1,204 @@
+//! One shard of the keyspace: a dense slab of entries and a hash index of slab positions.
+//!
+//! Removal is `swap_remove`: the last entry moves into the hole, so the slab stays dense (O(1)
+//! random sampling for eviction) and positions only ever move DOWN. Cursors (scan, sweep,
+//! pattern delete) walk positions in descending order, which that invariant makes safe.
+
+use ahash::RandomState;
+use hashbrown::HashTable;
+
+use super::entry::Entry;
+use super::stats::Stats;
+
+/// Shard contents. Always used under its `Mutex` in `Store`.
+#[derive(Debug)]
+pub struct Shard {
+    pub slab: Vec<Entry>,
+    /// Slab positions, hashed by the entry's key with the store's keyed hasher.
+    index: HashTable<u32>,
+    hasher: RandomState,
+    /// Logical LRU clock, bumped on every access; wraps after 2^32 accesses to this shard,
+    /// after which very old entries look young again (harmless for an approximation).
+    lru_clock: u32,
+    /// xorshift state for eviction sampling (statistical, not security-relevant).
+    rng: u64,
+    pub(super) pool: super::eviction::EvictionPool,
+    /// Entries with `is_pinned() == false`.
+    pub evictable: usize,
+}
+
+/// Hash a key with the store's keyed hasher.
+#[inline]
+pub fn hash_key(hasher: &RandomState, key: &[u8]) -> u64 {
+    hasher.hash_one(key)
+}
+
+impl Shard {
+    pub fn new(hasher: RandomState, seed: u64) -> Self {
+        Self {
+            slab: Vec::new(),
+            index: HashTable::new(),
+            hasher,
+            lru_clock: 0,
+            rng: seed | 1,
+            pool: super::eviction::EvictionPool::default(),
+            evictable: 0,
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Position of `key`, expired or not.
+    #[inline]
+    pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let slab = &self.slab;
+        self.index
+            .find(hash, |&pos| slab[pos as usize].key() == key)
+            .map(|&pos| pos as usize)
+    }
+
+    /// Position of a live `key`, bumping its LRU stamp; an expired entry is removed on the way
+    /// (lazy expiry) and reported missing.
+    #[inline]
+    pub fn find_live(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        now_ms: u64,
+        stats: &Stats,
+    ) -> Option<usize> {
+        let pos = self.find(hash, key)?;
+        if self.slab[pos].is_expired(now_ms) {
+            self.remove_at(pos, stats);
+            Stats::bump(&stats.expired);
+            return None;
+        }
+        self.touch(pos);
+        Some(pos)
+    }
+
+    /// Record an access for LRU.
+    #[inline]
+    pub fn touch(&mut self, pos: usize) {
+        self.lru_clock = self.lru_clock.wrapping_add(1);
+        self.slab[pos].lru = self.lru_clock;
+    }
+
+    /// How long ago (in shard accesses) the entry was last touched.
+    #[inline]
+    pub fn idle(&self, entry: &Entry) -> u32 {
+        self.lru_clock.wrapping_sub(entry.lru)
+    }
+
+    /// Insert an entry whose key is absent; returns its position.
+    pub fn insert(&mut self, hash: u64, entry: Entry, stats: &Stats) -> usize {
+        debug_assert!(self.find(hash, entry.key()).is_none());
+        let pos = self.slab.len();
+        assert!(u32::try_from(pos).is_ok(), "shard full");
+        if pos == self.slab.capacity() {
+            // Grow by ~1.25x rather than doubling: the slab is the biggest per-key structure,
+            // so bounding its slack matters more than a few extra reallocations.
+            self.slab.reserve_exact((pos / 4).max(16));
+        }
+        stats.added(entry.cost(), !entry.is_pinned());
+        if !entry.is_pinned() {
+            self.evictable += 1;
+        }
+        self.slab.push(entry);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.index.insert_unique(hash, pos as u32, |&p| {
+            hash_key(hasher, slab[p as usize].key())
+        });
+        self.touch(pos);
+        pos
+    }
+
+    /// Replace the entry at `pos` (same key) with `entry`, accounting the change.
+    pub fn replace(&mut self, pos: usize, entry: Entry, stats: &Stats) {
+        debug_assert_eq!(self.slab[pos].key(), entry.key());
+        let old = &self.slab[pos];
+        let (old_cost, old_evictable) = (old.cost(), !old.is_pinned());
+        stats.changed(
+            (old_cost, old_evictable),
+            (entry.cost(), !entry.is_pinned()),
+        );
+        self.evictable =
+            self.evictable + usize::from(!entry.is_pinned()) - usize::from(old_evictable);
+        self.slab[pos] = entry;
+        self.touch(pos);
+    }
+
+    /// Remove the entry at `pos`; the last entry moves into its place.
+    pub fn remove_at(&mut self, pos: usize, stats: &Stats) -> Entry {
+        let hash = hash_key(&self.hasher, self.slab[pos].key());
+        self.index
+            .find_entry(hash, |&p| p as usize == pos)
+            .expect("slab entry is indexed")
+            .remove();
+        let last = self.slab.len() - 1;
+        let entry = self.slab.swap_remove(pos);
+        if pos != last {
+            // The former last entry now lives at `pos`: repoint its index slot.
+            let moved_hash = hash_key(&self.hasher, self.slab[pos].key());
+            let slot = self
+                .index
+                .find_mut(moved_hash, |&p| p as usize == last)
+                .expect("moved entry is indexed");
+            *slot = pos as u32;
+        }
+        stats.removed(entry.cost(), !entry.is_pinned());
+        if !entry.is_pinned() {
+            self.evictable -= 1;
+        }
+        self.maybe_shrink();
+        entry
+    }
+
+    /// Take every entry out (the caller drops them after unlocking), accounting their removal.
+    pub fn take_all(&mut self, stats: &Stats) -> Vec<Entry> {
+        for entry in &self.slab {
+            stats.removed(entry.cost(), !entry.is_pinned());
+        }
+        self.index = HashTable::new();
+        self.evictable = 0;
+        self.pool = super::eviction::EvictionPool::default();
+        std::mem::take(&mut self.slab)
+    }
+
+    /// Uniform random slab position (the slab must be non-empty).
+    pub fn random_pos(&mut self) -> usize {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        ((u128::from(r) * self.slab.len() as u128) >> 64) as usize
+    }
+
+    /// Release slack after many removals, so a shrinking keyspace gives memory back.
+    pub fn maybe_shrink(&mut self) {
+        let (len, cap) = (self.slab.len(), self.slab.capacity());
+        if cap > 64 && len < cap / 4 {
+            self.slab.shrink_to(len + len / 4);
+            let (slab, hasher) = (&self.slab, &self.hasher);
+            self.index
+                .shrink_to(len, |&p| hash_key(hasher, slab[p as usize].key()));
+        }
+    }
+}
+
+impl Shard {
+    /// Mutate the entry at `pos` in place (same key, same pinning), accounting its size change.
+    pub fn update<R>(&mut self, pos: usize, stats: &Stats, f: impl FnOnce(&mut Entry) -> R) -> R {
+        let entry = &mut self.slab[pos];
+        let before = (entry.cost(), !entry.is_pinned());
+        let out = f(entry);
+        let after = (entry.cost(), !entry.is_pinned());
+        debug_assert_eq!(before.1, after.1, "update must not change pinning");
+        stats.changed(before, after);
+        out
+    }
+}
