@@ -1,0 +1,199 @@
+"""`get_or_set`: one computation per key under concurrency, errors shared, nothing cached on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from cachebolt import AsyncCacheService, CacheService, SerializationError
+from conftest import Clock
+
+WORKERS = 32
+
+
+def test_miss_computes_then_hits(cache: Any) -> None:
+    calls: list[int] = []
+
+    def compute() -> dict[str, Any]:
+        calls.append(1)
+        return {"items": (1, 2), 3: "x"}
+
+    expected = {"items": [1, 2], "3": "x"}
+    assert cache.get_or_set("feed", 60, compute) == expected  # the JSON round trip
+    assert cache.get_or_set("feed", 60, compute) == expected
+    assert cache.get("feed") == expected
+    assert len(calls) == 1
+    stats = cache.stats()
+    assert (stats["hits"], stats["misses"]) == (2, 1)
+
+
+def test_ttl_then_recompute(cache: Any, clock: Clock) -> None:
+    values = iter([1, 2])
+    assert cache.get_or_set("k", 10, lambda: next(values)) == 1
+    assert cache.ttl("k") == 10
+    clock.advance(10)
+    assert cache.get_or_set("k", 10, lambda: next(values)) == 2
+
+
+def test_no_ttl(cache: Any) -> None:
+    assert cache.get_or_set("k", None, lambda: "v") == "v"
+    assert cache.ttl("k") == -1
+
+
+def test_cached_none_is_a_hit(cache: Any) -> None:
+    calls: list[int] = []
+
+    def compute() -> None:
+        calls.append(1)
+
+    assert cache.get_or_set("k", 60, compute) is None
+    assert cache.get_or_set("k", 60, compute) is None
+    assert len(calls) == 1
+
+
+def test_raising_fn_caches_nothing(cache: Any) -> None:
+    def fail() -> int:
+        raise LookupError("db down")
+
+    with pytest.raises(LookupError, match="db down"):
+        cache.get_or_set("k", 60, fail)
+    assert cache.get("k", "absent") == "absent"
+    assert cache.get_or_set("k", 60, lambda: 7) == 7
+
+
+def test_unencodable_result_caches_nothing(cache: Any) -> None:
+    with pytest.raises(SerializationError) as info:
+        cache.get_or_set("k", 60, lambda: {1, 2})
+    assert info.value.key == "k"
+    assert cache.get("k", "absent") == "absent"
+
+
+def test_threads_share_one_computation(sync_cache: CacheService) -> None:
+    calls = 0
+    barrier = threading.Barrier(WORKERS)
+    results: list[Any] = []
+
+    def slow() -> list[int]:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.3)
+        return [1, 2, 3]
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(sync_cache.get_or_set("k", 60, slow))
+
+    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == 1
+    assert results == [[1, 2, 3]] * WORKERS
+    assert len({id(r) for r in results}) == WORKERS  # each caller gets its own copy
+
+
+def test_threads_share_one_error(sync_cache: CacheService) -> None:
+    calls = 0
+    barrier = threading.Barrier(WORKERS)
+    errors: list[BaseException] = []
+
+    def slow_failure() -> int:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.3)
+        raise LookupError("db down")
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            sync_cache.get_or_set("k", 60, slow_failure)
+        except LookupError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == 1
+    assert len(errors) == WORKERS and all(e is errors[0] for e in errors)
+    assert sync_cache.get("k") is None
+
+
+def test_different_keys_compute_independently(sync_cache: CacheService) -> None:
+    assert [sync_cache.get_or_set(f"k{i}", 60, lambda i=i: i) for i in range(3)] == [0, 1, 2]
+
+
+def test_sync_service_refuses_an_async_fn(sync_cache: CacheService) -> None:
+    async def compute() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="AsyncCacheService"):
+        sync_cache.get_or_set("k", 60, compute)
+    assert sync_cache.get("k") is None
+
+
+async def test_tasks_share_one_computation(async_cache: AsyncCacheService) -> None:
+    calls = 0
+
+    async def slow() -> tuple[int, ...]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return (1, 2)
+
+    results = await asyncio.gather(*(async_cache.get_or_set("k", 60, slow) for _ in range(WORKERS)))
+    assert calls == 1
+    assert results == [[1, 2]] * WORKERS
+    stats = await async_cache.stats()
+    assert stats["misses"] == WORKERS and stats["hits"] == 0
+
+
+async def test_tasks_share_one_error(async_cache: AsyncCacheService) -> None:
+    calls = 0
+
+    async def slow_failure() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        raise LookupError("db down")
+
+    results = await asyncio.gather(
+        *(async_cache.get_or_set("k", 60, slow_failure) for _ in range(WORKERS)),
+        return_exceptions=True,
+    )
+    assert calls == 1
+    assert all(isinstance(r, LookupError) and r is results[0] for r in results)
+    assert await async_cache.get("k") is None
+
+
+async def test_async_service_accepts_a_plain_fn(async_cache: AsyncCacheService) -> None:
+    assert await async_cache.get_or_set("k", 60, lambda: (1, 2)) == [1, 2]
+
+
+async def test_cancelled_waiter_cancels_neither_the_computation_nor_others(
+    async_cache: AsyncCacheService,
+) -> None:
+    started = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def compute() -> str:
+        started.set()
+        await finish.wait()
+        return "done"
+
+    leader = asyncio.create_task(async_cache.get_or_set("k", 60, compute))
+    await started.wait()
+    follower = asyncio.create_task(async_cache.get_or_set("k", 60, compute))
+    await asyncio.sleep(0)
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    finish.set()
+    assert await follower == "done"
+    assert await async_cache.get("k") == "done"

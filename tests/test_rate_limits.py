@@ -1,0 +1,102 @@
+"""`check_rate_limit` and `hit_rate_limit`: exact windows on the manual clock, both services."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import pytest
+
+from cachebolt import RateLimitResult
+from cachebolt._core import MemoryStore
+from conftest import Clock
+
+
+def test_check_rate_limit_allows_exactly_limit_per_window(cache: Any, clock: Clock) -> None:
+    assert [cache.check_rate_limit("otp", 3, 60) for _ in range(4)] == [True, True, True, False]
+    clock.advance(59.999)
+    assert cache.check_rate_limit("otp", 3, 60) is False
+    clock.advance(0.001)
+    assert cache.check_rate_limit("otp", 3, 60) is True
+    assert cache.check_rate_limit("other", 3, 60) is True  # keys are independent
+
+
+def test_sliding_log_is_exact_across_window_edges(cache: Any, clock: Clock) -> None:
+    assert cache.check_rate_limit("k", 2, 10) is True  # t=0
+    clock.advance(6)
+    assert cache.check_rate_limit("k", 2, 10) is True  # t=6
+    clock.advance(3.999)
+    assert cache.check_rate_limit("k", 2, 10) is False  # t=9.999: both still in the window
+    clock.advance(0.001)
+    assert cache.check_rate_limit("k", 2, 10) is True  # t=10: the t=0 hit left
+    assert cache.check_rate_limit("k", 2, 10) is False
+
+
+def test_hit_rate_limit_result_fields(cache: Any, clock: Clock) -> None:
+    first = cache.hit_rate_limit("api", 3, 10)
+    assert first == RateLimitResult(True, 3, 2, 10.0, 0.0)
+    clock.advance(4)
+    assert cache.hit_rate_limit("api", 3, 10, cost=2) == RateLimitResult(True, 3, 0, 10.0, 0.0)
+    clock.advance(1)
+    denied = cache.hit_rate_limit("api", 3, 10)
+    assert denied.allowed is False and not denied
+    assert denied.limit == 3 and denied.remaining == 0
+    assert denied.retry_after == pytest.approx(5.0)  # the t=0 hit leaves at t=10
+    assert denied.reset_after == pytest.approx(9.0)  # the t=4 hits leave at t=14
+
+
+def test_denied_hit_consumes_nothing(cache: Any) -> None:
+    assert cache.hit_rate_limit("api", 5, 60, cost=4).remaining == 1
+    big = cache.hit_rate_limit("api", 5, 60, cost=2)
+    assert not big and big.remaining == 1
+    assert cache.hit_rate_limit("api", 5, 60, cost=1).allowed
+    assert cache.hit_rate_limit("api", 5, 60, cost=6).allowed is False  # above the limit
+
+
+def test_cost_zero_peeks(cache: Any) -> None:
+    cache.hit_rate_limit("api", 2, 60)
+    peek = cache.hit_rate_limit("api", 2, 60, cost=0)
+    assert peek.allowed and peek.remaining == 1
+    assert cache.hit_rate_limit("api", 2, 60, cost=0).remaining == 1
+
+
+@pytest.mark.parametrize("algorithm", ["sliding_log", "fixed_window", "sliding_counter"])
+def test_every_algorithm_limits(cache: Any, clock: Clock, algorithm: str) -> None:
+    results = [cache.hit_rate_limit("a", 2, 30, algorithm=algorithm).allowed for _ in range(3)]
+    assert results == [True, True, False]
+    clock.advance(60)
+    assert cache.hit_rate_limit("a", 2, 30, algorithm=algorithm).allowed is True
+
+
+def test_state_lives_at_ratelimit_key(cache: Any, store: MemoryStore) -> None:
+    cache.check_rate_limit("user:1", 5, 60)
+    assert store.keys() == ["ratelimit:user:1"]
+    cache.set("user:1", "value")  # the user's key is a different key
+    assert cache.check_rate_limit("user:1", 5, 60) is True
+
+
+def test_denials_are_counted_and_logged(cache: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="cachebolt")
+    cache.check_rate_limit("ip:1", 1, 60)
+    cache.check_rate_limit("ip:1", 1, 60)
+    cache.hit_rate_limit("ip:1", 1, 60)
+    stats = cache.stats()
+    assert stats["rate_limit_allowed"] == 1 and stats["rate_limit_denied"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["rate limit exceeded: ip:1"] * 2
+
+
+def test_result_is_frozen_and_slotted() -> None:
+    result = RateLimitResult(True, 10, 9, 1.0, 0.0)
+    assert bool(result) is True and bool(dataclasses.replace(result, allowed=False)) is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.allowed = False  # type: ignore[misc]
+    assert not hasattr(result, "__dict__")
+    assert [f.name for f in dataclasses.fields(result)] == [
+        "allowed",
+        "limit",
+        "remaining",
+        "reset_after",
+        "retry_after",
+    ]
