@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
-
 from cachebolt import AsyncCacheService, CacheService
 from cachebolt._core import MemoryStore
 
@@ -44,7 +43,10 @@ class LoopThread:
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise RuntimeError("a blocking call from the loop's own thread would deadlock")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
     def stop(self) -> None:
         async def cancel_rest() -> None:
@@ -94,9 +96,12 @@ class SyncProxy:
         decorator = getattr(self.service, name)(*args, **kwargs)
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            # A function this proxy already decorated (stacked decorators) is awaited directly.
+            inner = getattr(fn, "proxied_coroutine", None)
+
             @functools.wraps(fn)
             async def as_coroutine(*a: Any, **kw: Any) -> Any:
-                return fn(*a, **kw)
+                return await inner(*a, **kw) if inner is not None else fn(*a, **kw)
 
             decorated = decorator(as_coroutine)
 
@@ -104,6 +109,7 @@ class SyncProxy:
             def blocking(*a: Any, **kw: Any) -> Any:
                 return self.runner.run(decorated(*a, **kw))
 
+            blocking.proxied_coroutine = decorated  # type: ignore[attr-defined]
             return blocking
 
         return decorate

@@ -8,18 +8,22 @@ from types import FrameType
 from typing import Any
 
 import pytest
-
-from cachebolt import AsyncCacheService, CacheConfig, CacheService, SerializationError, WrongTypeError
+from cachebolt import (
+    AsyncCacheService,
+    CacheConfig,
+    CacheService,
+    SerializationError,
+    WrongTypeError,
+)
 from cachebolt._core import MemoryStore
-
 from conftest import Clock
 
 
 def test_set_get_returns_a_json_round_trip(cache: Any) -> None:
     value = {"name": "Ada", "tags": ("a", "b"), 1: [1.5, None, True], "nested": {"x": (1,)}}
     assert cache.set("k", value) is None
-    assert cache.get("k") == {"name": "Ada", "tags": ["a", "b"], "1": [1.5, None, True],
-                              "nested": {"x": [1]}}  # fmt: skip
+    expected = {"name": "Ada", "tags": ["a", "b"], "1": [1.5, None, True], "nested": {"x": [1]}}
+    assert cache.get("k") == expected
 
 
 @pytest.mark.parametrize("value", [0, -7, 2**62, 3.25, "", "žluťoučký 🐎", [], {}, True, False])

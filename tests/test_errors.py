@@ -6,9 +6,8 @@ import math
 import threading
 from typing import Any
 
-import pytest
-
 import cachebolt
+import pytest
 from cachebolt import CacheError, SerializationError, WrongTypeError
 from cachebolt._core import MemoryStore
 
@@ -63,8 +62,9 @@ def test_bad_ttl_raises_and_changes_nothing(cache: Any, ttl: Any, error: type[Ex
     assert cache.get("other") is None
 
 
-@pytest.mark.parametrize(("key", "error"), [("", ValueError), (1, TypeError), (b"k", TypeError),
-                                             (None, TypeError)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "error"), [("", ValueError), (1, TypeError), (b"k", TypeError), (None, TypeError)]
+)
 def test_bad_keys_are_refused_everywhere(
     cache: Any, store: MemoryStore, key: Any, error: type[Exception]
 ) -> None:
@@ -152,15 +152,12 @@ def test_bad_rate_limit_arguments_change_nothing(
     assert cache.stats()["rate_limit_denied"] == 0
 
 
-@pytest.mark.parametrize(("members", "error"), [((), TypeError), ((1,), TypeError),
-                                                 (("a", None), TypeError), ((b"a",), TypeError)])  # fmt: skip
-def test_bad_set_members_change_nothing(
-    cache: Any, members: tuple[Any, ...], error: type[Exception]
-) -> None:
+@pytest.mark.parametrize("members", [(), (1,), ("a", None), (b"a",)])
+def test_bad_set_members_change_nothing(cache: Any, members: tuple[Any, ...]) -> None:
     cache.sadd("s", "a")
-    with pytest.raises(error):
+    with pytest.raises(TypeError):
         cache.sadd("s", *members)
-    with pytest.raises(error):
+    with pytest.raises(TypeError):
         cache.srem("s", *members)
     assert cache.smembers("s") == {"a"}
 

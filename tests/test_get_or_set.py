@@ -1,4 +1,4 @@
-"""`get_or_set`: one computation per key under concurrency, errors shared, nothing cached on failure."""
+"""`get_or_set`: one computation per key under concurrency; on failure nothing is cached."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-
 from cachebolt import AsyncCacheService, CacheService, SerializationError
 from conftest import Clock
 

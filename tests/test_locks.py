@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import pytest
-
 from cachebolt import AsyncCacheService, LockNotAcquired
 from cachebolt._core import MemoryStore
 from conftest import Clock
@@ -89,8 +88,9 @@ def test_held_lock_without_wait_raises_at_once(
 def test_wait_times_out(cache: Any) -> None:
     cache.acquire_lock("report", 30_000)
     started = time.monotonic()
-    with pytest.raises(LockNotAcquired, match="after waiting 0.2s"), cache.lock(
-        "report", 30_000, wait_seconds=0.2
+    with (
+        pytest.raises(LockNotAcquired, match=r"after waiting 0\.2s"),
+        cache.lock("report", 30_000, wait_seconds=0.2),
     ):
         pytest.fail("body must not run")
     elapsed = time.monotonic() - started

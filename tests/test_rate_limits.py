@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import pytest
-
 from cachebolt import RateLimitResult
 from cachebolt._core import MemoryStore
 from conftest import Clock

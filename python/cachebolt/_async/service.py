@@ -488,10 +488,13 @@ class AsyncCacheService:
         )
 
     async def close(self) -> None:
-        """Stop pub/sub delivery and the backend's background work (idempotent)."""
+        """Deliver the messages already published, end every subscription, stop background work.
+
+        Idempotent; the cache keeps answering afterwards (a new subscription restarts delivery).
+        """
+        await self._dispatcher.aclose()
         for subscription in self._broker.all():
             subscription.unsubscribe()
-        await self._dispatcher.aclose()
         if not self._closed:
             self._closed = True
             await self._backend.aclose()

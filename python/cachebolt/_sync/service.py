@@ -489,10 +489,13 @@ class CacheService:
         )
 
     def close(self) -> None:
-        """Stop pub/sub delivery and the backend's background work (idempotent)."""
+        """Deliver the messages already published, end every subscription, stop background work.
+
+        Idempotent; the cache keeps answering afterwards (a new subscription restarts delivery).
+        """
+        self._dispatcher.close()
         for subscription in self._broker.all():
             subscription.unsubscribe()
-        self._dispatcher.close()
         if not self._closed:
             self._closed = True
             self._backend.close()

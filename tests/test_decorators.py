@@ -1,0 +1,260 @@
+"""`cached`, `rate_limited` and `with_lock` on both services, plain and async functions."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+from cachebolt import (
+    AsyncCacheService,
+    CacheService,
+    LockNotAcquired,
+    RateLimitExceeded,
+    RateLimitResult,
+    SerializationError,
+)
+from cachebolt._core import MemoryStore
+from conftest import Clock
+
+
+def test_cached_key_template_binds_defaults(cache: Any, store: MemoryStore) -> None:
+    calls: list[tuple[int, int]] = []
+
+    @cache.cached(ttl=300, key="feed:user:{user_id}:page:{page}")
+    def feed(user_id: int, page: int = 1) -> list[dict[str, Any]]:
+        """The feed."""
+        calls.append((user_id, page))
+        return [{"user": user_id, "page": page, "t": (1,)}]
+
+    assert feed(7) == [{"user": 7, "page": 1, "t": [1]}]
+    assert feed(7, page=1) == [{"user": 7, "page": 1, "t": [1]}]
+    assert feed(user_id=7) == [{"user": 7, "page": 1, "t": [1]}]
+    assert feed(7, 2) == [{"user": 7, "page": 2, "t": [1]}]
+    assert calls == [(7, 1), (7, 2)]
+    assert sorted(store.keys()) == ["feed:user:7:page:1", "feed:user:7:page:2"]
+    assert cache.ttl("feed:user:7:page:1") == 300
+    assert feed.__name__ == "feed" and feed.__doc__ == "The feed."
+
+
+def test_cached_expires(cache: Any, clock: Clock) -> None:
+    calls: list[int] = []
+
+    @cache.cached(ttl=10, key="v:{x}")
+    def value(x: int) -> int:
+        calls.append(x)
+        return x * 2
+
+    assert value(2) == 4
+    clock.advance(10)
+    assert value(2) == 4
+    assert calls == [2, 2]
+
+
+def test_cached_derived_key_is_stable(cache: Any, store: MemoryStore) -> None:
+    calls: list[Any] = []
+
+    @cache.cached(ttl=60)
+    def lookup(a: int, b: str = "x", *rest: int, **options: Any) -> list[Any]:
+        calls.append(a)
+        return [a, b, rest, options]
+
+    assert lookup(1) == [1, "x", [], {}]
+    assert lookup(a=1, b="x") == [1, "x", [], {}]
+    assert lookup(2, "y", 3, flag=True) == [2, "y", [3], {"flag": True}]
+    assert calls == [1, 2]
+    keys = store.keys()
+    prefix = f"{__name__}.test_cached_derived_key_is_stable.<locals>.lookup:"
+    assert len(keys) == 2
+    assert all(re.fullmatch(re.escape(prefix) + "[0-9a-f]{32}", k) for k in keys)
+    assert cache.del_pattern(prefix.replace("[", "\\[") + "*") == 2
+
+
+def test_cached_derived_key_needs_json_arguments(cache: Any) -> None:
+    @cache.cached(ttl=60)
+    def fn(thing: object) -> int:
+        return 1
+
+    with pytest.raises(SerializationError, match="pass key="):
+        fn(object())
+
+
+@pytest.mark.parametrize(
+    "template", ["user:{usr}", "user:{}", "user:{0}", "x:{user_id.id}:{nope[0]}"]
+)
+def test_unknown_template_argument_fails_when_decorating(cache: Any, template: str) -> None:
+    def fn(user_id: int) -> int:
+        return user_id
+
+    for decorator in (
+        cache.cached(ttl=60, key=template),
+        cache.rate_limited(limit=1, window_seconds=60, key=template),
+        cache.with_lock(template, ttl_ms=1000),
+    ):
+        with pytest.raises(ValueError, match="not one of its arguments"):
+            decorator(fn)
+
+
+def test_malformed_template_fails_when_decorating(cache: Any) -> None:
+    with pytest.raises(ValueError, match="not a valid format string"):
+        cache.cached(ttl=60, key="user:{user_id")(lambda user_id: 1)
+
+
+def test_bad_decorator_arguments_fail_at_once(cache: Any) -> None:
+    with pytest.raises(ValueError):
+        cache.cached(ttl=0)
+    with pytest.raises(ValueError):
+        cache.rate_limited(limit=0, window_seconds=1)
+    with pytest.raises(ValueError):
+        cache.rate_limited(limit=1, window_seconds=1, algorithm="leaky")
+    with pytest.raises(ValueError):
+        cache.with_lock("x", ttl_ms=0)
+    with pytest.raises(ValueError):
+        cache.with_lock("x", ttl_ms=10, wait_seconds=-1)
+
+
+def test_rate_limited(cache: Any, clock: Clock) -> None:
+    calls: list[int] = []
+
+    @cache.rate_limited(limit=2, window_seconds=3600, key="user:{user_id}:POST:/orders")
+    def create_order(user_id: int, dto: dict[str, Any]) -> dict[str, Any]:
+        calls.append(user_id)
+        return {"user": user_id, **dto}
+
+    assert create_order(7, {"item": 1}) == {"user": 7, "item": 1}
+    assert create_order(7, {"item": 2}) == {"user": 7, "item": 2}
+    clock.advance(600)
+    with pytest.raises(RateLimitExceeded) as info:
+        create_order(7, {"item": 3})
+    assert calls == [7, 7]  # a denied call does not run
+    assert info.value.retry_after == pytest.approx(3000.0)
+    assert isinstance(info.value.result, RateLimitResult) and not info.value.result
+    assert info.value.key == "user:7:POST:/orders"
+    assert create_order(8, {}) == {"user": 8}  # another user has their own limit
+    assert cache.stats()["rate_limit_denied"] == 1
+
+
+def test_rate_limited_without_key_limits_the_function(cache: Any) -> None:
+    @cache.rate_limited(limit=1, window_seconds=60, cost=1, algorithm="fixed_window")
+    def ping(n: int) -> int:
+        return n
+
+    assert ping(1) == 1
+    with pytest.raises(RateLimitExceeded):
+        ping(2)
+
+
+def test_with_lock(cache: Any, store: MemoryStore) -> None:
+    seen: list[bool] = []
+
+    @cache.with_lock("order:create:{user_id}", ttl_ms=10_000)
+    def create(user_id: int) -> str:
+        # The store directly: a function decorated on the async service runs on its loop.
+        seen.append(store.exists(f"lock:order:create:{user_id}"))
+        return "created"
+
+    assert create(1) == "created"
+    assert seen == [True]
+    assert store.keys() == []
+    token = cache.acquire_lock("order:create:1", 10_000)
+    with pytest.raises(LockNotAcquired):
+        create(1)
+    assert seen == [True]
+    assert create(2) == "created"
+    assert cache.release_lock("order:create:1", token) is True
+
+
+def test_with_lock_releases_on_exception(cache: Any) -> None:
+    @cache.with_lock("job:{name}", ttl_ms=10_000)
+    def job(name: str) -> None:
+        raise KeyError(name)
+
+    with pytest.raises(KeyError):
+        job("a")
+    assert cache.acquire_lock("job:a", 1000) is not None
+
+
+def test_stacked_decorators(cache: Any) -> None:
+    @cache.rate_limited(limit=2, window_seconds=3600, key="user:{user_id}")
+    @cache.with_lock("order:{user_id}", ttl_ms=10_000)
+    def create_order(user_id: int, dto: dict[str, Any]) -> dict[str, Any]:
+        return {"user": user_id, **dto}
+
+    create_order(7, {"item": 1})
+    create_order(7, {"item": 2})
+    with pytest.raises(RateLimitExceeded):
+        create_order(7, {"item": 3})
+
+
+# --- the blocking service on async functions, the asyncio service on both ----------------------
+
+
+async def test_sync_service_gives_async_functions_async_wrappers(sync_cache: CacheService) -> None:
+    calls: list[int] = []
+
+    @sync_cache.cached(ttl=60, key="v:{x}")
+    async def value(x: int) -> tuple[int, int]:
+        calls.append(x)
+        await asyncio.sleep(0)
+        return (x, x)
+
+    @sync_cache.rate_limited(limit=1, window_seconds=60, key="r")
+    async def limited() -> str:
+        return "ok"
+
+    @sync_cache.with_lock("l:{n}", ttl_ms=10_000, wait_seconds=5)
+    async def locked(n: int) -> str | None:
+        return sync_cache.acquire_lock(f"l:{n}", 1000)
+
+    assert asyncio.iscoroutinefunction(value)
+    assert await value(1) == [1, 1]
+    assert await value(1) == [1, 1]
+    assert calls == [1]
+    assert await limited() == "ok"
+    with pytest.raises(RateLimitExceeded):
+        await limited()
+    assert await locked(1) is None
+    assert sync_cache.acquire_lock("l:1", 1000) is not None  # released after the call
+    token = sync_cache.acquire_lock("l:2", 10_000)
+    releaser = asyncio.get_running_loop().call_later(0.05, sync_cache.release_lock, "l:2", token)
+    assert await locked(2) is None  # waited with asyncio.sleep while the loop ran the release
+    releaser.cancel()
+
+
+async def test_async_service_decorates_async_functions(async_cache: AsyncCacheService) -> None:
+    calls: list[int] = []
+
+    @async_cache.cached(ttl=60, key="v:{x}")
+    async def value(x: int) -> list[int]:
+        calls.append(x)
+        await asyncio.sleep(0.05)
+        return [x]
+
+    results = await asyncio.gather(*(value(3) for _ in range(10)))
+    assert results == [[3]] * 10 and calls == [3]  # one computation for concurrent misses
+
+    @async_cache.with_lock("l", ttl_ms=10_000)
+    @async_cache.rate_limited(limit=1, window_seconds=60)
+    async def once() -> str:
+        return "ok"
+
+    assert await once() == "ok"
+    with pytest.raises(RateLimitExceeded):
+        await once()
+    assert await async_cache.acquire_lock("l", 1000) is not None
+
+
+def test_async_service_refuses_plain_functions() -> None:
+    service = AsyncCacheService()
+
+    def plain(x: int) -> int:
+        return x
+
+    for decorator in (
+        service.cached(ttl=60, key="k:{x}"),
+        service.rate_limited(limit=1, window_seconds=60),
+        service.with_lock("l:{x}", ttl_ms=1000),
+    ):
+        with pytest.raises(TypeError, match="needs an async def function"):
+            decorator(plain)

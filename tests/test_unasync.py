@@ -1,0 +1,96 @@
+"""scripts/unasync.py: the generated `_sync` package is up to date, and `--check` catches drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "unasync.py"
+
+
+@pytest.fixture
+def unasync() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("unasync_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_check_passes_on_the_repository() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_files_carry_the_header() -> None:
+    generated = sorted((ROOT / "python" / "cachebolt" / "_sync").glob("*.py"))
+    assert [p.name for p in generated] == ["__init__.py", "backend.py", "service.py"]
+    for path in generated:
+        assert path.read_text().startswith(
+            "# generated from _async by scripts/unasync.py; do not edit\n"
+        )
+
+
+def test_substitutions(unasync: ModuleType) -> None:
+    source = (
+        "from .._synchronization import AsyncSingleFlight, async_sleep\n"
+        "class AsyncCacheService:\n"
+        "    async def __aenter__(self) -> AsyncCacheService:\n"
+        "        async with self._lock:\n"
+        "            await async_sleep(1)\n"
+        "        async for x in self._items():\n"
+        "            await self._dispatcher.aclose()\n"
+        "        return await self._backend.get(key)\n"
+    )
+    assert unasync.unasync_text(source, set()) == (
+        unasync.HEADER + "from .._synchronization import SingleFlight, sleep\n"
+        "class CacheService:\n"
+        "    def __enter__(self) -> CacheService:\n"
+        "        with self._lock:\n"
+        "            sleep(1)\n"
+        "        for x in self._items():\n"
+        "            self._dispatcher.close()\n"
+        "        return self._backend.get(key)\n"
+    )
+
+
+def test_words_containing_async_are_left_alone(unasync: ModuleType) -> None:
+    line = "import asyncio  # Asyncio is asynchronous; is_async_service stays\n"
+    assert unasync.unasync_text(line, set()) == unasync.HEADER + line
+
+
+def test_check_fails_on_a_stale_missing_or_extra_file(
+    unasync: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, target = tmp_path / "_async", tmp_path / "_sync"
+    shutil.copytree(unasync.SOURCE, source)
+    shutil.copytree(unasync.TARGET, target, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(unasync, "SOURCE", source)
+    monkeypatch.setattr(unasync, "TARGET", target)
+    assert unasync.main(["--check"]) == 0
+
+    service = target / "service.py"
+    service.write_text(service.read_text().replace("def get(", "def get_edited_by_hand("))
+    assert unasync.main(["--check"]) == 1
+    assert "stale generated files: service.py" in capsys.readouterr().out
+    assert unasync.main([]) == 0  # regenerates
+    assert unasync.main(["--check"]) == 0
+
+    (target / "backend.py").unlink()
+    assert unasync.main(["--check"]) == 1
+    unasync.main([])
+    (target / "orphan.py").write_text("")
+    assert unasync.main(["--check"]) == 1
+    assert "no source in _async: orphan.py" in capsys.readouterr().out
