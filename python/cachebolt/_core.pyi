@@ -8,6 +8,7 @@ bad arguments (empty key, TTL <= 0, NaN or infinite TTL, limit < 1, unknown algo
 A failed call changes nothing.
 """
 
+import builtins
 from typing import final
 
 __version__: str
@@ -92,7 +93,7 @@ class MemoryStore:
         """Remove members; the count removed. An emptied set disappears."""
 
     def sismember(self, key: str, member: str) -> bool: ...
-    def smembers(self, key: str) -> set[str]: ...
+    def smembers(self, key: str) -> builtins.set[str]: ...
     def scard(self, key: str) -> int: ...
 
     # --- hashes ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Exceptions raised by cachebolt. Every one is a `CacheError`; both backends raise the same types."""
+"""Exceptions raised by cachebolt. Each is a `CacheError`; both backends raise the same types."""
 
 from __future__ import annotations
 
