@@ -6,7 +6,7 @@ use pyo3::types::PyBool;
 
 use crate::store::validate;
 
-/// PyO3 would extract `True` as 1 or 1.0; a bool where a number is expected is a caller bug.
+/// `PyO3` would extract `True` as 1 or 1.0; a bool where a number is expected is a caller bug.
 fn reject_bool(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
     if obj.is_instance_of::<PyBool>() {
         return Err(PyTypeError::new_err(format!(
@@ -16,7 +16,7 @@ fn reject_bool(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// An `int` argument that fits in i64 (an out-of-range int is a ValueError, like Redis's
+/// An `int` argument that fits in i64 (an out-of-range int is a `ValueError`, like Redis's
 /// "value is not an integer or out of range").
 pub fn int_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
     reject_bool(obj, name)?;

@@ -2,7 +2,7 @@
 //!
 //! GIL policy: O(1) commands stay attached (releasing and re-taking the GIL costs more than the
 //! command, and can wait a whole switch interval when other threads are runnable). O(n) commands
-//! (keys, scan, del_pattern, flush, sweep_expired) run detached so other Python threads keep
+//! (`keys`, `scan`, `del_pattern`, `flush`, `sweep_expired`) run detached so other Python threads keep
 //! going. Under a shard lock we only ever create `bytes`/`str` objects, which are not tracked
 //! by the garbage collector, so no finalizer can run (and re-enter the store) while a shard is
 //! locked; containers (list/set/dict) are built after the lock is released.

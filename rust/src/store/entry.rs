@@ -1,8 +1,10 @@
 //! One keyspace entry, laid out for memory: the key and a string value share one allocation.
 //!
-//! `Entry` is 40 bytes: the blob (16), the expiry (8), an optional boxed payload for the rarer
-//! types (8), the key length with a "pinned" flag (4) and the LRU stamp (4). A million 10-byte
-//! keys with 50-byte values then cost one 60-byte allocation plus 40 bytes of slab each.
+//! `Entry` is 40 bytes: the blob (16), an optional boxed payload for the rarer types (8), the
+//! expiry packed with the key length and a "pinned" flag (8), the LRU stamp (4) and 32 bits of
+//! the key's hash (4). A million 10-byte keys with 50-byte values then cost one 60-byte
+//! allocation plus 40 bytes of slab each. Keeping the hash in the entry lets the index rehash
+//! and remove without touching (cache-missing) the blob of every entry.
 
 use ahash::RandomState;
 use hashbrown::{HashMap, HashSet};
@@ -19,11 +21,15 @@ pub const MEMBER_OVERHEAD: u64 = 32;
 /// Estimated bytes of an empty set/hash/limiter payload (the box, the table header, the hasher).
 pub const PAYLOAD_OVERHEAD: u64 = 64;
 
-/// The top bit of `meta` marks a pinned entry (lock or rate-limit state): never evicted and not
-/// counted against `max_keys`/`max_bytes`.
-const PINNED: u32 = 1 << 31;
-/// Keys are limited to what fits in the 31 bits left in `meta`.
-pub const MAX_KEY_LEN: usize = (PINNED - 1) as usize;
+/// `packed` = expiry in its low 48 bits (ms: 8900 years of store uptime), key length in the next
+/// 15, and the "pinned" flag in the top bit. A pinned entry (lock or rate-limit state) is never
+/// evicted and not counted against `max_keys`/`max_bytes`.
+const EXPIRY_BITS: u32 = 48;
+/// Largest representable expiry; later deadlines are clamped to it ("practically never").
+pub const MAX_EXPIRY_MS: u64 = (1 << EXPIRY_BITS) - 1;
+const PINNED: u64 = 1 << 63;
+/// Keys are limited to the 15 bits of length left in `packed` (memcached allows 250 bytes).
+pub const MAX_KEY_LEN: usize = (1 << 15) - 1;
 
 /// Value types that are not plain strings.
 #[derive(Debug)]
@@ -66,11 +72,13 @@ pub struct HashValue {
 pub struct Entry {
     blob: Box<[u8]>,
     payload: Option<Box<Payload>>,
-    /// Absolute expiry in store ms; 0 = no expiry (the clock starts at 0, a TTL is >= 1 ms).
-    pub expires_at: u64,
-    meta: u32,
+    /// Expiry (absolute store ms, 0 = none: the clock starts at 0 and a TTL is >= 1 ms), key
+    /// length and pinned flag; see `EXPIRY_BITS`.
+    packed: u64,
     /// Per-shard logical access counter at the last access (wrapping; see `Shard::touch`).
     pub lru: u32,
+    /// Low 32 bits of the key's hash, set by `Shard::insert`.
+    pub hash: u32,
 }
 
 impl Entry {
@@ -83,9 +91,9 @@ impl Entry {
         Self {
             blob: blob.into_boxed_slice(),
             payload: None,
-            expires_at,
-            meta: key.len() as u32,
+            packed: ((key.len() as u64) << EXPIRY_BITS) | expires_at.min(MAX_EXPIRY_MS),
             lru: 0,
+            hash: 0,
         }
     }
 
@@ -99,13 +107,13 @@ impl Entry {
     /// Mark the entry never-evictable (locks, rate-limit state).
     #[must_use]
     pub fn pinned(mut self) -> Self {
-        self.meta |= PINNED;
+        self.packed |= PINNED;
         self
     }
 
     #[inline]
     pub fn key_len(&self) -> usize {
-        (self.meta & !PINNED) as usize
+        ((self.packed & !PINNED) >> EXPIRY_BITS) as usize
     }
 
     #[inline]
@@ -121,7 +129,7 @@ impl Entry {
 
     #[inline]
     pub fn is_pinned(&self) -> bool {
-        self.meta & PINNED != 0
+        self.packed & PINNED != 0
     }
 
     #[inline]
@@ -145,9 +153,22 @@ impl Entry {
         self.blob = blob.into_boxed_slice();
     }
 
+    /// Absolute expiry in store ms; 0 = none.
+    #[inline]
+    pub fn expires_at(&self) -> u64 {
+        self.packed & MAX_EXPIRY_MS
+    }
+
+    /// Set the expiry (0 = none), clamped to `MAX_EXPIRY_MS`.
+    #[inline]
+    pub fn set_expires_at(&mut self, at: u64) {
+        self.packed = (self.packed & !MAX_EXPIRY_MS) | at.min(MAX_EXPIRY_MS);
+    }
+
     #[inline]
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at != 0 && self.expires_at <= now_ms
+        let at = self.expires_at();
+        at != 0 && at <= now_ms
     }
 
     /// Bytes counted by `used_bytes`: key + value + fixed overheads.
@@ -183,5 +204,14 @@ mod tests {
         assert!(pinned.is_pinned());
         assert_eq!(pinned.key(), b"lock:x");
         assert!(pinned.is_expired(5) && !pinned.is_expired(4));
+        let mut long = Entry::string(&vec![b'k'; MAX_KEY_LEN], b"v", u64::MAX).pinned();
+        assert_eq!(
+            (long.key_len(), long.expires_at()),
+            (MAX_KEY_LEN, MAX_EXPIRY_MS)
+        );
+        long.set_expires_at(0);
+        assert_eq!(long.expires_at(), 0);
+        assert!(long.is_pinned() && !long.is_expired(u64::MAX));
+        assert_eq!(long.value(), b"v");
     }
 }

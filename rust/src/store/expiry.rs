@@ -20,7 +20,7 @@ impl Store {
         self.read(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => -2,
-                Some(pos) => match shard.slab[pos].expires_at {
+                Some(pos) => match shard.slab[pos].expires_at() {
                     0 => -1,
                     at => (at - now_ms) as i64,
                 },
@@ -42,7 +42,7 @@ impl Store {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => false,
                 Some(pos) => {
-                    shard.slab[pos].expires_at = deadline(now_ms, ttl_ms);
+                    shard.slab[pos].set_expires_at(deadline(now_ms, ttl_ms));
                     true
                 }
             }
@@ -53,8 +53,8 @@ impl Store {
     pub fn persist(&self, key: &[u8], now_ms: u64) -> bool {
         self.read(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
-                Some(pos) if shard.slab[pos].expires_at != 0 => {
-                    shard.slab[pos].expires_at = 0;
+                Some(pos) if shard.slab[pos].expires_at() != 0 => {
+                    shard.slab[pos].set_expires_at(0);
                     true
                 }
                 _ => false,
@@ -77,11 +77,12 @@ impl Store {
                     return removed;
                 }
                 upper = self.walk_batch(idx, upper, BATCH, |shard, pos| {
-                    if shard.slab[pos].is_expired(now_ms) {
-                        shard.remove_at(pos, &self.stats);
-                        Stats::bump(&self.stats.expired);
-                        removed += 1;
+                    if !shard.slab[pos].is_expired(now_ms) {
+                        return None;
                     }
+                    Stats::bump(&self.stats.expired);
+                    removed += 1;
+                    Some(shard.remove_at(pos, &self.stats))
                 });
             }
         }

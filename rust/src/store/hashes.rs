@@ -59,7 +59,7 @@ impl Store {
                 Some(pos) => Ok(hash_at(shard, pos)?
                     .fields
                     .get(field)
-                    .map(|v| v.to_string())),
+                    .map(ToString::to_string)),
             }
         })
     }

@@ -1,4 +1,4 @@
-//! Keyspace-wide commands: keys, scan, del_pattern, flush, and the batched walk they share.
+//! Keyspace-wide commands: `keys`, `scan`, `del_pattern`, `flush`, and the batched walk they share.
 //!
 //! Why walks go DOWN the slab: removal is `swap_remove`, which moves the last entry into the
 //! hole, and inserts append, so an entry only ever moves to a lower position. A walk that has
@@ -6,8 +6,10 @@
 //! below p now, wherever it moves later: each key present for the whole walk is visited at least
 //! once (possibly twice, if it moved down past the cursor), even across lock releases.
 
+use super::entry::Entry;
 use super::glob::glob_match;
 use super::shard::Shard;
+use super::stats::Stats;
 use super::{Store, BATCH, SHARDS};
 
 /// A SCAN cursor: (shard, exclusive upper bound of the positions still to visit in it).
@@ -59,15 +61,17 @@ fn key_string(key: &[u8]) -> String {
 
 impl Store {
     /// Visit up to `budget` positions of shard `idx` below `upper`, descending, under one lock
-    /// hold. `visit` may remove the entry at the position it is given (only that one). Returns
-    /// the new upper bound; 0 when the shard is done.
+    /// hold. `visit` may remove the entry at the position it is given (only that one) and hand
+    /// it back; removed entries are freed after the lock is released, keeping the allocator's
+    /// work out of the hold time. Returns the new upper bound; 0 when the shard is done.
     pub(super) fn walk_batch(
         &self,
         idx: usize,
         upper: usize,
         budget: usize,
-        mut visit: impl FnMut(&mut Shard, usize),
+        mut visit: impl FnMut(&mut Shard, usize) -> Option<Entry>,
     ) -> usize {
+        let mut graveyard = Vec::new();
         let mut shard = self.lock(idx);
         let mut pos = upper.min(shard.len());
         for _ in 0..budget {
@@ -77,23 +81,29 @@ impl Store {
             pos -= 1;
             // If `visit` removes `pos`, the entry moved into it came from the end: visited
             // already, or inserted after this walk began; either way no need to revisit.
-            visit(&mut shard, pos);
+            if let Some(removed) = visit(&mut shard, pos) {
+                graveyard.push(removed);
+            }
         }
+        // Walks (the periodic sweep at least) are where a shrinking shard gives memory back.
+        shard.maybe_shrink();
+        drop(shard);
+        drop(graveyard);
         pos
     }
 
     /// Walk every live entry in batches, calling `visit(shard, pos)`; expired entries met on the
     /// way are removed.
-    fn walk_all(&self, now_ms: u64, mut visit: impl FnMut(&mut Shard, usize)) {
+    fn walk_all(&self, now_ms: u64, mut visit: impl FnMut(&mut Shard, usize) -> Option<Entry>) {
         for idx in 0..SHARDS {
             let mut upper = FROM_END;
             while upper > 0 {
                 upper = self.walk_batch(idx, upper, BATCH, |shard, pos| {
                     if shard.slab[pos].is_expired(now_ms) {
-                        shard.remove_at(pos, &self.stats);
-                        super::stats::Stats::bump(&self.stats.expired);
+                        Stats::bump(&self.stats.expired);
+                        Some(shard.remove_at(pos, &self.stats))
                     } else {
-                        visit(shard, pos);
+                        visit(shard, pos)
                     }
                 });
             }
@@ -115,6 +125,7 @@ impl Store {
             if glob_match(pattern, key) {
                 out.push(key_string(key));
             }
+            None
         });
         out
     }
@@ -139,11 +150,13 @@ impl Store {
                 visited += 1;
                 let entry = &shard.slab[pos];
                 if entry.is_expired(now_ms) {
-                    shard.remove_at(pos, &self.stats);
-                    super::stats::Stats::bump(&self.stats.expired);
-                } else if glob_match(pattern, entry.key()) {
+                    Stats::bump(&self.stats.expired);
+                    return Some(shard.remove_at(pos, &self.stats));
+                }
+                if glob_match(pattern, entry.key()) {
                     keys.push(key_string(entry.key()));
                 }
+                None
             });
             budget -= visited;
             if at.upper == 0 {
@@ -164,9 +177,10 @@ impl Store {
         let mut removed = 0;
         self.walk_all(now_ms, |shard, pos| {
             if glob_match(pattern, shard.slab[pos].key()) {
-                shard.remove_at(pos, &self.stats);
                 removed += 1;
+                return Some(shard.remove_at(pos, &self.stats));
             }
+            None
         });
         removed
     }

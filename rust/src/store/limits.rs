@@ -47,7 +47,7 @@ impl Store {
                         };
                         let decision = state.hit(now_ms, limit, window_ms, cost);
                         let expires_at = state.expires_at_ms(window_ms);
-                        entry.expires_at = expires_at;
+                        entry.set_expires_at(expires_at);
                         (decision, expires_at)
                     });
                     if expires_at <= now_ms {

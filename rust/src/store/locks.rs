@@ -63,7 +63,7 @@ impl Store {
         self.read(&full, |shard, hash| {
             match shard.find_live(hash, &full, now_ms, &self.stats) {
                 Some(pos) if holds(&shard.slab[pos], token) => {
-                    shard.slab[pos].expires_at = deadline(now_ms, ttl_ms);
+                    shard.slab[pos].set_expires_at(deadline(now_ms, ttl_ms));
                     true
                 }
                 _ => false,

@@ -30,8 +30,9 @@ pub use rate_limit::{Algorithm, Decision};
 use shard::{hash_key, Shard};
 use stats::Stats;
 
-/// Number of shards: a power of two, so a shard is picked by masking hash bits.
-pub const SHARDS: usize = 64;
+const SHARD_BITS: u32 = 6;
+/// Number of shards: a power of two, picked by the top bits of the key's hash.
+pub const SHARDS: usize = 1 << SHARD_BITS;
 
 /// Entries examined per lock hold by O(n) walks (sweep, scan, keys, pattern delete): about
 /// 10-50 us of work, so no caller waits long on a shard lock whatever the keyspace size.
@@ -66,7 +67,7 @@ impl Store {
     pub fn new(limits: Limits) -> Self {
         let hasher = RandomState::new();
         let shards = (0..SHARDS)
-            .map(|i| Padded(Mutex::new(Shard::new(hasher.clone(), hasher.hash_one(i)))))
+            .map(|i| Padded(Mutex::new(Shard::new(hasher.hash_one(i)))))
             .collect();
         Self {
             shards,
@@ -92,12 +93,12 @@ impl Store {
         self.len() == 0
     }
 
-    /// The key's hash and shard. The shard comes from middle bits: hashbrown uses the low bits
-    /// for the bucket and the top 7 for its tag, and both must stay independent of the shard.
+    /// The key's hash and shard. The shard comes from the top bits; the shard's index uses
+    /// only the low 32 (see `shard::hash_key`), so the two choices are independent.
     #[inline]
     fn locate(&self, key: &[u8]) -> (u64, usize) {
         let hash = hash_key(&self.hasher, key);
-        (hash, (hash >> 32) as usize & (SHARDS - 1))
+        (hash, (hash >> (64 - SHARD_BITS)) as usize)
     }
 
     #[inline]

@@ -14,9 +14,8 @@ use super::stats::Stats;
 #[derive(Debug)]
 pub struct Shard {
     pub slab: Vec<Entry>,
-    /// Slab positions, hashed by the entry's key with the store's keyed hasher.
+    /// Slab positions, hashed by `table_hash` of the entry's stored 32-bit key hash.
     index: HashTable<u32>,
-    hasher: RandomState,
     /// Logical LRU clock, bumped on every access; wraps after 2^32 accesses to this shard,
     /// after which very old entries look young again (harmless for an approximation).
     lru_clock: u32,
@@ -27,18 +26,26 @@ pub struct Shard {
     pub evictable: usize,
 }
 
-/// Hash a key with the store's keyed hasher.
+/// Hash a key with the store's keyed hasher. The store picks the shard from the top bits and
+/// the shard keeps the low 32 bits (`Entry::hash`), so the two are independent.
 #[inline]
 pub fn hash_key(hasher: &RandomState, key: &[u8]) -> u64 {
     hasher.hash_one(key)
 }
 
+/// The index's hash, rebuilt from an entry's stored 32 bits without touching its key. The odd
+/// multiplier spreads them into the top bits too (hashbrown's 7-bit tag), while the low bits
+/// (the bucket) stay a bijection of the hash's low bits.
+#[inline]
+fn table_hash(hash32: u32) -> u64 {
+    u64::from(hash32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 impl Shard {
-    pub fn new(hasher: RandomState, seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self {
             slab: Vec::new(),
             index: HashTable::new(),
-            hasher,
             lru_clock: 0,
             rng: seed | 1,
             pool: super::eviction::EvictionPool::default(),
@@ -54,9 +61,13 @@ impl Shard {
     /// Position of `key`, expired or not.
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        let slab = &self.slab;
+        let (slab, hash32) = (&self.slab, hash as u32);
         self.index
-            .find(hash, |&pos| slab[pos as usize].key() == key)
+            .find(table_hash(hash32), |&pos| {
+                // Compare the stored hash first: no blob access for the rare tag collision.
+                let entry = &slab[pos as usize];
+                entry.hash == hash32 && entry.key() == key
+            })
             .map(|&pos| pos as usize)
     }
 
@@ -94,7 +105,7 @@ impl Shard {
     }
 
     /// Insert an entry whose key is absent; returns its position.
-    pub fn insert(&mut self, hash: u64, entry: Entry, stats: &Stats) -> usize {
+    pub fn insert(&mut self, hash: u64, mut entry: Entry, stats: &Stats) -> usize {
         debug_assert!(self.find(hash, entry.key()).is_none());
         let pos = self.slab.len();
         assert!(u32::try_from(pos).is_ok(), "shard full");
@@ -107,17 +118,19 @@ impl Shard {
         if !entry.is_pinned() {
             self.evictable += 1;
         }
+        entry.hash = hash as u32;
         self.slab.push(entry);
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        self.index.insert_unique(hash, pos as u32, |&p| {
-            hash_key(hasher, slab[p as usize].key())
-        });
+        let slab = &self.slab;
+        self.index
+            .insert_unique(table_hash(hash as u32), pos as u32, |&p| {
+                table_hash(slab[p as usize].hash)
+            });
         self.touch(pos);
         pos
     }
 
     /// Replace the entry at `pos` (same key) with `entry`, accounting the change.
-    pub fn replace(&mut self, pos: usize, entry: Entry, stats: &Stats) {
+    pub fn replace(&mut self, pos: usize, mut entry: Entry, stats: &Stats) {
         debug_assert_eq!(self.slab[pos].key(), entry.key());
         let old = &self.slab[pos];
         let (old_cost, old_evictable) = (old.cost(), !old.is_pinned());
@@ -127,25 +140,24 @@ impl Shard {
         );
         self.evictable =
             self.evictable + usize::from(!entry.is_pinned()) - usize::from(old_evictable);
+        entry.hash = old.hash;
         self.slab[pos] = entry;
         self.touch(pos);
     }
 
     /// Remove the entry at `pos`; the last entry moves into its place.
     pub fn remove_at(&mut self, pos: usize, stats: &Stats) -> Entry {
-        let hash = hash_key(&self.hasher, self.slab[pos].key());
         self.index
-            .find_entry(hash, |&p| p as usize == pos)
+            .find_entry(table_hash(self.slab[pos].hash), |&p| p as usize == pos)
             .expect("slab entry is indexed")
             .remove();
         let last = self.slab.len() - 1;
         let entry = self.slab.swap_remove(pos);
         if pos != last {
             // The former last entry now lives at `pos`: repoint its index slot.
-            let moved_hash = hash_key(&self.hasher, self.slab[pos].key());
             let slot = self
                 .index
-                .find_mut(moved_hash, |&p| p as usize == last)
+                .find_mut(table_hash(self.slab[pos].hash), |&p| p as usize == last)
                 .expect("moved entry is indexed");
             *slot = pos as u32;
         }
@@ -153,7 +165,6 @@ impl Shard {
         if !entry.is_pinned() {
             self.evictable -= 1;
         }
-        self.maybe_shrink();
         entry
     }
 
@@ -178,14 +189,15 @@ impl Shard {
         ((u128::from(r) * self.slab.len() as u128) >> 64) as usize
     }
 
-    /// Release slack after many removals, so a shrinking keyspace gives memory back.
+    /// Release slack after many removals, so a shrinking keyspace gives memory back. Called
+    /// once per walk batch rather than per removal: the check is cheap, the rebuild is not.
     pub fn maybe_shrink(&mut self) {
         let (len, cap) = (self.slab.len(), self.slab.capacity());
         if cap > 64 && len < cap / 4 {
             self.slab.shrink_to(len + len / 4);
-            let (slab, hasher) = (&self.slab, &self.hasher);
+            let slab = &self.slab;
             self.index
-                .shrink_to(len, |&p| hash_key(hasher, slab[p as usize].key()));
+                .shrink_to(len, |&p| table_hash(slab[p as usize].hash));
         }
     }
 }

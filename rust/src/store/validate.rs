@@ -3,8 +3,8 @@
 use super::entry::MAX_KEY_LEN;
 use super::{StoreError, StoreResult};
 
-/// Largest TTL accepted, in ms (~285 000 years): keeps `now + ttl` and float maths exact.
-pub const MAX_TTL_MS: u64 = 1 << 53;
+/// Largest TTL accepted, in ms (~4 400 years): half the range of an entry's 48-bit expiry.
+pub const MAX_TTL_MS: u64 = 1 << 47;
 
 fn invalid(message: String) -> StoreError {
     StoreError::InvalidArgument(message)
@@ -15,8 +15,13 @@ pub fn check_key(key: &str) -> StoreResult<()> {
     if key.is_empty() {
         return Err(invalid("key must be a non-empty str".to_owned()));
     }
+    // Lock and rate-limit keys add a prefix of up to 10 bytes.
     if key.len() > MAX_KEY_LEN - 16 {
-        return Err(invalid(format!("key is too long ({} bytes)", key.len())));
+        return Err(invalid(format!(
+            "key is too long: {} bytes, at most {} allowed",
+            key.len(),
+            MAX_KEY_LEN - 16
+        )));
     }
     Ok(())
 }
