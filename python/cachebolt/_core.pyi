@@ -11,6 +11,7 @@ A failed call changes nothing.
 import builtins
 from typing import final
 
+__all__ = ["MemoryStore", "__version__"]
 __version__: str
 
 @final
@@ -26,14 +27,14 @@ class MemoryStore:
         manual_clock: when True, time only moves through `advance_clock` (for tests).
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         max_keys: int | None = None,
         max_bytes: int | None = None,
         cleanup_interval_seconds: float | None = 30.0,
         manual_clock: bool = False,
-    ) -> None: ...
+    ) -> MemoryStore: ...
     def __len__(self) -> int:
         """Number of live keys (expired keys not yet swept may still be counted)."""
 
