@@ -40,7 +40,7 @@ class MemoryStore:
 
     # --- strings -----------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
-        """Return the value of a string key, or None when missing or expired. Counts a hit or miss."""
+        """The value of a string key, or None when missing or expired; counts a hit or a miss."""
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a string value. `ttl` in seconds (None: no expiry, discarding any previous TTL)."""
@@ -52,7 +52,7 @@ class MemoryStore:
         """True when the key exists and has not expired."""
 
     def incrby(self, key: str, amount: int) -> int:
-        """Add `amount` to the integer in a string key (a missing key counts from 0), keep its TTL."""
+        """Add `amount` to the integer at a string key (missing counts from 0); keeps its TTL."""
 
     # --- expiry ------------------------------------------------------------------------------
     def ttl(self, key: str) -> int:
@@ -78,7 +78,7 @@ class MemoryStore:
         """
 
     def del_pattern(self, pattern: str) -> int:
-        """Delete every key matching a Redis glob pattern; the count removed. Runs without the GIL."""
+        """Delete every key matching a Redis glob pattern; the count removed. No GIL."""
 
     def flush(self) -> int:
         """Delete every key (locks and rate-limit state included); the count removed. No GIL."""
@@ -108,9 +108,9 @@ class MemoryStore:
 
     def hlen(self, key: str) -> int: ...
 
-    # --- token locks (stored at "lock:<key>", never evicted) ---------------------------------
+    # --- token locks (stored at "lock:<key>", never evicted) -------------------------------
     def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
-        """Take the lock when free: returns a fresh 128-bit random token (32 hex chars), else None."""
+        """Take the lock when free: a fresh 128-bit random token (32 hex chars), else None."""
 
     def release_lock(self, key: str, token: str) -> bool:
         """Release only when `token` matches the holder's; True when released."""
@@ -118,7 +118,7 @@ class MemoryStore:
     def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
         """Reset the lock's TTL to `ttl_ms` only when `token` matches; True when extended."""
 
-    # --- rate limits (state at "ratelimit:<key>", never evicted) -----------------------------
+    # --- rate limits (state at "ratelimit:<key>", never evicted) ---------------------------
     def rate_limit(
         self,
         key: str,
