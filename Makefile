@@ -24,6 +24,17 @@ $(STAMP)-dev: $(STAMP)-venv pyproject.toml scripts/requirements.py
 	$(PIP) install -q -r $(VENV)/requirements-dev.txt
 	touch $@
 
+# The tests start their own redis-server (standalone, ACL, TLS, cluster) from Debian's package.
+.PHONY: system-deps
+system-deps: ## install redis-server and redis-tools with apt when missing (needs root)
+	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools; \
+		else \
+			echo "redis-server/redis-cli missing: run 'sudo apt-get install redis-server redis-tools'" >&2; exit 1; \
+		fi; \
+	fi
+
 .PHONY: build-dev
 build-dev: $(STAMP)-venv ## build the extension (release profile) into .venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release -q
@@ -33,7 +44,7 @@ run: build-dev ## build and run `cachebolt bench` on the embedded memory backend
 	$(VENV)/bin/cachebolt bench
 
 .PHONY: test
-test: $(STAMP)-dev build-dev ## install test dependencies, build, run cargo test and pytest
+test: system-deps $(STAMP)-dev build-dev ## install test dependencies, build, run cargo test and pytest
 	cargo test --quiet
 	$(PY) -m pytest tests
 
