@@ -1,0 +1,436 @@
+"""Real `redis-server` processes for the tests: standalone, password/ACL, TLS, a 3-primary cluster.
+
+Every server is a child process of the test run, spawned from Debian's `redis-server` on a free
+loopback port with no persistence, and stopped, killed, paused or resumed through its own pid only:
+nothing here ever signals a process it did not start. Start-up waits for PING in a bounded poll loop
+and raises with the server's log when the server dies or stays silent.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import redis
+
+__all__ = [
+    "REDIS_CLI",
+    "REDIS_SERVER",
+    "RedisCluster",
+    "RedisServer",
+    "ServerError",
+    "TLSFiles",
+    "free_port",
+    "make_tls_files",
+]
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+
+START_TIMEOUT = 10.0  # seconds; a server starts in a few milliseconds
+STOP_TIMEOUT = 5.0
+POLL = 0.005
+# The cluster bus of a node listens on port + 10000, so cluster ports stay below this bound.
+BUS_OFFSET = 10_000
+
+_started: set[RedisServer] = set()
+
+
+class ServerError(RuntimeError):
+    """A server that did not start, or a cluster that did not form; the message carries the log."""
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, with_bus: bool = False) -> int:
+    """A loopback TCP port that is free now (and port + 10000 too when `with_bus`)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if not with_bus:
+            return port
+        if port + BUS_OFFSET <= 65535 and _port_is_free(port + BUS_OFFSET):
+            return port
+    raise ServerError("no free loopback port found")
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for a TLS server: a CA, a server certificate for 127.0.0.1/localhost, its key."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_tls_files(directory: Path, *, name: str = "ca") -> TLSFiles:
+    """A fresh CA (trustme) and a server certificate it signed, written under `directory`."""
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    files = TLSFiles(
+        ca_cert=directory / f"{name}.pem",
+        server_cert=directory / f"{name}-server.pem",
+        server_key=directory / f"{name}-server.key",
+    )
+    ca.cert_pem.write_to_path(str(files.ca_cert))
+    server.private_key_pem.write_to_path(str(files.server_key))
+    server.cert_chain_pems[0].write_to_path(str(files.server_cert))
+    for blob in server.cert_chain_pems[1:]:
+        blob.write_to_path(str(files.server_cert), append=True)
+    return files
+
+
+class RedisServer:
+    """One `redis-server` child process on a loopback port.
+
+    Args:
+        tmp_dir: working directory (`--dir`) and home of the log file.
+        port: the port; None picks a free one (again on each start if the first is taken).
+        extra_args: more command-line options, e.g. ("--cluster-enabled", "yes").
+        password: `--requirepass` for the default user.
+        tls: serve TLS only (`--port 0 --tls-port N`) with these files; clients are not asked for
+            certificates.
+    """
+
+    def __init__(
+        self,
+        tmp_dir: Path | str,
+        *,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+        password: str | None = None,
+        tls: TLSFiles | None = None,
+        with_bus: bool = False,
+    ) -> None:
+        if REDIS_SERVER is None:
+            raise ServerError("redis-server is not installed (run `make system-deps`)")
+        self.dir = Path(tmp_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._fixed_port = port is not None
+        self._with_bus = with_bus
+        self.port = port if port is not None else free_port(with_bus=with_bus)
+        self.extra_args = tuple(extra_args)
+        self.password = password
+        self.tls = tls
+        self.log_path = self.dir / f"redis-{id(self):x}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._paused = False
+
+    # --- addresses -----------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{scheme}://{auth}{self.host}:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ServerError("the server is not started")
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A redis-py client as the default user (the test side), short timeouts."""
+        options: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "password": self.password,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 2,
+            "decode_responses": True,
+        }
+        if self.tls is not None:
+            options.update(ssl=True, ssl_ca_certs=str(self.tls.ca_cert))
+        options.update(kwargs)
+        return redis.Redis(**options)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        assert REDIS_SERVER is not None
+        args = [REDIS_SERVER]
+        if self.tls is None:
+            args += ["--port", str(self.port)]
+        else:
+            args += [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.server_cert),
+                "--tls-key-file", str(self.tls.server_key),
+                "--tls-ca-cert-file", str(self.tls.ca_cert),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        args += [
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--protected-mode", "no",
+            "--dir", str(self.dir),
+            "--logfile", "",
+        ]  # fmt: skip
+        if self.password is not None:
+            args += ["--requirepass", self.password]
+        args += list(self.extra_args)
+        return args
+
+    def start(self) -> RedisServer:
+        """Spawn the server and wait until it answers PING; raises `ServerError` with its log."""
+        if self.running:
+            return self
+        for attempt in range(5):
+            try:
+                self._spawn_and_wait()
+                return self
+            except ServerError:
+                # Another process took the port between `free_port` and the bind: pick another.
+                if self._fixed_port or attempt == 4 or "already in use" not in self.log():
+                    raise
+                self.port = free_port(with_bus=self._with_bus)
+        raise AssertionError("unreachable")
+
+    def _spawn_and_wait(self) -> None:
+        log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        finally:
+            log.close()
+        self._paused = False
+        _started.add(self)
+        deadline = time.monotonic() + START_TIMEOUT
+        error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.process.wait()
+                raise ServerError(
+                    f"redis-server exited with {self.process.returncode} on port {self.port}:\n"
+                    + self.log()
+                )
+            try:
+                with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as client:
+                    if client.ping():
+                        return
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                error = exc
+            except redis.ResponseError as exc:  # e.g. LOADING
+                error = exc
+            time.sleep(POLL)
+        self.kill()
+        raise ServerError(
+            f"redis-server on port {self.port} did not answer PING within {START_TIMEOUT} s "
+            f"({error!r}):\n{self.log()}"
+        )
+
+    def _signal(self, signum: int) -> None:
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signum)  # our child, by its own pid
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a bounded wait; reaps the process. Idempotent."""
+        if self.process is None:
+            return
+        if self.running:
+            if self._paused:
+                self._signal(signal.SIGCONT)
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+        self.process.wait()
+        self._paused = False
+        _started.discard(self)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash: no shutdown work) and reap."""
+        if self.process is None:
+            return
+        self._signal(signal.SIGKILL)
+        self.process.wait()
+        self._paused = False
+        _started.discard(self)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets but answers nothing (a frozen server)."""
+        self._signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        self._signal(signal.SIGCONT)
+        self._paused = False
+
+    def restart(self) -> RedisServer:
+        """Stop and start again on the same port (an empty dataset: nothing is persisted)."""
+        self.stop()
+        fixed, self._fixed_port = self._fixed_port, True
+        try:
+            return self.start()
+        finally:
+            self._fixed_port = fixed
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        pid = self.process.pid if self.process is not None else None
+        return f"<RedisServer port={self.port} pid={pid} {state}>"
+
+
+class RedisCluster:
+    """`size` primaries in cluster mode, joined by `redis-cli --cluster create`, no replicas."""
+
+    def __init__(self, tmp_dir: Path | str, *, size: int = 3, extra_args: Iterable[str] = ()):
+        if REDIS_CLI is None:
+            raise ServerError("redis-cli is not installed (run `make system-deps`)")
+        self.dir = Path(tmp_dir)
+        self.nodes: list[RedisServer] = []
+        for index in range(size):
+            node_dir = self.dir / f"node{index}"
+            config_file = str(node_dir / "nodes.conf")
+            args = ["--cluster-enabled", "yes", "--cluster-config-file", config_file]
+            args += ["--cluster-node-timeout", "5000", *extra_args]
+            self.nodes.append(RedisServer(node_dir, with_bus=True, extra_args=args))
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(node.host, node.port) for node in self.nodes]
+
+    def start(self) -> RedisCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            self._create()
+            self._wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create(self) -> None:
+        assert REDIS_CLI is not None
+        command = [REDIS_CLI, "--cluster", "create"]
+        command += [f"{host}:{port}" for host, port in self.addresses]
+        command += ["--cluster-replicas", "0", "--cluster-yes"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            logs = "\n".join(node.log() for node in self.nodes)
+            raise ServerError(
+                f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}{logs}"
+            )
+
+    def _wait_ok(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        want = len(self.nodes)
+        pending = list(self.nodes)
+        while pending and time.monotonic() < deadline:
+            node = pending[0]
+            with node.client() as client:
+                info = client.execute_command("CLUSTER INFO")
+            if isinstance(info, dict):
+                fields = {str(k): str(v) for k, v in info.items()}
+            else:
+                lines = str(info).splitlines()
+                fields = dict(line.strip().split(":", 1) for line in lines if ":" in line)
+            if (
+                fields.get("cluster_state") == "ok"
+                and fields.get("cluster_slots_ok") == "16384"
+                and int(fields.get("cluster_known_nodes", "0")) == want
+                and int(fields.get("cluster_size", "0")) == want
+            ):
+                pending.pop(0)
+            else:
+                time.sleep(0.02)
+        if pending:
+            raise ServerError(
+                f"cluster did not reach cluster_state:ok within {timeout} s:\n"
+                + "\n".join(node.log() for node in self.nodes)
+            )
+
+    def flush(self) -> None:
+        """FLUSHALL on every primary (test side only)."""
+        for node in self.nodes:
+            with node.client() as client:
+                client.flushall()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Servers a crashed test run left behind: ours only, by pid."""
+    for server in list(_started):
+        with contextlib.suppress(Exception):
+            server.kill()
+
+
+def _self_check() -> None:  # pragma: no cover - manual: python tests/_servers.py
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(tmp) as server:
+        print(server, server.url, os.getpid())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _self_check()
