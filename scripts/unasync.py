@@ -37,6 +37,7 @@ NAMES: list[tuple[str, str]] = [
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\baclose\b", "close"),
     (r"\b_async\b", "_sync"),
+    (r"\bredis\.asyncio\b", "redis"),  # redis.asyncio.cluster -> redis.cluster
     (r"\basync_([a-z][a-z0-9_]*)\b", r"\1"),  # async_sleep -> sleep
     (r"\bAsync([A-Z][A-Za-z0-9_]*)\b", r"\1"),  # AsyncCacheService -> CacheService
 ]

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from ._constants import RATE_LIMIT_ALGORITHMS
 
 __all__ = [
+    "MAX_KEY_BYTES",
+    "MAX_TTL_MS",
     "bool_error",
     "check_algorithm",
     "check_cost",
@@ -23,7 +25,14 @@ __all__ = [
     "check_ttl",
     "check_ttl_ms",
     "check_wait_seconds",
+    "count_arg",
     "hash_value_text",
+    "int64_arg",
+    "ms_arg",
+    "seconds_to_ms",
+    "store_key",
+    "str_arg",
+    "str_args",
 ]
 
 
@@ -116,3 +125,84 @@ def hash_value_text(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"hash values must be str | int | float, not {type(value).__name__}")
     return str(value)
+
+
+# --- the Rust store's conversions, for the Redis backend (same errors, same rounding) ---------
+
+# Largest TTL the store accepts, in ms (rust/src/store/validate.rs MAX_TTL_MS).
+MAX_TTL_MS = 1 << 47
+# Longest key the store accepts, in UTF-8 bytes (entry.rs MAX_KEY_LEN minus room for "lock:").
+MAX_KEY_BYTES = (1 << 15) - 1 - 16
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def store_key(key: object) -> str:
+    """A key as the store checks it: `str` (TypeError), non-empty and not too long (ValueError)."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("key must be a non-empty str")
+    # A code point is at most 4 UTF-8 bytes: only long keys need encoding to be measured.
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise ValueError(
+            f"key is too long: {len(key.encode('utf-8', 'surrogatepass'))} bytes, "
+            f"at most {MAX_KEY_BYTES} allowed"
+        )
+    return key
+
+
+def seconds_to_ms(seconds: object, name: str = "ttl") -> int:
+    """Seconds (`int | float`, not bool) -> ms rounded up to >= 1, as the store converts them."""
+    if isinstance(seconds, bool):
+        raise TypeError(f"{name} must be a number, not bool")
+    if not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be int | float seconds, not {type(seconds).__name__}")
+    value = float(seconds)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{name} must be a positive finite number of seconds, got {seconds}")
+    ms = math.ceil(value * 1000.0)
+    if ms > MAX_TTL_MS:
+        raise ValueError(f"{name} is too large: {seconds} seconds")
+    return max(ms, 1)
+
+
+def int64_arg(value: object, name: str) -> int:
+    """An `int` (not bool) in the signed 64-bit range (out of range: ValueError)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, not bool")
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise ValueError(f"{name} is out of the 64-bit range, got {value}")
+    return int(value)
+
+
+def count_arg(value: object, name: str) -> int:
+    """A non-negative 64-bit `int` (not bool)."""
+    value = int64_arg(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def ms_arg(value: object, name: str = "ttl_ms") -> int:
+    """A lock TTL: an `int` number of milliseconds in 1..2^47."""
+    value = int64_arg(value, name)
+    if value <= 0 or value > MAX_TTL_MS:
+        raise ValueError(f"{name} must be a positive number of milliseconds, got {value}")
+    return value
+
+
+def str_args(values: tuple[object, ...], what: str, command: str) -> None:
+    """Set members / hash fields: at least one (ValueError, as the store), each a `str`."""
+    if not values:
+        raise ValueError(f"{command} needs at least one {what}")
+    for value in values:
+        if not isinstance(value, str):
+            raise TypeError(f"{what}s must be str, not {type(value).__name__}")
+
+
+def str_arg(value: object, name: str) -> None:
+    """A `str` argument (member, field, token, pattern)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")

@@ -1,0 +1,127 @@
+"""No-I/O code shared by both Redis backends: client settings, key layout, glob escaping, Lua text.
+
+Client settings (`client_kwargs`) put our own bounds on every wait, because redis-py's defaults
+retry with backoff (about 4 s against a refused port, about a minute against a frozen server):
+
+* `socket_connect_timeout` = `connect_timeout_ms`, `socket_timeout` = `command_timeout_ms`;
+* `retry=Retry(NoBackoff(), 0)` and `retry_on_timeout=False`: a failed command is never sent
+  again, so a script that may have run is never run twice, and the caller hears at once;
+* TLS verifies certificates (`ssl_cert_reqs="required"`) against `tls_ca_cert` (or the system
+  store) and checks the host name: a certificate for a server reached as `127.0.0.1` must carry
+  that IP address in its subjectAltName (trustme and the test fixtures issue such certificates).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any, Final
+
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .config import CacheConfig
+
+__all__ = [
+    "LOCK_NAMESPACE",
+    "RATE_LIMIT_NAMESPACE",
+    "SCAN_BATCH",
+    "SCRIPT_NAMES",
+    "client_kwargs",
+    "cluster_kwargs",
+    "decode_cursor",
+    "describe",
+    "encode_cursor",
+    "escape_glob",
+    "script_text",
+]
+
+# Namespaces after the key prefix, as in the Rust store: "<prefix>lock:<key>".
+LOCK_NAMESPACE: Final = "lock:"
+RATE_LIMIT_NAMESPACE: Final = "ratelimit:"
+# Keys asked per SCAN step and unlinked per UNLINK in del_pattern / flush.
+SCAN_BATCH: Final = 1000
+SCRIPT_NAMES: Final = (
+    "lock_release",
+    "lock_extend",
+    "rate_limit_sliding_log",
+    "rate_limit_fixed_window",
+    "rate_limit_sliding_counter",
+)
+_GLOB_SPECIAL: Final = frozenset("*?[]\\")
+
+
+@functools.cache
+def script_text(name: str) -> str:
+    """The text of `lua/<name>.lua`, from the installed package (wheel or source tree)."""
+    return (resources.files("cachebolt") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def escape_glob(literal: str) -> str:
+    """`literal` as a Redis glob matching only itself (`app[1]:` must not match `app1:`)."""
+    if not _GLOB_SPECIAL.intersection(literal):
+        return literal
+    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in literal)
+
+
+def _common_kwargs(config: CacheConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "username": config.username,
+        "password": config.password,
+        "socket_connect_timeout": config.connect_timeout_ms / 1000,
+        "socket_timeout": config.command_timeout_ms / 1000,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": False,
+        "client_name": "cachebolt",
+    }
+    if config.tls:
+        kwargs.update(
+            ssl=True,
+            ssl_cert_reqs="required",
+            ssl_ca_certs=config.tls_ca_cert,
+            ssl_check_hostname=True,
+        )
+    return kwargs
+
+
+def client_kwargs(config: CacheConfig) -> dict[str, Any]:
+    """Keyword arguments of `redis.Redis` / `redis.asyncio.Redis` for a standalone server."""
+    kwargs = _common_kwargs(config)
+    kwargs.update(db=config.db, retry_on_timeout=False, health_check_interval=0)
+    return kwargs
+
+
+def cluster_kwargs(config: CacheConfig) -> dict[str, Any]:
+    """Keyword arguments of `RedisCluster` (sync or asyncio): no db, no retries either."""
+    kwargs = _common_kwargs(config)
+    # RedisCluster refuses an explicit retry_on_timeout; its `retry` covers both clients.
+    kwargs["require_full_coverage"] = True
+    return kwargs
+
+
+def describe(config: CacheConfig) -> str:
+    """Where the backend connects, for `repr` and logs: never the password."""
+    scheme = "rediss" if config.tls else "redis"
+    user = f"{config.username}@" if config.username else ""
+    where = f"{scheme}://{user}{config.host}:{config.port}"
+    if config.cluster:
+        return f"{where} (cluster)"
+    return f"{where}/{config.db}"
+
+
+# --- cluster SCAN cursors -------------------------------------------------------------------
+# One cursor walks every primary in turn: cursor = node_cursor * nodes + node_index, so 0
+# starts at the first primary and 0 is returned only after the last one is done. A topology
+# change during a walk may skip or repeat keys (SCAN's own guarantee is per node).
+
+
+def encode_cursor(node_cursor: int, node_index: int, nodes: int) -> int:
+    """The caller's cursor for `node_cursor` on primary `node_index` of `nodes`."""
+    return node_cursor * nodes + node_index
+
+
+def decode_cursor(cursor: int, nodes: int) -> tuple[int, int]:
+    """(node_cursor, node_index) of a caller's cursor."""
+    return divmod(cursor, nodes)

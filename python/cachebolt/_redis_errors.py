@@ -1,0 +1,132 @@
+"""redis-py errors -> cachebolt errors, in one place, so both backends raise the same types.
+
+`map_redis_errors()` is a context manager (a plain `with` works in sync and async code):
+
+* the server did not answer (refused, reset, timed out, loading, cluster down, `MASTERDOWN`,
+  `READONLY` during a failover, authentication refused at connect) -> `BackendUnavailable`,
+  the one type the fallback layer catches;
+* `WRONGTYPE`, "value is not an integer or out of range" and "increment or decrement would
+  overflow" -> `WrongTypeError` with the Rust store's messages;
+* any other server or client error -> `CacheError`.
+
+Messages never carry a password: the mapper is given the secret and masks it, and redis-py's own
+texts (host:port, errno) do not contain it. `NOSCRIPT` never reaches here: redis-py's `Script`
+reloads the script and runs it again, which is safe since the first EVALSHA did not run anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from types import TracebackType
+
+from redis import exceptions as rx
+
+from .exceptions import CacheError, WrongTypeError
+
+__all__ = ["BackendUnavailable", "RedisErrorMapper", "map_redis_errors"]
+
+_MASK = "***"
+
+# The server's texts for WRONGTYPE-like errors, as the Rust store words them (redis-py strips
+# the "ERR " prefix of the last two).
+_WRONG_TYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+_NOT_AN_INTEGER = "value is not an integer or out of range"
+_OVERFLOW = "increment or decrement would overflow"
+
+# Error replies that mean "no usable server right now" rather than "your command is wrong".
+_UNAVAILABLE_REPLIES = (
+    rx.ClusterDownError,  # CLUSTERDOWN, and MasterDownError (MASTERDOWN) below it
+    rx.TryAgainError,  # TRYAGAIN: a slot is migrating
+    rx.ReadOnlyError,  # READONLY: we talk to a replica (failover in progress)
+)
+# Client-side failures to reach a server: sockets, timeouts, cluster topology discovery.
+_UNAVAILABLE = (
+    rx.ConnectionError,  # also AuthenticationError, BusyLoadingError, MaxConnectionsError
+    rx.TimeoutError,
+    rx.RedisClusterException,  # "Redis Cluster cannot be connected", SlotNotCoveredError
+    rx.ClusterError,
+    builtins.TimeoutError,  # asyncio.TimeoutError is the same class on 3.11+
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+class BackendUnavailable(CacheError):
+    """Redis/Valkey did not answer: refused, timed out, down, loading, or refused our login.
+
+    Raised by the Redis backend only; the service's fallback layer catches exactly this type and
+    serves the call from memory.
+    """
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def _script_free(message: str) -> str:
+    """An error reply raised inside a Lua script, without Redis's " script: ..." location."""
+    cut = message.find(" script: ")
+    return message if cut < 0 else message[:cut]
+
+
+def translate(exc: BaseException, secret: str | None = None) -> BaseException | None:
+    """The cachebolt exception for a redis-py (or socket) error, or None to let it through."""
+    if isinstance(exc, rx.ResponseError):
+        if isinstance(exc, _UNAVAILABLE_REPLIES):
+            return BackendUnavailable(_scrub(f"Redis unavailable: {exc}", secret))
+        message = _script_free(str(exc))
+        if message.startswith("WRONGTYPE"):
+            return WrongTypeError(_scrub(message, secret))
+        if message.startswith(_NOT_AN_INTEGER) or message.startswith("ERR " + _NOT_AN_INTEGER):
+            return WrongTypeError(_NOT_AN_INTEGER)
+        if message.startswith(_OVERFLOW) or message.startswith("ERR " + _OVERFLOW):
+            return WrongTypeError(_OVERFLOW)
+        return CacheError(_scrub(f"Redis error: {message}", secret))
+    if isinstance(exc, _UNAVAILABLE):
+        detail = str(exc) or type(exc).__name__
+        return BackendUnavailable(_scrub(f"Redis unavailable: {detail}", secret))
+    if isinstance(exc, rx.RedisError):
+        return CacheError(_scrub(f"Redis error: {exc}", secret))
+    return None
+
+
+class RedisErrorMapper:
+    """The context manager behind `map_redis_errors`; stateless, so one instance is reused."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str | None = None) -> None:
+        self._secret = secret
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Never suppresses: an error either passes through or is replaced by ours.
+        if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
+            return  # CancelledError, KeyboardInterrupt and our own errors pass through
+        mapped = translate(exc, self._secret)
+        if mapped is None:
+            return
+        # Chained for debugging; redis-py's texts name host:port and errno, never a password.
+        raise mapped from (exc if self._secret is None or self._secret not in str(exc) else None)
+
+
+_DEFAULT = RedisErrorMapper()
+
+
+def map_redis_errors(secret: str | None = None) -> RedisErrorMapper:
+    """A context manager mapping redis-py errors to cachebolt's (see the module docstring).
+
+    Args:
+        secret: a password to mask in every message (the backend passes its own).
+    """
+    return _DEFAULT if secret is None else RedisErrorMapper(secret)

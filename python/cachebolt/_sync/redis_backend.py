@@ -1,0 +1,435 @@
+# generated from _async by scripts/unasync.py; do not edit
+"""`RedisBackend`: the `Backend` interface on Redis/Valkey (standalone or cluster).
+
+It answers exactly like the Rust store (`cachebolt._core.MemoryStore`): the same values, the same
+exceptions for the same bad arguments (checked in Python before any I/O), `WrongTypeError` for
+a command meeting another type. Every key is stored under `config.key_prefix`; locks at
+`<prefix>lock:<key>`, rate limits at `<prefix>ratelimit:<key>`. Atomic read-modify-write steps
+are Lua scripts (`cachebolt/lua/*.lua`), registered once per client; a rate-limit call is one
+EVALSHA, one round trip.
+
+When Redis does not answer (refused, timed out, down, wrong password) a call raises
+`BackendUnavailable` within about the command timeout: the client never retries (see
+`cachebolt._redis`), and the service's fallback layer takes over. Constructing does no I/O;
+`connect()` checks the server.
+
+This module is the source of truth: `_sync/redis_backend.py` is generated from it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from redis.cluster import RedisCluster
+
+from .. import _redis
+from .._redis_errors import BackendUnavailable, map_redis_errors
+from .._validate import (
+    count_arg,
+    int64_arg,
+    ms_arg,
+    seconds_to_ms,
+    store_key,
+    str_arg,
+    str_args,
+)
+from ..config import CacheConfig
+
+__all__ = ["RedisBackend"]
+
+_ALGORITHMS = {
+    "sliding_log": "rate_limit_sliding_log",
+    "fixed_window": "rate_limit_fixed_window",
+    "sliding_counter": "rate_limit_sliding_counter",
+}
+
+
+def _text(raw: bytes) -> str:
+    # surrogateescape: a non-UTF-8 name written by another client still round-trips.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+class RedisBackend:
+    """The Redis/Valkey backend, with the in-memory store's semantics.
+
+    Args:
+        config: connection settings, key prefix and timeouts (`enabled` is not consulted: the
+            service decides whether to use this backend).
+    """
+
+    def __init__(self, config: CacheConfig) -> None:
+        self._config = config
+        self._prefix = config.key_prefix
+        self._prefix_bytes = len(config.key_prefix.encode("utf-8", "surrogateescape"))
+        self._lock_prefix = config.key_prefix + _redis.LOCK_NAMESPACE
+        self._limit_prefix = config.key_prefix + _redis.RATE_LIMIT_NAMESPACE
+        self._glob_prefix = _redis.escape_glob(config.key_prefix)
+        self._errors = map_redis_errors(config.password)
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        # Tests pin the rate-limit clock (ms) to compare with the store's manual clock.
+        self._test_clock: Callable[[], int] | None = None
+        self._hits = 0
+        self._misses = 0
+        self._lock_acquired = 0
+        self._lock_contended = 0
+        self._rate_limit_allowed = 0
+        self._rate_limit_denied = 0
+        if not config.cluster:
+            # A standalone client connects lazily; the cluster client is made on first use,
+            # since the blocking RedisCluster discovers its nodes in its constructor.
+            self._client = self._new_client()
+
+    def __repr__(self) -> str:
+        where = _redis.describe(self._config)
+        return f"{type(self).__name__}({where}, key_prefix={self._prefix!r})"
+
+    # --- connection ----------------------------------------------------------------------------
+
+    def _new_client(self) -> Any:
+        if self._config.cluster:
+            client: Any = RedisCluster(**_redis.cluster_kwargs(self._config))
+        else:
+            client = Redis(**_redis.client_kwargs(self._config))
+        self._scripts = {
+            name: client.register_script(_redis.script_text(name)) for name in _redis.SCRIPT_NAMES
+        }
+        return client
+
+    def _require(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._errors:
+                client = self._client = self._new_client()
+        return client
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client (created on first use in cluster mode)."""
+        client: Redis | RedisCluster = self._require()
+        return client
+
+    def connect(self) -> None:
+        """Check that the server answers (PING), within the connect and command timeouts.
+
+        Raises:
+            BackendUnavailable: refused, timed out, loading, or the login was refused.
+        """
+        client = self._require()
+        with self._errors:
+            client.ping()
+
+    def ping(self) -> float:
+        """One PING; the round trip in seconds.
+
+        Raises:
+            BackendUnavailable: the server did not answer.
+        """
+        client = self._require()
+        started = time.perf_counter()
+        with self._errors:
+            client.ping()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        """Close the client's connections (idempotent)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                with self._errors:
+                    client.close()
+            except BackendUnavailable:
+                pass  # nothing left to close on a dead connection
+
+    # --- strings -------------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            value: bytes | None = client.get(full)
+        if value is None:
+            self._misses += 1
+        else:
+            self._hits += 1
+        return value
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        full = self._prefix + store_key(key)
+        if not isinstance(value, bytes):
+            raise TypeError(f"value must be bytes, not {type(value).__name__}")
+        px = None if ttl is None else seconds_to_ms(ttl, "ttl")
+        client = self._client or self._require()
+        with self._errors:
+            client.set(full, value, px=px)
+
+    def delete(self, key: str) -> bool:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            return bool(client.unlink(full))
+
+    def exists(self, key: str) -> bool:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            return bool(client.exists(full))
+
+    def incrby(self, key: str, amount: int) -> int:
+        full = self._prefix + store_key(key)
+        amount = int64_arg(amount, "amount")
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.incrby(full, amount))
+
+    # --- expiry --------------------------------------------------------------------------------
+
+    def ttl(self, key: str) -> int:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.ttl(full))
+
+    def expire(self, key: str, ttl: float) -> bool:
+        full = self._prefix + store_key(key)
+        ms = seconds_to_ms(ttl, "ttl")
+        client = self._client or self._require()
+        with self._errors:
+            return bool(client.pexpire(full, ms))
+
+    # --- keyspace ------------------------------------------------------------------------------
+
+    def _scan_step(
+        self, client: Any, cursor: int, match: str, count: int
+    ) -> tuple[int, list[bytes]]:
+        """One SCAN step over the whole keyspace: every primary in turn in cluster mode."""
+        if not self._config.cluster:
+            next_cursor, raw = client.scan(cursor, match=match, count=count)
+            return int(next_cursor), list(raw)
+        primaries = client.get_primaries()
+        nodes = len(primaries)
+        node_cursor, index = _redis.decode_cursor(cursor, nodes)
+        cursors, raw = client.scan(
+            node_cursor, match=match, count=count, target_nodes=primaries[index]
+        )
+        node_cursor = int(next(iter(cursors.values())))
+        if node_cursor == 0:
+            index += 1
+            if index == nodes:
+                return 0, list(raw)
+        return _redis.encode_cursor(node_cursor, index, nodes), list(raw)
+
+    def scan(
+        self, cursor: int = 0, pattern: str = "*", count: int = 100
+    ) -> tuple[int, list[str]]:
+        """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
+        cursor = count_arg(cursor, "cursor")
+        str_arg(pattern, "pattern")
+        count = max(count_arg(count, "count"), 1)
+        client = self._client or self._require()
+        with self._errors:
+            next_cursor, raw = self._scan_step(
+                client, cursor, self._glob_prefix + pattern, count
+            )
+        cut = self._prefix_bytes
+        return next_cursor, [_text(name[cut:]) for name in raw]
+
+    def _unlink_matching(self, match: str) -> int:
+        """SCAN + UNLINK in batches (never KEYS or FLUSHDB); the count removed."""
+        client = self._client or self._require()
+        removed = 0
+        cursor = 0
+        with self._errors:
+            while True:
+                cursor, raw = self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
+                if raw:
+                    # RedisCluster splits a multi-key UNLINK by slot itself.
+                    removed += int(client.unlink(*raw))
+                if cursor == 0:
+                    return removed
+
+    def del_pattern(self, pattern: str) -> int:
+        """Delete every key under the prefix matching a Redis glob; the count removed."""
+        str_arg(pattern, "pattern")
+        return self._unlink_matching(self._glob_prefix + pattern)
+
+    def flush(self) -> int:
+        """Delete every key under the prefix (everything in the db with an empty prefix)."""
+        return self._unlink_matching(self._glob_prefix + "*")
+
+    # --- sets ----------------------------------------------------------------------------------
+
+    def sadd(self, key: str, *members: str) -> int:
+        full = self._prefix + store_key(key)
+        str_args(members, "member", "sadd")
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.sadd(full, *members))
+
+    def srem(self, key: str, *members: str) -> int:
+        full = self._prefix + store_key(key)
+        str_args(members, "member", "srem")
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.srem(full, *members))
+
+    def sismember(self, key: str, member: str) -> bool:
+        full = self._prefix + store_key(key)
+        str_arg(member, "member")
+        client = self._client or self._require()
+        with self._errors:
+            return bool(client.sismember(full, member))
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            raw = client.smembers(full)
+        return {_text(member) for member in raw}
+
+    def scard(self, key: str) -> int:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.scard(full))
+
+    # --- hashes --------------------------------------------------------------------------------
+
+    def hset(self, key: str, field: str, value: str) -> int:
+        full = self._prefix + store_key(key)
+        str_arg(field, "field")
+        str_arg(value, "value")
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.hset(full, field, value))
+
+    def hget(self, key: str, field: str) -> str | None:
+        full = self._prefix + store_key(key)
+        str_arg(field, "field")
+        client = self._client or self._require()
+        with self._errors:
+            raw = client.hget(full, field)
+        return None if raw is None else _text(raw)
+
+    def hgetall(self, key: str) -> dict[str, str]:
+        full = self._prefix + store_key(key)
+        client = self._client or self._require()
+        with self._errors:
+            raw = client.hgetall(full)
+        return {_text(field): _text(value) for field, value in raw.items()}
+
+    def hdel(self, key: str, *fields: str) -> int:
+        full = self._prefix + store_key(key)
+        str_args(fields, "field", "hdel")
+        client = self._client or self._require()
+        with self._errors:
+            return int(client.hdel(full, *fields))
+
+    # --- token locks ---------------------------------------------------------------------------
+
+    def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
+        """SET NX PX at `<prefix>lock:<key>` with a fresh 128-bit random token."""
+        full = self._lock_prefix + store_key(key)
+        ttl_ms = ms_arg(ttl_ms, "ttl_ms")
+        token = secrets.token_hex(16)
+        client = self._client or self._require()
+        with self._errors:
+            taken = client.set(full, token, nx=True, px=ttl_ms)
+        if taken:
+            self._lock_acquired += 1
+            return token
+        self._lock_contended += 1
+        return None
+
+    def release_lock(self, key: str, token: str) -> bool:
+        full = self._lock_prefix + store_key(key)
+        str_arg(token, "token")
+        self._require()  # the scripts are registered with the client
+        with self._errors:
+            return bool(self._scripts["lock_release"](keys=[full], args=[token]))
+
+    def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
+        full = self._lock_prefix + store_key(key)
+        str_arg(token, "token")
+        ttl_ms = ms_arg(ttl_ms, "ttl_ms")
+        self._require()  # the scripts are registered with the client
+        with self._errors:
+            return bool(self._scripts["lock_extend"](keys=[full], args=[token, ttl_ms]))
+
+    # --- rate limits ---------------------------------------------------------------------------
+
+    def rate_limit(
+        self,
+        key: str,
+        limit: int,
+        window: float,
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> tuple[bool, int, float, float]:
+        """One EVALSHA of the algorithm's script at `<prefix>ratelimit:<key>`.
+
+        Returns (allowed, remaining, reset_after, retry_after), times in seconds.
+        """
+        full = self._limit_prefix + store_key(key)
+        limit = count_arg(limit, "limit")
+        if limit == 0:
+            raise ValueError("limit must be >= 1, got 0")
+        window_ms = seconds_to_ms(window, "window")
+        cost = count_arg(cost, "cost")
+        if not isinstance(algorithm, str):
+            raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
+        script_name = _ALGORITHMS.get(algorithm)
+        if script_name is None:
+            raise ValueError(
+                f"unknown rate limit algorithm {algorithm!r}; "
+                "expected one of: sliding_log, fixed_window, sliding_counter"
+            )
+        now = "" if self._test_clock is None else self._test_clock()
+        self._require()  # the scripts are registered with the client
+        with self._errors:
+            allowed, remaining, reset_ms, retry_ms = self._scripts[script_name](
+                keys=[full], args=[limit, window_ms, cost, now]
+            )
+        if allowed:
+            self._rate_limit_allowed += 1
+        else:
+            self._rate_limit_denied += 1
+        return bool(allowed), int(remaining), reset_ms / 1000, retry_ms / 1000
+
+    # --- stats ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """The store's counters: hit/lock/limit counts of this process; keys, evictions and
+        expirations from the server (DBSIZE counts the whole db, not only the prefix).
+
+        Raises:
+            BackendUnavailable: the server did not answer.
+        """
+        client = self._client or self._require()
+        with self._errors:
+            keys = client.dbsize()
+            info = client.info("stats")
+        if self._config.cluster:
+            # One INFO per primary: add the counters up.
+            nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
+        else:
+            nodes = [info]
+        return {
+            "keys": int(keys),
+            "used_bytes": 0,
+            "evictions": sum(int(n.get("evicted_keys", 0)) for n in nodes),
+            "expired": sum(int(n.get("expired_keys", 0)) for n in nodes),
+            "hits": self._hits,
+            "misses": self._misses,
+            "lock_acquired": self._lock_acquired,
+            "lock_contended": self._lock_contended,
+            "rate_limit_allowed": self._rate_limit_allowed,
+            "rate_limit_denied": self._rate_limit_denied,
+            "max_keys": 0,
+            "max_bytes": 0,
+        }

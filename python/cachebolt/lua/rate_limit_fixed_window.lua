@@ -1,0 +1,79 @@
+-- rate_limit_fixed_window.lua: fixed-window rate limit, a copy of FixedWindow in
+-- rust/src/store/rate_limit.rs (same allowed / remaining / reset_after / retry_after).
+--
+-- KEYS[1]  the state: a hash at "<prefix>ratelimit:<key>" with fields
+--          alg="fixed_window", start (ms), width (ms), count (units), last (ms)
+-- ARGV[1]  limit: units admitted per window (integer >= 1)
+-- ARGV[2]  window_ms: window length in milliseconds (integer >= 1)
+-- ARGV[3]  cost: units this call takes (integer >= 0; 0 is a peek that records nothing)
+-- ARGV[4]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests
+-- Returns {allowed (1 or 0), remaining, reset_after_ms, retry_after_ms}.
+--
+-- Windows are [k * window_ms, (k + 1) * window_ms) of the clock; `last` keeps time from running
+-- backwards. The key expires at the end of its window, and is deleted at once when it holds
+-- nothing. Another algorithm's state at the key is a WRONGTYPE error. One key: no hash tag
+-- needed for cluster mode.
+local state_key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local now
+if ARGV[4] ~= nil and ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Another type at the key raises WRONGTYPE here, before anything is written.
+local state = redis.call('HMGET', state_key, 'alg', 'start', 'width', 'count', 'last')
+local alg = state[1]
+if alg ~= 'fixed_window' then
+  if alg then
+    return redis.error_reply('WRONGTYPE rate limit uses algorithm "' .. alg .. '", not "fixed_window"')
+  end
+  if redis.call('EXISTS', state_key) == 1 then
+    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+  end
+end
+local start = tonumber(state[2]) or 0
+local width = tonumber(state[3]) or 0
+local count = tonumber(state[4]) or 0
+local last = tonumber(state[5]) or 0
+if now < last then
+  now = last
+end
+
+if width == 0 or now >= start + width then
+  count = 0
+end
+-- A changed window re-aligns the current window to the new width; the count is kept.
+start = now - now % window
+
+local need = math.max(cost, 1)
+local allowed = need <= limit and count <= limit - need
+if allowed then
+  count = count + cost
+end
+local window_end = start + window
+local retry_after = 0
+if not allowed then
+  if need > limit then
+    retry_after = window -- never admitted: "no sooner than one window"
+  else
+    retry_after = window_end - now
+  end
+end
+
+local expires_at = now
+if count > 0 then
+  expires_at = window_end
+end
+if expires_at > now then
+  redis.call('HSET', state_key, 'alg', 'fixed_window', 'start', start, 'width', window,
+    'count', count, 'last', now)
+  redis.call('PEXPIRE', state_key, expires_at - now)
+elseif alg then
+  redis.call('DEL', state_key)
+end
+return {allowed and 1 or 0, math.max(limit - count, 0), expires_at - now, retry_after}

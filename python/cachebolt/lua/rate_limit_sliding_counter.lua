@@ -1,0 +1,130 @@
+-- rate_limit_sliding_counter.lua: two-bucket sliding-window estimate (Cloudflare style), a copy
+-- of SlidingCounter in rust/src/store/rate_limit.rs (same allowed / remaining / reset_after /
+-- retry_after, computed exactly in integers).
+--
+-- KEYS[1]  the state: a hash at "<prefix>ratelimit:<key>" with fields
+--          alg="sliding_counter", start (ms, current bucket), width (ms), prev, curr (units),
+--          last (ms)
+-- ARGV[1]  limit: units admitted per window (integer >= 1)
+-- ARGV[2]  window_ms: window length in milliseconds (integer >= 1)
+-- ARGV[3]  cost: units this call takes (integer >= 0; 0 is a peek that records nothing)
+-- ARGV[4]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests
+-- Returns {allowed (1 or 0), remaining, reset_after_ms, retry_after_ms}.
+--
+-- estimate = prev * (window - elapsed) / window + curr; a call is allowed when
+-- estimate + max(cost, 1) <= limit. Lua numbers are doubles: exact while limit * window_ms
+-- < 2^53 (e.g. a limit of a million over 100 days). The key expires when both buckets are
+-- over, and is deleted at once when it holds nothing. Another algorithm's state at the key is a
+-- WRONGTYPE error. One key: no hash tag needed for cluster mode.
+local state_key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local now
+if ARGV[4] ~= nil and ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- floor(a / b) for integers a >= 0, b > 0, exact below 2^53 (a double quotient may round up).
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+
+-- Another type at the key raises WRONGTYPE here, before anything is written.
+local state = redis.call('HMGET', state_key, 'alg', 'start', 'width', 'prev', 'curr', 'last')
+local alg = state[1]
+if alg ~= 'sliding_counter' then
+  if alg then
+    return redis.error_reply('WRONGTYPE rate limit uses algorithm "' .. alg .. '", not "sliding_counter"')
+  end
+  if redis.call('EXISTS', state_key) == 1 then
+    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+  end
+end
+local start = tonumber(state[2]) or 0
+local width = tonumber(state[3]) or 0
+local prev = tonumber(state[4]) or 0
+local curr = tonumber(state[5]) or 0
+local last = tonumber(state[6]) or 0
+if now < last then
+  now = last
+end
+
+-- Roll the buckets forward; a changed window folds prev into curr (the estimate never drops).
+if width ~= 0 then
+  local elapsed = now - start
+  if elapsed >= width * 2 then
+    prev, curr = 0, 0
+  elseif elapsed >= width then
+    prev, curr = curr, 0
+  end
+  if width ~= window then
+    curr, prev = curr + prev, 0
+  end
+end
+start = now - now % window
+local elapsed = now - start
+local prev_part = prev * (window - elapsed)
+
+local need = math.max(cost, 1)
+local allowed = need <= limit and curr <= limit - need
+  and prev_part <= (limit - need - curr) * window
+if allowed then
+  curr = curr + cost
+end
+local used = curr + idiv(prev_part + window - 1, window)
+
+local retry_after = 0
+if not allowed then
+  if need > limit then
+    retry_after = window -- never admitted: "no sooner than one window"
+  else
+    local found = false
+    -- 1: later in this bucket, as prev's weight drops.
+    if curr <= limit - need and prev > 0 then
+      local room = idiv((limit - need - curr) * window, prev)
+      local at = math.max(window - room, elapsed + 1)
+      if at < window then
+        retry_after, found = at - elapsed, true
+      end
+    end
+    if not found then
+      local to_next = window - elapsed
+      if curr == 0 then
+        retry_after = to_next
+      else
+        -- 2: in the next bucket, where curr becomes prev; 3: after both buckets.
+        local at = math.max(window - idiv((limit - need) * window, curr), 0)
+        if at < window then
+          retry_after = to_next + at
+        else
+          retry_after = to_next + window
+        end
+      end
+    end
+  end
+end
+
+local expires_at = now
+if curr > 0 then
+  expires_at = start + 2 * window
+elseif prev > 0 then
+  expires_at = start + window
+end
+if expires_at > now then
+  redis.call('HSET', state_key, 'alg', 'sliding_counter', 'start', start, 'width', window,
+    'prev', prev, 'curr', curr, 'last', now)
+  redis.call('PEXPIRE', state_key, expires_at - now)
+elseif alg then
+  redis.call('DEL', state_key)
+end
+return {allowed and 1 or 0, math.max(limit - used, 0), expires_at - now, retry_after}
