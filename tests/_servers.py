@@ -23,6 +23,8 @@ from types import TracebackType
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = [
     "REDIS_CLI",
@@ -33,6 +35,7 @@ __all__ = [
     "TLSFiles",
     "free_port",
     "make_tls_files",
+    "no_retry",
 ]
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -49,6 +52,11 @@ _started: set[RedisServer] = set()
 
 class ServerError(RuntimeError):
     """A server that did not start, or a cluster that did not form; the message carries the log."""
+
+
+def no_retry() -> Retry:
+    """A redis-py `retry=` that does not retry (redis-py 8 retries with backoff by default)."""
+    return Retry(NoBackoff(), 0)
 
 
 def _port_is_free(port: int) -> bool:
@@ -169,6 +177,7 @@ class RedisServer:
             "socket_timeout": 5,
             "socket_connect_timeout": 2,
             "decode_responses": True,
+            "retry": no_retry(),
         }
         if self.tls is not None:
             options.update(ssl=True, ssl_ca_certs=str(self.tls.ca_cert))
@@ -247,8 +256,11 @@ class RedisServer:
                 )
             try:
                 with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as client:
-                    if client.ping():
+                    # Whoever answers must be our child, not a server that holds the port.
+                    pid = int(client.info("server")["process_id"])
+                    if pid == self.process.pid:
                         return
+                    error = ServerError(f"port {self.port} is answered by pid {pid}")
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 error = exc
             except redis.ResponseError as exc:  # e.g. LOADING

@@ -180,11 +180,11 @@ def test_get_of_invalid_stored_bytes_names_the_key(cache: Any, store: MemoryStor
     assert "'raw'" in str(info.value)
 
 
-def test_stats_counts_exactly(cache: Any) -> None:
+def test_stats_counts_exactly(cache: Any, backend: str) -> None:
     stats = cache.stats()
-    assert stats["backend"] == "memory"
+    assert stats["backend"] == backend
     assert stats["hits"] == 0 and stats["misses"] == 0 and stats["hit_rate"] == 0.0
-    assert stats["redis_available"] is False
+    assert stats["redis_available"] is (backend == "redis")
     cache.set("a", 1)
     cache.get("a")
     cache.get("a")
@@ -207,9 +207,9 @@ def test_stats_counts_exactly(cache: Any) -> None:
     assert stats["evictions"] == 0 and stats["expired"] == 0 and stats["used_bytes"] > 0
 
 
-def test_memory_mode_reports_no_redis(cache: Any) -> None:
-    assert cache.is_redis_available() is False
-    assert cache.get_client() is None
+def test_redis_availability_and_client_match_the_backend(cache: Any, backend: str) -> None:
+    assert cache.is_redis_available() is (backend == "redis")
+    assert (cache.get_client() is None) is (backend == "memory")
 
 
 def test_close_is_idempotent_and_the_cache_keeps_answering(cache: Any) -> None:
@@ -284,6 +284,7 @@ def _python_calls(fn: Any, *args: Any) -> list[str]:
     return calls
 
 
+@pytest.mark.memory_only(reason="checks that the memory service calls the Rust store directly")
 def test_sync_hot_path_is_one_python_frame(sync_cache: CacheService, store: MemoryStore) -> None:
     assert sync_cache._backend is store  # no Python wrapper between the service and Rust
     sync_cache.set("k", {"a": 1}, 60)

@@ -114,6 +114,9 @@ def test_bad_decorator_arguments_fail_at_once(cache: Any) -> None:
         cache.with_lock("x", ttl_ms=10, wait_seconds=-1)
 
 
+@pytest.mark.memory_only(
+    reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
+)
 def test_rate_limited(cache: Any, clock: Clock) -> None:
     calls: list[int] = []
 

@@ -12,6 +12,9 @@ from cachebolt._core import MemoryStore
 from conftest import Clock
 
 
+@pytest.mark.memory_only(
+    reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
+)
 def test_check_rate_limit_allows_exactly_limit_per_window(cache: Any, clock: Clock) -> None:
     assert [cache.check_rate_limit("otp", 3, 60) for _ in range(4)] == [True, True, True, False]
     clock.advance(59.999)
@@ -21,6 +24,9 @@ def test_check_rate_limit_allows_exactly_limit_per_window(cache: Any, clock: Clo
     assert cache.check_rate_limit("other", 3, 60) is True  # keys are independent
 
 
+@pytest.mark.memory_only(
+    reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
+)
 def test_sliding_log_is_exact_across_window_edges(cache: Any, clock: Clock) -> None:
     assert cache.check_rate_limit("k", 2, 10) is True  # t=0
     clock.advance(6)
@@ -32,6 +38,9 @@ def test_sliding_log_is_exact_across_window_edges(cache: Any, clock: Clock) -> N
     assert cache.check_rate_limit("k", 2, 10) is False
 
 
+@pytest.mark.memory_only(
+    reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
+)
 def test_hit_rate_limit_result_fields(cache: Any, clock: Clock) -> None:
     first = cache.hit_rate_limit("api", 3, 10)
     assert first == RateLimitResult(True, 3, 2, 10.0, 0.0)
@@ -60,6 +69,9 @@ def test_cost_zero_peeks(cache: Any) -> None:
     assert cache.hit_rate_limit("api", 2, 60, cost=0).remaining == 1
 
 
+@pytest.mark.memory_only(
+    reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
+)
 @pytest.mark.parametrize("algorithm", ["sliding_log", "fixed_window", "sliding_counter"])
 def test_every_algorithm_limits(cache: Any, clock: Clock, algorithm: str) -> None:
     results = [cache.hit_rate_limit("a", 2, 30, algorithm=algorithm).allowed for _ in range(3)]
