@@ -4,8 +4,9 @@ Client settings (`client_kwargs`) put our own bounds on every wait, because redi
 retry with backoff (about 4 s against a refused port, about a minute against a frozen server):
 
 * `socket_connect_timeout` = `connect_timeout_ms`, `socket_timeout` = `command_timeout_ms`;
-* `retry=Retry(NoBackoff(), 0)` and `retry_on_timeout=False`: a failed command is never sent
-  again, so a script that may have run is never run twice, and the caller hears at once;
+* `retry=Retry(NoBackoff(), 0)` (redis-py 6+ retries timeouts too unless told; its
+  `retry_on_timeout` is deprecated): a failed command is never sent again, so a script that may
+  have run is never run twice, and the caller hears at once;
 * TLS verifies certificates (`ssl_cert_reqs="required"`) against `tls_ca_cert` (or the system
   store) and checks the host name: a certificate for a server reached as `127.0.0.1` must carry
   that IP address in its subjectAltName (trustme and the test fixtures issue such certificates).
@@ -89,14 +90,14 @@ def _common_kwargs(config: CacheConfig) -> dict[str, Any]:
 def client_kwargs(config: CacheConfig) -> dict[str, Any]:
     """Keyword arguments of `redis.Redis` / `redis.asyncio.Redis` for a standalone server."""
     kwargs = _common_kwargs(config)
-    kwargs.update(db=config.db, retry_on_timeout=False, health_check_interval=0)
+    kwargs.update(db=config.db, health_check_interval=0)
     return kwargs
 
 
 def cluster_kwargs(config: CacheConfig) -> dict[str, Any]:
     """Keyword arguments of `RedisCluster` (sync or asyncio): no db, no retries either."""
     kwargs = _common_kwargs(config)
-    # RedisCluster refuses an explicit retry_on_timeout; its `retry` covers both clients.
+    # `retry` is the cluster client's own (no re-routing retries); its nodes get none either.
     kwargs["require_full_coverage"] = True
     return kwargs
 

@@ -49,6 +49,13 @@ _ALGORITHMS = {
 }
 
 
+def _unsigned(value: object, name: str) -> int:
+    """A SCAN cursor or count, with the store's errors (a negative one is an OverflowError)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise OverflowError(f"can't convert negative int to unsigned ({name}={value})")
+    return count_arg(value, name)
+
+
 def _text(raw: bytes) -> str:
     # surrogateescape: a non-UTF-8 name written by another client still round-trips.
     return raw.decode("utf-8", "surrogateescape")
@@ -228,9 +235,9 @@ class RedisBackend:
         self, cursor: int = 0, pattern: str = "*", count: int = 100
     ) -> tuple[int, list[str]]:
         """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
-        cursor = count_arg(cursor, "cursor")
+        cursor = _unsigned(cursor, "cursor")
         str_arg(pattern, "pattern")
-        count = max(count_arg(count, "count"), 1)
+        count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         client = self._client or self._require()
         with self._errors:
             next_cursor, raw = self._scan_step(

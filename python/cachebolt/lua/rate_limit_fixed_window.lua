@@ -6,7 +6,9 @@
 -- ARGV[1]  limit: units admitted per window (integer >= 1)
 -- ARGV[2]  window_ms: window length in milliseconds (integer >= 1)
 -- ARGV[3]  cost: units this call takes (integer >= 0; 0 is a peek that records nothing)
--- ARGV[4]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests
+-- ARGV[4]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests, with
+--          which the key lives at least 60 s of real time (the test's clock is not the server's;
+--          state that its clock has expired is then read as empty by the arithmetic below)
 -- Returns {allowed (1 or 0), remaining, reset_after_ms, retry_after_ms}.
 --
 -- Windows are [k * window_ms, (k + 1) * window_ms) of the clock; `last` keeps time from running
@@ -17,9 +19,9 @@ local state_key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local now
+local now, min_ttl = nil, 0
 if ARGV[4] ~= nil and ARGV[4] ~= '' then
-  now = tonumber(ARGV[4])
+  now, min_ttl = tonumber(ARGV[4]), 60000
 else
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -72,7 +74,7 @@ end
 if expires_at > now then
   redis.call('HSET', state_key, 'alg', 'fixed_window', 'start', start, 'width', window,
     'count', count, 'last', now)
-  redis.call('PEXPIRE', state_key, expires_at - now)
+  redis.call('PEXPIRE', state_key, math.max(expires_at - now, min_ttl))
 elseif alg then
   redis.call('DEL', state_key)
 end

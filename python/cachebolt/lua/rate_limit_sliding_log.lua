@@ -5,7 +5,9 @@
 -- ARGV[1]  limit: units admitted per window (integer >= 1)
 -- ARGV[2]  window_ms: window length in milliseconds (integer >= 1)
 -- ARGV[3]  cost: units this call takes (integer >= 0; 0 is a peek that records nothing)
--- ARGV[4]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests
+-- ARGV[4]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests, with
+--          which the key lives at least 60 s of real time (the test's clock is not the server's;
+--          state that its clock has expired is then read as empty by the arithmetic below)
 -- Returns {allowed (1 or 0), remaining, reset_after_ms, retry_after_ms}.
 --
 -- One member per admitted call: score = its time in ms, member = "<cum>:<cost>" where <cum> is
@@ -19,9 +21,9 @@ local log = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local now
+local now, min_ttl = nil, 0
 if ARGV[4] ~= nil and ARGV[4] ~= '' then
-  now = tonumber(ARGV[4])
+  now, min_ttl = tonumber(ARGV[4]), 60000
 else
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -62,7 +64,7 @@ local allowed = need <= limit and used + need <= limit
 if allowed and cost > 0 then
   top_cum = top_cum + cost
   redis.call('ZADD', log, now, string.format('%016d:%d', top_cum, cost))
-  redis.call('PEXPIRE', log, window)
+  redis.call('PEXPIRE', log, math.max(window, min_ttl))
   used = used + cost
   top_ts = now
 end
