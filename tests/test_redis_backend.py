@@ -702,6 +702,9 @@ def test_cluster(cluster: RedisCluster, flavour: str) -> None:
             with node.client() as client:
                 per_node.append(client.dbsize())
         assert all(count > 0 for count in per_node), per_node
+        stats = backend.stats()
+        assert stats["keys"] == 200 and stats["evictions"] == 0
+        assert 0 < backend.ping() < 1
         seen: list[str] = []
         cursor, keys = backend.scan(0, "k*", 30)
         seen += keys

@@ -418,13 +418,15 @@ class AsyncRedisBackend:
         """
         client = self._client or self._require()
         with self._errors:
-            keys = await client.dbsize()
-            info = await client.info("stats")
-        if self._config.cluster:
-            # One INFO per primary: add the counters up.
-            nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
-        else:
-            nodes = [info]
+            if self._config.cluster:
+                # One DBSIZE and one INFO per primary, added up.
+                sizes = await client.dbsize(target_nodes=RedisCluster.PRIMARIES)
+                info = await client.info("stats", target_nodes=RedisCluster.PRIMARIES)
+            else:
+                sizes = await client.dbsize()
+                info = await client.info("stats")
+        keys = sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
+        nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
         return {
             "keys": int(keys),
             "used_bytes": 0,

@@ -419,13 +419,15 @@ class RedisBackend:
         """
         client = self._client or self._require()
         with self._errors:
-            keys = client.dbsize()
-            info = client.info("stats")
-        if self._config.cluster:
-            # One INFO per primary: add the counters up.
-            nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
-        else:
-            nodes = [info]
+            if self._config.cluster:
+                # One DBSIZE and one INFO per primary, added up.
+                sizes = client.dbsize(target_nodes=RedisCluster.PRIMARIES)
+                info = client.info("stats", target_nodes=RedisCluster.PRIMARIES)
+            else:
+                sizes = client.dbsize()
+                info = client.info("stats")
+        keys = sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
+        nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
         return {
             "keys": int(keys),
             "used_bytes": 0,
