@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
-from _servers import REDIS_SERVER, RedisServer
+from _servers import REDIS_CLI, REDIS_SERVER, RedisCluster, RedisServer, TLSFiles, make_tls_files
 from cachebolt import AsyncCacheService, CacheConfig, CacheService
 from cachebolt._core import MemoryStore
 
@@ -96,6 +96,55 @@ def redis_config(redis_client: redis.Redis, redis_url: str) -> CacheConfig:
     return CacheConfig(enabled=True, url=redis_url)
 
 
+# Least privilege as on managed Redis: no KEYS, FLUSHDB/FLUSHALL, DEBUG, CONFIG, ACL, admin.
+ACL_USER = "cb"
+ACL_PASSWORD = "cb-pw:@/&%"  # URL-hostile on purpose
+ACL_RULES = (
+    "on", f">{ACL_PASSWORD}", "~*", "&*", "+@all",
+    "-keys", "-flushdb", "-flushall", "-debug", "-config", "-acl", "-shutdown", "-monitor",
+    "-save", "-bgsave", "-bgrewriteaof", "-replicaof", "-slaveof", "-swapdb", "-migrate",
+)  # fmt: skip
+
+
+def _need_redis() -> None:
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        pytest.skip("redis-server/redis-cli are not installed (run `make system-deps`)")
+
+
+@pytest.fixture(scope="session")
+def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A server with the restricted user `ACL_USER`; the default user stays the test side's."""
+    _need_redis()
+    args = ["--user", ACL_USER, *ACL_RULES]
+    with RedisServer(tmp_path_factory.mktemp("redis-acl"), extra_args=args) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TLSFiles, TLSFiles]:
+    """The server's CA and certificates, and an unrelated CA (the wrong one)."""
+    directory = tmp_path_factory.mktemp("tls")
+    return make_tls_files(directory, name="right"), make_tls_files(directory, name="wrong")
+
+
+@pytest.fixture(scope="session")
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[TLSFiles, TLSFiles]
+) -> Iterator[RedisServer]:
+    """TLS only (`--port 0 --tls-port N`), client certificates not required."""
+    _need_redis()
+    with RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=tls_files[0]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """Three primaries, no replicas, every slot covered (`cluster_state:ok` on each)."""
+    _need_redis()
+    with RedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A standalone server of this test alone: free to kill, pause or restart."""
@@ -123,6 +172,12 @@ def _temporary_redis_gate(config: CacheConfig) -> None:
         _REDIS_GATE.append(reason)
     if _REDIS_GATE[0] is not None:
         pytest.skip(_REDIS_GATE[0])
+
+
+@pytest.fixture
+def redis_service_ready(redis_url: str) -> None:
+    """TEMPORARY (see `_temporary_redis_gate`): for the ACL, TLS and cluster modules."""
+    _temporary_redis_gate(CacheConfig(enabled=True, url=redis_url))
 
 
 # --- stores and clocks -------------------------------------------------------------------------
