@@ -32,6 +32,8 @@ def test_defaults() -> None:
         "memory_max_bytes": None,
         "cleanup_interval_seconds": 30,
         "feed_cache_ttl_seconds": 300,
+        "lock_fallback": "memory",
+        "rate_limit_fallback": "memory",
     }
 
 

@@ -24,6 +24,8 @@ ENV_MEMORY_MAX_KEYS: Final = "CACHE_MEMORY_MAX_KEYS"
 ENV_MEMORY_MAX_BYTES: Final = "CACHE_MEMORY_MAX_BYTES"
 ENV_CLEANUP_INTERVAL_SECONDS: Final = "CACHE_CLEANUP_INTERVAL_SECONDS"
 ENV_FEED_CACHE_TTL_SECONDS: Final = "FEED_CACHE_TTL_SECONDS"
+ENV_LOCK_FALLBACK: Final = "CACHE_LOCK_FALLBACK"
+ENV_RATE_LIMIT_FALLBACK: Final = "CACHE_RATE_LIMIT_FALLBACK"
 
 # --- defaults ----------------------------------------------------------------------------------
 DEFAULT_ENABLED: Final = False
@@ -37,6 +39,8 @@ DEFAULT_CONNECT_TIMEOUT_MS: Final = 2000
 DEFAULT_COMMAND_TIMEOUT_MS: Final = 500
 DEFAULT_CLEANUP_INTERVAL_SECONDS: Final = 30
 DEFAULT_FEED_CACHE_TTL_SECONDS: Final = 300
+DEFAULT_LOCK_FALLBACK: Final = "memory"
+DEFAULT_RATE_LIMIT_FALLBACK: Final = "memory"
 
 # --- accepted ranges (inclusive) ---------------------------------------------------------------
 PORT_RANGE: Final = (1, 65535)
@@ -58,3 +62,27 @@ LOCK_BACKOFF_INITIAL_SECONDS: Final = 0.005
 LOCK_BACKOFF_MAX_SECONDS: Final = 0.1
 # How long close() waits for a pub/sub dispatcher to drain before giving up on it.
 DISPATCHER_STOP_TIMEOUT_SECONDS: Final = 5.0
+
+# --- fallback while Redis is down --------------------------------------------------------------
+# What locks and rate limits do while the circuit breaker is open: "memory" serves them from the
+# in-process store (local to this process), "fail_closed" refuses them, "fail_open" (rate limits
+# only) allows every hit.
+FALLBACK_MEMORY: Final = "memory"
+FALLBACK_FAIL_CLOSED: Final = "fail_closed"
+FALLBACK_FAIL_OPEN: Final = "fail_open"
+LOCK_FALLBACK_POLICIES: Final = (FALLBACK_MEMORY, FALLBACK_FAIL_CLOSED)
+RATE_LIMIT_FALLBACK_POLICIES: Final = (FALLBACK_MEMORY, FALLBACK_FAIL_CLOSED, FALLBACK_FAIL_OPEN)
+# Half-open probes of an open breaker: the first after 100 ms, then doubling, capped at 2 s, each
+# jittered to 50..100 % of its step. Redis that comes back is in use again within about 2 s.
+PROBE_INITIAL_SECONDS: Final = 0.1
+PROBE_MAX_SECONDS: Final = 2.0
+# The Redis pub/sub listener: how long one read waits (new subscriptions are sent between reads)
+# and its reconnect backoff after a lost connection.
+PUBSUB_POLL_SECONDS: Final = 0.05
+PUBSUB_RECONNECT_INITIAL_SECONDS: Final = 0.05
+PUBSUB_RECONNECT_MAX_SECONDS: Final = 2.0
+# How long close() waits for a probe or a listener to stop.
+BACKGROUND_STOP_TIMEOUT_SECONDS: Final = 5.0
+# Marks a lock token issued by the in-memory backend while Redis was down, so its release and
+# extension go back to memory even after Redis has returned.
+MEMORY_TOKEN_TAG: Final = "mem-"

@@ -48,6 +48,13 @@ class CacheStats(TypedDict):
         evictions: keys evicted by the memory bound.
         expired: keys removed because their TTL ran out.
         used_bytes: bytes held by evictable keys of the memory backend.
+        fallback_calls: calls served without Redis while it was down (Redis mode).
+        fallback_locks: locks taken in memory while Redis was down: they held in this process
+            only.
+        fallback_rate_limits: rate-limit checks counted in memory while Redis was down: they
+            counted this process's hits only.
+        breaker_state: "closed", "open" or "half_open" (Redis mode; "connecting" before the
+            first connection attempt), "disabled" in memory mode.
     """
 
     backend: str
@@ -63,9 +70,19 @@ class CacheStats(TypedDict):
     evictions: int
     expired: int
     used_bytes: int
+    fallback_calls: int
+    fallback_locks: int
+    fallback_rate_limits: int
+    breaker_state: str
 
 
-def build_stats(raw: Mapping[str, int], *, backend: str, redis_available: bool) -> CacheStats:
+def build_stats(
+    raw: Mapping[str, int],
+    *,
+    backend: str,
+    redis_available: bool,
+    breaker_state: str = "disabled",
+) -> CacheStats:
     """Shape a backend's raw counters into `CacheStats` (missing counters read as 0)."""
     hits = raw.get("hits", 0)
     misses = raw.get("misses", 0)
@@ -84,4 +101,8 @@ def build_stats(raw: Mapping[str, int], *, backend: str, redis_available: bool) 
         evictions=raw.get("evictions", 0),
         expired=raw.get("expired", 0),
         used_bytes=raw.get("used_bytes", 0),
+        fallback_calls=raw.get("fallback_calls", 0),
+        fallback_locks=raw.get("fallback_locks", 0),
+        fallback_rate_limits=raw.get("fallback_rate_limits", 0),
+        breaker_state=breaker_state,
     )

@@ -17,11 +17,19 @@ from typing import Any, TypeVar, cast
 from ._constants import LOCK_BACKOFF_INITIAL_SECONDS, LOCK_BACKOFF_MAX_SECONDS
 
 __all__ = [
+    "AsyncFlag",
+    "AsyncMutex",
     "AsyncSingleFlight",
+    "AsyncWorker",
     "Backoff",
+    "Flag",
+    "Mutex",
     "SingleFlight",
+    "Worker",
+    "async_connect_at_init",
     "async_invoke",
     "async_sleep",
+    "connect_at_init",
     "invoke",
     "sleep",
 ]
@@ -30,6 +38,18 @@ _T = TypeVar("_T")
 
 sleep = time.sleep
 async_sleep = asyncio.sleep
+# A mutual-exclusion lock: `with mutex:` / `async with mutex:`.
+Mutex = threading.Lock
+AsyncMutex = asyncio.Lock
+
+
+def connect_at_init(connect: Callable[[], object]) -> None:
+    """The blocking service connects in `__init__` (bounded by the connect timeout)."""
+    connect()
+
+
+def async_connect_at_init(connect: Callable[[], Awaitable[object]]) -> None:
+    """The asyncio service cannot await in `__init__`: `async with` or its first call connects."""
 
 
 async def async_invoke(fn: Callable[[], object]) -> object:
@@ -145,3 +165,117 @@ class AsyncSingleFlight:
             del self._flights[key]
         if not task.cancelled():
             task.exception()  # retrieved: no "exception was never retrieved" log if all left
+
+
+class Flag:
+    """A flag threads wait on, with a timeout (`threading.Event`)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Raise the flag and wake every waiter."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True once `set()` was called."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the flag; True when it is set."""
+        return self._event.wait(timeout)
+
+
+class AsyncFlag:
+    """A flag tasks wait on, with a timeout (`asyncio.Event`; set it from its loop only)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        """Raise the flag and wake every waiter."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True once `set()` was called."""
+        return self._event.is_set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the flag; True when it is set."""
+        if self._event.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+class Worker:
+    """A background loop on a daemon thread, started at once."""
+
+    __slots__ = ("_thread",)
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def running(self) -> bool:
+        """True until the loop returns."""
+        return self._thread.is_alive()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the loop to return (told to stop beforehand).
+
+        Returns:
+            True when it has ended (also when called from the worker itself, which cannot wait).
+        """
+        if self._thread is threading.current_thread():
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+class AsyncWorker:
+    """A background loop as a task of the running event loop, started at once."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, target: Callable[[], Awaitable[None]], name: str) -> None:
+        async def run() -> None:
+            await target()
+
+        self._task = asyncio.get_running_loop().create_task(run(), name=name)
+
+    def running(self) -> bool:
+        """True until the loop returns."""
+        return not self._task.done()
+
+    async def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the loop to return, then cancel it.
+
+        A task of another (or a closed) event loop cannot be awaited here: it is cancelled.
+
+        Returns:
+            True when it ended by itself.
+        """
+        task = self._task
+        if task is asyncio.current_task():
+            return True
+        loop = task.get_loop()
+        if loop is not asyncio.get_running_loop():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+            return task.done()
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if done:
+            if not task.cancelled():
+                task.exception()  # retrieved: the loop logs its own errors
+            return True
+        task.cancel()
+        await asyncio.wait([task])
+        return False

@@ -54,6 +54,16 @@ def _check_range(name: str, value: int, bounds: tuple[int, int], shown: object =
     return value
 
 
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    return lambda name, raw: _check_choice(name, raw.strip().lower(), choices)
+
+
 def _parsed_url(name: str, url: str) -> dict[str, Any]:
     """Host, port, username, password, tls and db from a redis:// / rediss:// URL."""
     shown = _mask_url(url)
@@ -107,6 +117,12 @@ class CacheConfig:
         cleanup_interval_seconds: period of the in-memory expiry sweep, 0 for none
             (`CACHE_CLEANUP_INTERVAL_SECONDS`).
         feed_cache_ttl_seconds: TTL for feed pages, for applications (`FEED_CACHE_TTL_SECONDS`).
+        lock_fallback: what locks do while Redis is down (`CACHE_LOCK_FALLBACK`): "memory"
+            takes them in the in-process store (local to this process), "fail_closed" refuses
+            them (`acquire_lock` returns None).
+        rate_limit_fallback: what rate limits do while Redis is down
+            (`CACHE_RATE_LIMIT_FALLBACK`): "memory" counts in the in-process store (local to
+            this process), "fail_closed" denies every hit, "fail_open" allows every hit.
 
     Raises:
         ConfigError: a field has a wrong type or is out of range (the message names the field).
@@ -129,6 +145,8 @@ class CacheConfig:
     memory_max_bytes: int | None = None
     cleanup_interval_seconds: int = C.DEFAULT_CLEANUP_INTERVAL_SECONDS
     feed_cache_ttl_seconds: int = C.DEFAULT_FEED_CACHE_TTL_SECONDS
+    lock_fallback: str = C.DEFAULT_LOCK_FALLBACK
+    rate_limit_fallback: str = C.DEFAULT_RATE_LIMIT_FALLBACK
 
     def __post_init__(self) -> None:
         if self.url is not None:
@@ -153,6 +171,12 @@ class CacheConfig:
             value = getattr(self, name)
             if value is not None:
                 _check_range(f"CacheConfig.{name}", value, C.POSITIVE_RANGE)
+        _check_choice("CacheConfig.lock_fallback", self.lock_fallback, C.LOCK_FALLBACK_POLICIES)
+        _check_choice(
+            "CacheConfig.rate_limit_fallback",
+            self.rate_limit_fallback,
+            C.RATE_LIMIT_FALLBACK_POLICIES,
+        )
         if not self.host:
             raise ConfigError("CacheConfig.host must not be empty")
         if self.cluster and self.db != 0:
@@ -239,6 +263,12 @@ class CacheConfig:
             ranged(C.CLEANUP_INTERVAL_RANGE),
         )
         read(C.ENV_FEED_CACHE_TTL_SECONDS, "feed_cache_ttl_seconds", ranged(C.POSITIVE_RANGE))
+        read(C.ENV_LOCK_FALLBACK, "lock_fallback", _choice(C.LOCK_FALLBACK_POLICIES))
+        read(
+            C.ENV_RATE_LIMIT_FALLBACK,
+            "rate_limit_fallback",
+            _choice(C.RATE_LIMIT_FALLBACK_POLICIES),
+        )
         url = env.get(C.ENV_URL)
         if url is not None and url.strip():
             # Parsed here so an error names the variable; the URL then overrides its parts.
@@ -267,6 +297,8 @@ _FIELD_TYPES: dict[str, type] = {
     "memory_max_bytes": int,
     "cleanup_interval_seconds": int,
     "feed_cache_ttl_seconds": int,
+    "lock_fallback": str,
+    "rate_limit_fallback": str,
 }
 _OPTIONAL_FIELDS = frozenset(
     {"url", "username", "password", "tls_ca_cert", "memory_max_keys", "memory_max_bytes"}
