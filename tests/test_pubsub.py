@@ -173,6 +173,7 @@ async def test_async_callbacks_run_on_the_subscribing_loop_in_order(
     assert plain == list(range(50))
 
 
+@pytest.mark.memory_only(reason="a redis.asyncio client is bound to the loop that connected it")
 async def test_async_publish_from_another_thread(async_cache: AsyncCacheService) -> None:
     got = asyncio.Event()
     received: list[Any] = []

@@ -5,6 +5,13 @@ Hot path: `get`, `set`, `incr`, `sismember`, `hget`, `check_rate_limit`, `acquir
 validated by the backend (in Rust for the memory store, bools refused where numbers are due); the
 service adds only the JSON encoding. Every other method validates here first, so a bad argument
 fails before anything is computed or changed.
+
+Redis mode (`CacheConfig.enabled`): the backend is `AsyncFallbackBackend` (Redis behind a circuit
+breaker, the in-memory store in front of every outage; see `fallback.py`). Connecting is bounded
+by `VALKEY_CONNECT_TIMEOUT_MS`: the blocking service connects in `__init__`; the asyncio service
+cannot await there, so `async with service:`, `await service.connect()` or its first call
+connects (concurrent first calls share that one attempt). Memory mode is unchanged: the
+blocking service's backend is the Rust store itself.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from orjson import JSONDecodeError
 from orjson import dumps as _dumps
@@ -29,7 +36,13 @@ from .._core import MemoryStore
 from .._memory import async_memory_backend, new_memory_store
 from .._pubsub import AsyncDispatcher, LocalBroker, MessageCallback, Subscription
 from .._results import CacheStats, RateLimitResult, build_stats
-from .._synchronization import AsyncSingleFlight, Backoff, async_invoke, async_sleep
+from .._synchronization import (
+    AsyncSingleFlight,
+    Backoff,
+    async_connect_at_init,
+    async_invoke,
+    async_sleep,
+)
 from .._validate import (
     check_algorithm,
     check_cost,
@@ -46,6 +59,10 @@ from ..config import CacheConfig
 from ..exceptions import LockNotAcquired
 from .backend import AsyncBackend
 
+if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads redis-py
+    from .fallback import AsyncFallbackBackend
+    from .redis_pubsub import AsyncRedisListener
+
 __all__ = ["AsyncCacheService"]
 
 _logger = logging.getLogger(LOGGER_NAME)
@@ -59,6 +76,10 @@ class AsyncCacheService:
     Values are JSON-encoded in every mode, so `get` returns a JSON round trip of what was stored.
     Keys are non-empty `str`; TTLs are seconds (`None`: no expiry), lock TTLs milliseconds.
 
+    In Redis mode every call goes to Redis while it answers and to the in-memory store while it
+    does not, with no exception and no wait; the service probes Redis in the background and
+    returns to it by itself. `is_redis_available()` and `stats()` say which one serves.
+
     Args:
         config: the settings; None for the defaults (in-memory mode, zero config).
         store: the `MemoryStore` to serve from instead of a new one built from `config`, e.g. one
@@ -68,28 +89,31 @@ class AsyncCacheService:
 
     __slots__ = (
         "_backend",
-        "_backend_name",
         "_broker",
         "_closed",
         "_config",
         "_dispatcher",
+        "_fallback",
         "_flights",
+        "_listener",
         "_memory_store",
     )
 
     def __init__(self, config: CacheConfig | None = None, *, store: MemoryStore | None = None):
         self._config = CacheConfig() if config is None else config
-        if self._config.enabled:
-            _logger.error(
-                "Redis backend unavailable in this build (VALKEY_ENABLED=true); serving from memory"
-            )
         self._memory_store = new_memory_store(self._config) if store is None else store
-        self._backend: AsyncBackend = async_memory_backend(self._memory_store)
-        self._backend_name = "memory"
         self._flights = AsyncSingleFlight()
         self._broker = LocalBroker()
         self._dispatcher = AsyncDispatcher()
+        self._listener: AsyncRedisListener | None = None
         self._closed = False
+        memory = async_memory_backend(self._memory_store)
+        self._backend: AsyncBackend = memory
+        self._fallback: AsyncFallbackBackend | None = None
+        if self._config.enabled:
+            self._fallback = _redis_backend(self._config, memory)
+            self._backend = self._fallback
+            async_connect_at_init(self._fallback.connect)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AsyncCacheService:
@@ -346,6 +370,10 @@ class AsyncCacheService:
 
         The callback gets the JSON-decoded message; an exception in it is logged (logger
         "cachebolt") and does not stop delivery to others. Messages arrive in publish order.
+        In Redis mode the service's listener (one connection, started by the first
+        subscription) subscribes the prefixed channel on Redis and waits for its confirmation
+        (at most the command timeout, not at all while Redis is down); it subscribes again by
+        itself after a reconnect.
 
         Returns:
             The subscription; `.unsubscribe()` or leaving its `with` block ends it.
@@ -356,17 +384,41 @@ class AsyncCacheService:
         subscription = Subscription(channel, callback, self._unsubscribe)
         self._dispatcher.register(subscription)
         self._broker.add(subscription)
+        fallback = self._fallback
+        if fallback is not None:
+            await fallback.connect()
+            if self._listener is None:
+                from .redis_pubsub import AsyncRedisListener
+
+                self._listener = AsyncRedisListener(
+                    lambda: fallback.client,
+                    self._config.key_prefix,
+                    self._deliver,
+                    confirm_timeout=self._config.command_timeout_ms / 1000,
+                )
+            await self._listener.add(channel, wait=fallback.redis_available)
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         self._broker.remove(subscription)
         self._dispatcher.unregister(subscription)
+        listener = self._listener
+        if listener is not None and not self._broker.receivers(subscription.channel):
+            listener.remove(subscription.channel)
 
     async def publish(self, channel: str, message: Any) -> int:
         """Send `message` (JSON-encoded) to every subscription of `channel`.
 
+        In Redis mode the message goes through Redis (PUBLISH on the prefixed channel) to the
+        subscribers of every service on that server; while Redis is down it is delivered
+        in-process, to this service's subscribers only.
+
         Returns:
-            The number of subscriptions reached (those on the channel at publish time).
+            The number of receivers reached: the subscriptions on the channel at publish time.
+            In Redis mode that is what PUBLISH answers (one per subscribed connection, so one
+            per other service listening to the channel) with this service's own connection
+            replaced by its exact count of subscriptions, so a single service counts the same
+            in both modes.
 
         Raises:
             SerializationError: `message` cannot be JSON-encoded; nothing is delivered.
@@ -376,6 +428,16 @@ class AsyncCacheService:
             data = _dumps(message, option=_OPTIONS)
         except TypeError as exc:
             raise encode_error(channel, exc, "message for channel") from exc
+        if self._fallback is not None:
+            reached = await self._fallback.publish(self._config.key_prefix + channel, data)
+            if reached is not None:
+                listener = self._listener
+                if listener is not None and listener.live(channel):
+                    reached += len(self._broker.receivers(channel)) - 1
+                return reached
+        return self._deliver(channel, data)
+
+    def _deliver(self, channel: str, data: bytes) -> int:
         receivers = self._broker.receivers(channel)
         for subscription in receivers:
             self._dispatcher.submit(subscription, data)
@@ -475,34 +537,70 @@ class AsyncCacheService:
 
     # --- service -----------------------------------------------------------------------------
 
+    async def connect(self) -> bool:
+        """Connect to Redis now, bounded by `VALKEY_CONNECT_TIMEOUT_MS` (done once; idempotent).
+
+        Unreachable, refused or a wrong password is logged once; memory serves and the service
+        keeps probing. `async with service:` calls this; otherwise the first call does.
+
+        Returns:
+            True when Redis serves the calls; False when memory does (also in memory mode).
+        """
+        if self._fallback is None:
+            return False
+        return await self._fallback.connect()
+
     def is_redis_available(self) -> bool:
-        """True when Redis serves the calls; False in memory mode."""
-        return False
+        """True when Redis serves the calls now; False while it is down, and in memory mode.
+
+        No I/O: this is what the last call or probe saw.
+        """
+        return self._fallback is not None and self._fallback.redis_available
 
     def get_client(self) -> Any:
-        """The redis-py client in use, or None in memory mode."""
-        return None
+        """The redis-py client (Redis mode, also while Redis is down), or None in memory mode."""
+        return None if self._fallback is None else self._fallback.client
+
+    @property
+    def _backend_name(self) -> str:
+        return "memory" if self._fallback is None else self._fallback.serving
 
     async def stats(self) -> CacheStats:
-        """Counters: backend, hits, misses, hit_rate, locks, rate limits, keys, memory."""
+        """Counters: backend, hits, misses, hit_rate, locks, rate limits, keys, memory, fallback.
+
+        In Redis mode the counters are those of both backends summed; `backend` is the one
+        serving now, `breaker_state` the circuit breaker's, and `fallback_calls`,
+        `fallback_locks`, `fallback_rate_limits` count what memory served while Redis was down.
+        """
         raw = await self._backend.stats()
+        fallback = self._fallback
         return build_stats(
-            raw, backend=self._backend_name, redis_available=self.is_redis_available()
+            raw,
+            backend=self._backend_name,
+            redis_available=self.is_redis_available(),
+            breaker_state="disabled" if fallback is None else fallback.state,
         )
 
     async def close(self) -> None:
         """Deliver the messages already published, end every subscription, stop background work.
 
-        Idempotent; the cache keeps answering afterwards (a new subscription restarts delivery).
+        Stops the pub/sub listener and the Redis probe and closes the Redis client. Idempotent;
+        the cache keeps answering afterwards, from memory (a new subscription restarts
+        in-process delivery).
         """
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.aclose()
         await self._dispatcher.aclose()
         for subscription in self._broker.all():
             subscription.unsubscribe()
-        if not self._closed:
+        if not self._closed or self._fallback is not None:
+            # Redis mode closes every time: a call after close() opened a new client.
             self._closed = True
             await self._backend.aclose()
 
     async def __aenter__(self) -> AsyncCacheService:
+        await self.connect()
         return self
 
     async def __aexit__(
@@ -515,3 +613,16 @@ class AsyncCacheService:
 
     def __repr__(self) -> str:
         return f"<AsyncCacheService backend={self._backend_name!r} config={self._config!r}>"
+
+
+def _redis_backend(config: CacheConfig, memory: AsyncBackend) -> AsyncFallbackBackend:
+    """The Redis backend behind the fallback layer (redis-py is imported only in Redis mode)."""
+    from .fallback import AsyncFallbackBackend
+    from .redis_backend import AsyncRedisBackend
+
+    return AsyncFallbackBackend(
+        AsyncRedisBackend(config),
+        memory,
+        lock_fallback=config.lock_fallback,
+        rate_limit_fallback=config.rate_limit_fallback,
+    )

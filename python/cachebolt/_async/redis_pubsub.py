@@ -1,0 +1,196 @@
+"""`AsyncRedisListener`: this service's channels, received from Redis on one connection.
+
+One listener per service, started by the first subscription: a task of the event loop here, a
+daemon thread in the blocking twin. It alone touches its redis-py `PubSub` object: between short
+reads (50 ms) it SUBSCRIBEs the channels that gained a first subscriber and UNSUBSCRIBEs those
+that lost their last one, and `add()` waits (bounded by the command timeout) for Redis to confirm
+the SUBSCRIBE, so a message published right after `subscribe()` returns reaches it.
+
+Each message goes to `deliver(channel, data)` (the service's dispatcher, which runs the callbacks,
+logs a failing one and carries on). A lost connection (killed, `CLIENT KILL TYPE pubsub`, a
+restart) is logged once as a WARNING; the listener waits with a capped backoff (50 ms doubling to
+2 s), reconnects and SUBSCRIBEs every active channel again, then logs one INFO line. Messages
+published while it was disconnected are lost: Redis pub/sub delivers at most once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._constants import (
+    BACKGROUND_STOP_TIMEOUT_SECONDS,
+    LOGGER_NAME,
+    PUBSUB_POLL_SECONDS,
+    PUBSUB_RECONNECT_INITIAL_SECONDS,
+    PUBSUB_RECONNECT_MAX_SECONDS,
+)
+from .._redis_errors import BackendUnavailable, translate
+from .._synchronization import AsyncFlag, AsyncWorker
+
+__all__ = ["AsyncRedisListener"]
+
+_logger = logging.getLogger(LOGGER_NAME)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class AsyncRedisListener:
+    """Receives the messages of the subscribed channels from Redis.
+
+    Args:
+        client: returns the redis-py client (`client().pubsub()` gives the listener its
+            connection).
+        prefix: the key prefix, prepended to every channel name on Redis.
+        deliver: called with (channel without the prefix, message bytes) for each message.
+        confirm_timeout: how long `add()` waits for Redis to confirm a SUBSCRIBE, in seconds.
+    """
+
+    def __init__(
+        self,
+        client: Callable[[], Any],
+        prefix: str,
+        deliver: Callable[[str, bytes], object],
+        *,
+        confirm_timeout: float,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._deliver = deliver
+        self._confirm_timeout = confirm_timeout
+        self._lock = threading.Lock()
+        self._wanted: dict[str, AsyncFlag] = {}  # channel -> set once Redis confirmed it
+        self._live: set[str] = set()  # channels Redis confirmed and has not unsubscribed
+        self._stop = AsyncFlag()
+        self._worker: AsyncWorker | None = None
+        self._closed = False
+
+    @property
+    def channels(self) -> set[str]:
+        """The channels the listener keeps subscribed (without the prefix)."""
+        with self._lock:
+            return set(self._wanted)
+
+    def live(self, channel: str) -> bool:
+        """True when Redis counts this listener as a subscriber of `channel` (as last told)."""
+        return channel in self._live
+
+    async def add(self, channel: str, *, wait: bool = True) -> bool:
+        """Keep `channel` subscribed; wait until Redis confirms it (bounded), when `wait`.
+
+        Returns:
+            True when Redis confirmed the subscription in time (False: it will be subscribed as
+            soon as Redis answers).
+        """
+        with self._lock:
+            if self._closed:
+                return False
+            flag = self._wanted.get(channel)
+            if flag is None:
+                flag = self._wanted[channel] = AsyncFlag()
+            if self._worker is None or not self._worker.running():
+                self._worker = AsyncWorker(self._run, "cachebolt-redis-pubsub")
+        return await flag.wait(self._confirm_timeout if wait else 0.0)
+
+    def remove(self, channel: str) -> None:
+        """Stop receiving `channel` (unsubscribed at the listener's next turn)."""
+        with self._lock:
+            self._wanted.pop(channel, None)
+
+    async def _run(self) -> None:
+        delay = PUBSUB_RECONNECT_INITIAL_SECONDS
+        lost = False
+        while not self._stop.is_set():
+            pubsub: Any = None
+            subscribed: set[str] = set()
+            try:
+                pubsub = self._client().pubsub()
+                while not self._stop.is_set():
+                    await self._sync_channels(pubsub, subscribed)
+                    if not subscribed:
+                        await self._stop.wait(PUBSUB_POLL_SECONDS)
+                        continue
+                    message = await pubsub.get_message(timeout=PUBSUB_POLL_SECONDS)
+                    if message is None:
+                        continue
+                    if self._handle(message) and lost:
+                        lost = False
+                        delay = PUBSUB_RECONNECT_INITIAL_SECONDS
+                        _logger.info("pub/sub reconnected; channels subscribed again")
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                mapped = translate(exc)
+                if not isinstance(mapped, BackendUnavailable):
+                    _logger.exception("pub/sub listener error; reconnecting")
+                elif not lost:
+                    _logger.warning(
+                        "pub/sub connection lost (%s); subscribing again when Redis answers",
+                        mapped,
+                    )
+                lost = True
+                self._unconfirm()
+                if await self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, PUBSUB_RECONNECT_MAX_SECONDS)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+
+    async def _sync_channels(self, pubsub: Any, subscribed: set[str]) -> None:
+        with self._lock:
+            wanted = set(self._wanted)
+        new = wanted - subscribed
+        gone = subscribed - wanted
+        if new:
+            await pubsub.subscribe(*(self._prefix + c for c in sorted(new)))
+            subscribed |= new
+        if gone:
+            await pubsub.unsubscribe(*(self._prefix + c for c in sorted(gone)))
+            subscribed -= gone
+
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Deliver a message or note a SUBSCRIBE confirmation; True for a confirmation."""
+        kind = _text(message.get("type"))
+        channel = _text(message.get("channel"))
+        if not channel.startswith(self._prefix):
+            return False
+        channel = channel[len(self._prefix) :]
+        if kind == "message":
+            data = message.get("data")
+            self._deliver(channel, data if isinstance(data, bytes) else _text(data).encode())
+            return False
+        if kind == "subscribe":
+            with self._lock:
+                self._live.add(channel)
+                flag = self._wanted.get(channel)
+            if flag is not None:
+                flag.set()
+            return True
+        if kind == "unsubscribe":
+            with self._lock:
+                self._live.discard(channel)
+        return False
+
+    def _unconfirm(self) -> None:
+        # Subscriptions made while disconnected wait for the next confirmation.
+        with self._lock:
+            self._live.clear()
+            for channel in self._wanted:
+                self._wanted[channel] = AsyncFlag()
+
+    async def aclose(self) -> None:
+        """Stop the listener and close its connection (idempotent)."""
+        with self._lock:
+            self._closed = True
+            self._wanted.clear()
+            worker, self._worker = self._worker, None
+        self._stop.set()
+        if worker is not None and not await worker.join(BACKGROUND_STOP_TIMEOUT_SECONDS):
+            _logger.warning("the pub/sub listener did not stop in time")
