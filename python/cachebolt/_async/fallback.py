@@ -238,6 +238,10 @@ class AsyncFallbackBackend:
         seconds = self.breaker.open_seconds()
         if not self.breaker.reset() or self._closed:
             return
+        try:
+            await self._drop_outage_data()  # before the switch: the next outage starts clean
+        except Exception:
+            _logger.exception("could not clear the memory backend after the outage")
         self._up = True
         with self._counts_lock:
             counted = self._counts["fallback_calls"]
@@ -247,10 +251,6 @@ class AsyncFallbackBackend:
             seconds,
             counted,
         )
-        try:
-            await self._drop_outage_data()
-        except Exception:
-            _logger.exception("could not clear the memory backend after the outage")
 
     async def _drop_outage_data(self) -> None:
         """Delete what memory holds, except held locks: the next outage starts clean."""
