@@ -126,9 +126,11 @@ class AsyncRedisListener:
                 if self._stop.is_set():
                     break
                 mapped = translate(exc)
-                if not isinstance(mapped, BackendUnavailable):
+                if lost:
+                    pass  # logged once per streak of failures
+                elif not isinstance(mapped, BackendUnavailable):
                     _logger.exception("pub/sub listener error; reconnecting")
-                elif not lost:
+                else:
                     _logger.warning(
                         "pub/sub connection lost (%s); subscribing again when Redis answers",
                         mapped,
