@@ -152,34 +152,6 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-# TEMPORARY (issue 3): the Redis backend is being written in parallel. Until
-# `cachebolt._async.redis_backend` imports and a service built with `CacheConfig(enabled=True)`
-# is on Redis, the "redis" instances skip with this reason. Remove the gate once that lands.
-_REDIS_GATE: list[str | None] = []
-
-
-def _temporary_redis_gate(config: CacheConfig) -> None:
-    if not _REDIS_GATE:
-        reason: str | None = None
-        try:
-            from cachebolt._async.redis_backend import AsyncRedisBackend  # noqa: F401
-        except ImportError as exc:
-            reason = f"TEMPORARY: Redis backend not there yet ({exc})"
-        else:
-            with CacheService(config) as probe:
-                if not probe.is_redis_available():
-                    reason = "TEMPORARY: CacheService(enabled=True) does not use Redis yet"
-        _REDIS_GATE.append(reason)
-    if _REDIS_GATE[0] is not None:
-        pytest.skip(_REDIS_GATE[0])
-
-
-@pytest.fixture
-def redis_service_ready(redis_url: str) -> None:
-    """TEMPORARY (see `_temporary_redis_gate`): for the ACL, TLS and cluster modules."""
-    _temporary_redis_gate(CacheConfig(enabled=True, url=redis_url))
-
-
 # --- stores and clocks -------------------------------------------------------------------------
 
 # Tests use round TTLs; a key's remaining time is read back rounded up to this grain, so the few
@@ -357,7 +329,6 @@ def service_config(request: pytest.FixtureRequest, backend: str) -> CacheConfig 
     if backend == "memory":
         return None
     config: CacheConfig = request.getfixturevalue("redis_config")
-    _temporary_redis_gate(config)
     return config
 
 

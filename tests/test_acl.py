@@ -16,8 +16,6 @@ from _suite import exercise
 from cachebolt import CacheConfig, CacheService
 from conftest import ACL_PASSWORD, ACL_USER
 
-pytestmark = pytest.mark.usefixtures("redis_service_ready")  # TEMPORARY, see conftest
-
 
 def _config(server: RedisServer, password: str = ACL_PASSWORD) -> CacheConfig:
     return CacheConfig(

@@ -14,8 +14,6 @@ from _suite import exercise
 from cachebolt import CacheConfig, CacheService
 from redis.cluster import key_slot
 
-pytestmark = pytest.mark.usefixtures("redis_service_ready")  # TEMPORARY, see conftest
-
 
 def _config(cluster: RedisCluster, **extra: object) -> CacheConfig:
     host, port = cluster.addresses[0]

@@ -17,8 +17,6 @@ from cachebolt import CacheConfig, CacheService
 
 RIGHT, WRONG = 0, 1
 
-pytestmark = pytest.mark.usefixtures("redis_service_ready")  # TEMPORARY, see conftest
-
 
 def test_the_right_ca_works(tls_server: RedisServer, tls_files: tuple[TLSFiles, TLSFiles]) -> None:
     config = CacheConfig(
