@@ -497,3 +497,12 @@ def test_every_counter_value_increments_like_redis(redis_client: redis.Redis) ->
             if mem != red:
                 mismatches.append((value, amount, mem, red))
     assert mismatches == []
+
+
+@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_counter"])
+def test_a_limit_key_keeps_its_algorithm_on_both_backends(cache: Any, algorithm: str) -> None:
+    """Found by comparing the backends: the class agrees (WrongTypeError), the texts differ."""
+    assert cache.hit_rate_limit("rl", 5, 60).allowed  # sliding_log state
+    with pytest.raises(WrongTypeError):
+        cache.hit_rate_limit("rl", 5, 60, algorithm=algorithm)
+    assert cache.hit_rate_limit("rl", 5, 60).remaining == 3  # the failed call changed nothing
