@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ from .._synchronization import AsyncFlag, AsyncWorker
 __all__ = ["AsyncRedisListener"]
 
 _logger = logging.getLogger(LOGGER_NAME)
+_DRAIN_PING = "cachebolt-drain"
 
 
 def _text(value: object) -> str:
@@ -122,6 +124,8 @@ class AsyncRedisListener:
                         lost = False
                         delay = PUBSUB_RECONNECT_INITIAL_SECONDS
                         _logger.info("pub/sub reconnected; channels subscribed again")
+                if subscribed:
+                    await self._drain(pubsub)
             except Exception as exc:
                 if self._stop.is_set():
                     break
@@ -144,6 +148,22 @@ class AsyncRedisListener:
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()
+
+    async def _drain(self, pubsub: Any) -> None:
+        """At close: deliver what Redis already queued for us (bounded by the command timeout).
+
+        Redis answers a PING on this connection after every message it pushed to it before, so
+        the messages published before `close()` (their PUBLISH has returned) all arrive first.
+        """
+        await pubsub.ping(_DRAIN_PING)
+        deadline = time.monotonic() + self._confirm_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = await pubsub.get_message(timeout=left)
+            if message is None:
+                continue
+            if _text(message.get("type")) == "pong":
+                return
+            self._handle(message)
 
     async def _sync_channels(self, pubsub: Any, subscribed: set[str]) -> None:
         with self._lock:

@@ -584,7 +584,9 @@ class AsyncCacheService:
     async def close(self) -> None:
         """Deliver the messages already published, end every subscription, stop background work.
 
-        Stops the pub/sub listener and the Redis probe and closes the Redis client. Idempotent;
+        In Redis mode the messages Redis has already sent back to this service are delivered
+        too (bounded by the command timeout); then the pub/sub listener and the Redis probe stop
+        and the Redis client is closed. Idempotent;
         the cache keeps answering afterwards, from memory (a new subscription restarts
         in-process delivery).
         """

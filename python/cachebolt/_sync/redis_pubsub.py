@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from .._synchronization import Flag, Worker
 __all__ = ["RedisListener"]
 
 _logger = logging.getLogger(LOGGER_NAME)
+_DRAIN_PING = "cachebolt-drain"
 
 
 def _text(value: object) -> str:
@@ -123,6 +125,8 @@ class RedisListener:
                         lost = False
                         delay = PUBSUB_RECONNECT_INITIAL_SECONDS
                         _logger.info("pub/sub reconnected; channels subscribed again")
+                if subscribed:
+                    self._drain(pubsub)
             except Exception as exc:
                 if self._stop.is_set():
                     break
@@ -145,6 +149,22 @@ class RedisListener:
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         pubsub.close()
+
+    def _drain(self, pubsub: Any) -> None:
+        """At close: deliver what Redis already queued for us (bounded by the command timeout).
+
+        Redis answers a PING on this connection after every message it pushed to it before, so
+        the messages published before `close()` (their PUBLISH has returned) all arrive first.
+        """
+        pubsub.ping(_DRAIN_PING)
+        deadline = time.monotonic() + self._confirm_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = pubsub.get_message(timeout=left)
+            if message is None:
+                continue
+            if _text(message.get("type")) == "pong":
+                return
+            self._handle(message)
 
     def _sync_channels(self, pubsub: Any, subscribed: set[str]) -> None:
         with self._lock:
