@@ -21,6 +21,7 @@ import functools
 import inspect
 import math
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -397,3 +398,41 @@ def cache(
     yield SyncProxy(async_service, runner)
     runner.run(async_service.close())
     runner.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> float:
+    """Poll `predicate` every 10 ms; the seconds it took. Fails after `timeout` seconds."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+ServiceFactory = Callable[[CacheConfig], Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def svc(request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
+    """Builds services of one flavour from a config; closes them (and their loop) at the end."""
+    made: list[Any] = []
+    runner = LoopThread() if request.param == "async" else None
+
+    def make(config: CacheConfig) -> Any:
+        if runner is None:
+            service: Any = CacheService(config)
+        else:
+
+            async def build() -> AsyncCacheService:
+                return AsyncCacheService(config)
+
+            service = SyncProxy(runner.run(build()), runner)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.close()
+    if runner is not None:
+        runner.stop()

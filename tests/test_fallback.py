@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,9 @@ import pytest
 from _servers import RedisServer, free_port
 from cachebolt import AsyncCacheService, CacheConfig, CacheService, ConfigError, LockNotAcquired
 from cachebolt._breaker import CircuitBreaker
-from conftest import LoopThread, SyncProxy
+from conftest import ServiceFactory, wait_until
 
 RECOVERY_BOUND = 5.0  # seconds: the issue's "back on Redis within 5 s"
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = RECOVERY_BOUND) -> float:
-    """Poll `predicate` every 10 ms; the seconds it took. Fails after `timeout`."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 def config_for(port: int, **overrides: Any) -> CacheConfig:
@@ -44,34 +33,6 @@ def config_for(port: int, **overrides: Any) -> CacheConfig:
     }
     values.update(overrides)
     return CacheConfig(**values)
-
-
-ServiceFactory = Callable[[CacheConfig], Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def svc(request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
-    """Builds services of one flavour; closes them (and their loop) at the end."""
-    made: list[Any] = []
-    runner = LoopThread() if request.param == "async" else None
-
-    def make(config: CacheConfig) -> Any:
-        if runner is None:
-            service: Any = CacheService(config)
-        else:
-
-            async def build() -> AsyncCacheService:
-                return AsyncCacheService(config)
-
-            service = SyncProxy(runner.run(build()), runner)
-        made.append(service)
-        return service
-
-    yield make
-    for service in made:
-        service.close()
-    if runner is not None:
-        runner.stop()
 
 
 def records(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[logging.LogRecord]:

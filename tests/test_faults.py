@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from _servers import RedisServer
 from cachebolt import AsyncCacheService, CacheConfig, CacheService
+from conftest import wait_until
 
 COMMAND_TIMEOUT_MS = 500
 LATENCY_BOUND = 2.0  # seconds: command timeout + a generous margin
@@ -34,15 +35,6 @@ def config_for(server: RedisServer, **overrides: Any) -> CacheConfig:
     }
     values.update(overrides)
     return CacheConfig(**values)
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = RECOVERY_BOUND) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 class Tally:

@@ -10,13 +10,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from _servers import RedisServer
-from cachebolt import AsyncCacheService, CacheConfig, CacheService
-from conftest import LoopThread, SyncProxy
+from cachebolt import CacheConfig
+from conftest import ServiceFactory
 
 BOUND = 5.0
 
@@ -55,33 +54,6 @@ class Inbox:
             time.sleep(0.005)
         with self.lock:
             return list(self.messages)
-
-
-ServiceFactory = Callable[[CacheConfig], Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def svc(request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
-    made: list[Any] = []
-    runner = LoopThread() if request.param == "async" else None
-
-    def make(config: CacheConfig) -> Any:
-        if runner is None:
-            service: Any = CacheService(config)
-        else:
-
-            async def build() -> AsyncCacheService:
-                return AsyncCacheService(config)
-
-            service = SyncProxy(runner.run(build()), runner)
-        made.append(service)
-        return service
-
-    yield make
-    for service in made:
-        service.close()
-    if runner is not None:
-        runner.stop()
 
 
 def publish_until(publisher: Any, channel: str, inbox: Inbox, timeout: float = BOUND) -> float:
