@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cachebolt.cli import bench_value
 
 N_KEYS = int(os.environ.get("BENCH_KEYS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
@@ -31,18 +32,8 @@ SEED = 20261128
 RESULTS_DIR = Path(__file__).resolve().parent.parent / ".benchmarks"
 
 
-def make_value(i: int) -> dict[str, Any]:
-    """An 8-field JSON-able dict of about 200 bytes as orjson (196-206), distinct per `i`."""
-    return {
-        "id": i,
-        "name": f"user-{i:06d}",
-        "email": f"user{i:06d}@example.com",
-        "active": i % 3 != 0,
-        "score": round(i * 1.618, 3),
-        "tags": ["reader", "writer", f"g{i % 97}"],
-        "created_at": "2026-11-28T01:02:03Z",
-        "bio": "bench payload, 8 fields",
-    }
+# The same values as `cachebolt bench`, so its figures and these compare.
+make_value = bench_value
 
 
 def build_keys(n: int, prefix: str = "user:") -> list[str]:
