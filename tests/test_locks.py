@@ -119,7 +119,7 @@ def test_release_of_an_expired_lock_logs_a_warning(
         assert cache.acquire_lock("slow", 60_000) is not None  # someone else took it
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "'slow' expired or changed owner" in warnings[0].getMessage()
+    assert "'slow' was not released: it expired or changed owner" in warnings[0].getMessage()
     assert cache.acquire_lock("slow", 1000) is None  # the other owner's lock was left alone
 
 

@@ -281,8 +281,9 @@ class AsyncCacheService:
         """Hold the lock for the body of a `with` block; yields the token.
 
         Waits up to `wait_seconds` for a held lock (polling with a short jittered backoff) and
-        releases on exit, also on an exception. A lock that expired or changed owner before the
-        release is logged as a WARNING: the body outlived `ttl_ms`.
+        releases on exit, also on an exception. A release that finds the lock gone is logged as a
+        WARNING: the body outlived `ttl_ms`, or Redis went away while the lock was held (then the
+        lock ends by its TTL).
 
         Raises:
             LockNotAcquired: the lock was still held after `wait_seconds`.
@@ -296,7 +297,8 @@ class AsyncCacheService:
         finally:
             if not await self._backend.release_lock(lock_key, token):
                 _logger.warning(
-                    "lock %r expired or changed owner before its release (ttl_ms=%d too short?)",
+                    "lock %r was not released: it expired or changed owner (ttl_ms=%d too short?),"
+                    " or Redis is unreachable and it will end by its TTL",
                     lock_key,
                     ttl_ms,
                 )
