@@ -3,14 +3,17 @@
 `cache` is parametrized sync/async. The async variant is `SyncProxy`: every coroutine method of an
 `AsyncCacheService` runs to completion on an event loop that lives in its own thread, so the same
 blocking test code drives both services, and pub/sub callbacks on that loop can be awaited with
-`threading.Event`. `backend` is parametrized "memory" / "redis": on "redis" the services talk to a
-`redis-server` that the session starts itself (tests/_servers.py), flushed before each test.
+`threading.Event`. `backend` is parametrized "memory" / "redis" / "cluster": on "redis" the services
+talk to a `redis-server` that the session starts itself (tests/_servers.py), on "cluster" to a local
+3-primary cluster the session starts itself; either is flushed (every primary) before each test.
 
 Time moves through `clock.advance(seconds)`, never by sleeping. On "memory" that is the store's
-manual clock. On "redis" `store` is `RedisStoreView` and the clock moves the expiry of every key
-(`RedisStoreView.advance_clock`); Redis's own clock (`TIME`, used by the rate-limit scripts) cannot
-move, so the few tests that need it carry `@pytest.mark.memory_only(reason=...)` and are deselected
-on "redis"; tests/test_realtime.py covers the same behaviour on both backends in real time.
+manual clock. On "redis" and "cluster" `store` is `RedisStoreView` and the clock moves the expiry
+of every key (`RedisStoreView.advance_clock`); Redis's own clock (`TIME`, used by the rate-limit
+scripts) cannot move, so the few tests that need it carry `@pytest.mark.memory_only(reason=...)`
+and are deselected on both; tests/test_realtime.py covers the same behaviour in real time. The
+very few tests of a documented standalone-only behaviour carry
+`@pytest.mark.standalone_only(reason=...)` and are deselected on "cluster" only.
 """
 
 from __future__ import annotations
@@ -28,34 +31,55 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
-from _servers import REDIS_CLI, REDIS_SERVER, RedisCluster, RedisServer, TLSFiles, make_tls_files
+from _servers import (
+    REDIS_CLI,
+    REDIS_SERVER,
+    RedisCluster,
+    RedisServer,
+    TLSFiles,
+    make_tls_files,
+    no_retry,
+)
 from cachebolt import AsyncCacheService, CacheConfig, CacheService
 from cachebolt._core import MemoryStore
 
 T = TypeVar("T")
 
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", "redis", "cluster"]
+# The backends served by Redis (standalone or cluster): `memory_only` tests are deselected there.
+REDIS_BACKENDS = frozenset({"redis", "cluster"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "memory_only(reason): the test needs the memory store's manual clock or internals; "
-        "deselected on the redis backend (reason required)",
+        "deselected on the redis and cluster backends (reason required)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "standalone_only(reason): a documented behaviour of a standalone server that a Redis "
+        "Cluster does not have; deselected on the cluster backend (reason required)",
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the "redis" instance of `memory_only` tests (not a skip: they cannot run there)."""
+    """Deselect `memory_only` tests on "redis"/"cluster" and `standalone_only` tests on "cluster"
+    (not a skip: they cannot run there)."""
     keep, drop = [], []
     for item in items:
-        marker = item.get_closest_marker("memory_only")
-        if marker is not None and not marker.kwargs.get("reason"):
-            raise pytest.UsageError(f"{item.nodeid}: memory_only needs reason=...")
+        memory_only = item.get_closest_marker("memory_only")
+        standalone_only = item.get_closest_marker("standalone_only")
+        for marker in (memory_only, standalone_only):
+            if marker is not None and not marker.kwargs.get("reason"):
+                raise pytest.UsageError(f"{item.nodeid}: {marker.name} needs reason=...")
         callspec = getattr(item, "callspec", None)
-        on_redis = callspec is not None and callspec.params.get("backend") == "redis"
-        (drop if marker is not None and on_redis else keep).append(item)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        deselect = (memory_only is not None and backend in REDIS_BACKENDS) or (
+            standalone_only is not None and backend == "cluster"
+        )
+        (drop if deselect else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -147,6 +171,29 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
 
 @pytest.fixture
+def cluster_client(redis_cluster: RedisCluster) -> Iterator[redis.RedisCluster]:
+    """A raw redis-py cluster client (str replies, no retries), every primary FLUSHALLed first."""
+    host, port = redis_cluster.addresses[0]
+    with redis.RedisCluster(
+        host=host,
+        port=port,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        retry=no_retry(),
+    ) as client:
+        client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+        yield client
+
+
+@pytest.fixture
+def cluster_config(cluster_client: redis.RedisCluster, redis_cluster: RedisCluster) -> CacheConfig:
+    """`CacheConfig` of a service on the (flushed) session cluster, through its first node."""
+    host, port = redis_cluster.addresses[0]
+    return CacheConfig(enabled=True, cluster=True, host=host, port=port)
+
+
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A standalone server of this test alone: free to kill, pause or restart."""
     with RedisServer(tmp_path / "redis") as server:
@@ -164,22 +211,32 @@ _MIN_REAL_MS = 2000
 
 
 class RedisStoreView:
-    """What tests read from `store` on the "redis" backend, answered by the session server.
+    """What tests read from `store` on the "redis"/"cluster" backends, answered by the session
+    server or cluster.
 
     `keys`, `exists` and `set` (raw bytes) mirror `MemoryStore`. `advance_clock(ms)` emulates the
     passing of time for key expiry: every key with a TTL gets its virtual expiry moved `ms` closer,
     and a key whose virtual expiry is reached is deleted. It cannot move `TIME` inside scripts.
+
+    On a cluster client, KEYS goes to every primary (redis-py merges the lists) and single-key
+    commands are routed by slot. The primaries' clocks are the same host clock, so one node's
+    TIME stands for all.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | redis.RedisCluster) -> None:
         self.client = client
+        self._cluster = isinstance(client, redis.RedisCluster)
         self.virtual_ms = 0
         # key -> (virtual expiry, real PEXPIRETIME we set); a different real expiry means the key
         # was written again since, so its virtual expiry is read afresh.
         self._expiries: dict[str, tuple[int, int]] = {}
 
     def keys(self, pattern: str = "*") -> list[str]:
-        return [str(key) for key in self.client.keys(pattern)]
+        if self._cluster:
+            found = self.client.keys(pattern, target_nodes=redis.RedisCluster.PRIMARIES)
+        else:
+            found = self.client.keys(pattern)
+        return [str(key) for key in found]
 
     def exists(self, key: str) -> bool:
         return bool(self.client.exists(key))
@@ -320,16 +377,18 @@ class SyncProxy:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The backend under test: "memory" (the Rust store) or "redis" (the session server)."""
+    """The backend under test: "memory" (the Rust store), "redis" (the session server) or
+    "cluster" (the session's 3-primary cluster)."""
     return str(request.param)
 
 
 @pytest.fixture
 def service_config(request: pytest.FixtureRequest, backend: str) -> CacheConfig | None:
-    """The config of the services under test: None on memory, the session server on redis."""
+    """The config of the services under test: None on memory, the session server on redis, the
+    session cluster on cluster."""
     if backend == "memory":
         return None
-    config: CacheConfig = request.getfixturevalue("redis_config")
+    config: CacheConfig = request.getfixturevalue(f"{backend}_config")
     return config
 
 
@@ -337,9 +396,11 @@ def service_config(request: pytest.FixtureRequest, backend: str) -> CacheConfig 
 def store(
     request: pytest.FixtureRequest, backend: str, service_config: CacheConfig | None
 ) -> Iterator[Any]:
-    """Memory: a private store on a manual clock, no background sweep. Redis: `RedisStoreView`."""
-    if backend == "redis":
-        yield RedisStoreView(request.getfixturevalue("redis_client"))
+    """Memory: a private store on a manual clock, no background sweep. Redis and cluster:
+    `RedisStoreView` over the flushed server or cluster."""
+    if backend in REDIS_BACKENDS:
+        client = "redis_client" if backend == "redis" else "cluster_client"
+        yield RedisStoreView(request.getfixturevalue(client))
         return
     memory_store = MemoryStore(manual_clock=True, cleanup_interval_seconds=None)
     yield memory_store

@@ -1,4 +1,4 @@
-"""Time-dependent behaviour in real time, on both backends: what the manual clock cannot reach on
+"""Time-dependent behaviour in real time, on every backend: what the manual clock cannot reach on
 Redis (the rate-limit scripts read the server's `TIME`) and real expiry on the server.
 
 Windows and TTLs are a few hundred milliseconds, so the module takes about two seconds. Every
@@ -19,11 +19,11 @@ ALGORITHMS = ["sliding_log", "fixed_window", "sliding_counter"]
 
 @pytest.fixture
 def rt_cache(request: pytest.FixtureRequest, backend: str) -> Iterator[CacheService]:
-    """A service on the real clock: a fresh memory store, or the (flushed) session server."""
+    """A service on the real clock: a fresh memory store, or the (flushed) server or cluster."""
     if backend == "memory":
         service = CacheService()
     else:
-        config: CacheConfig = request.getfixturevalue("redis_config")
+        config: CacheConfig = request.getfixturevalue(f"{backend}_config")
         service = CacheService(config)
         assert service.is_redis_available()
     with service:
