@@ -420,7 +420,9 @@ class AsyncCacheService:
             In Redis mode that is what PUBLISH answers (one per subscribed connection, so one
             per other service listening to the channel) with this service's own connection
             replaced by its exact count of subscriptions, so a single service counts the same
-            in both modes.
+            in both modes. On a Redis Cluster the PUBLISH goes to the node of this service's
+            listener and counts the connections on that node only: other services subscribed
+            through other nodes receive the message but are not counted.
 
         Raises:
             SerializationError: `message` cannot be JSON-encoded; nothing is delivered.
@@ -431,9 +433,13 @@ class AsyncCacheService:
         except TypeError as exc:
             raise encode_error(channel, exc, "message for channel") from exc
         if self._fallback is not None:
-            reached = await self._fallback.publish(self._config.key_prefix + channel, data)
+            listener = self._listener
+            # Cluster mode: PUBLISH on the node of our own listener, so that the count below
+            # includes its connection (a node counts only its own subscribers; subscribers of
+            # other services on other nodes get the message over the cluster bus, uncounted).
+            node = None if listener is None else listener.node
+            reached = await self._fallback.publish(self._config.key_prefix + channel, data, node)
             if reached is not None:
-                listener = self._listener
                 if listener is not None and listener.live(channel):
                     reached += len(self._broker.receivers(channel)) - 1
                 return reached

@@ -545,8 +545,12 @@ class FallbackBackend:
 
     # --- pub/sub -----------------------------------------------------------------------------
 
-    def publish(self, channel: str, data: bytes) -> int | None:
+    def publish(self, channel: str, data: bytes, node: Any = None) -> int | None:
         """PUBLISH on Redis (channel already prefixed): the receivers Redis counted.
+
+        Args:
+            node: cluster mode: the node to publish on (the service's own listener node), else
+                redis-py routes by the channel's slot.
 
         Returns:
             None while Redis is down: the caller delivers in-process instead.
@@ -554,7 +558,10 @@ class FallbackBackend:
         if self._up or self._first():
             try:
                 with map_redis_errors():
-                    return int(self._primary.client.publish(channel, data))
+                    client = self._primary.client
+                    if node is None:
+                        return int(client.publish(channel, data))
+                    return int(client.publish(channel, data, target_nodes=node))
             except BackendUnavailable as exc:
                 self._tripped(exc)
         self._count("fallback_calls")

@@ -72,6 +72,8 @@ class RedisListener:
         self._stop = Flag()
         self._worker: Worker | None = None
         self._closed = False
+        # Cluster mode: the node the connection is on, once the first SUBSCRIBE chose it.
+        self._node: Any = None
 
     @property
     def channels(self) -> set[str]:
@@ -82,6 +84,17 @@ class RedisListener:
     def live(self, channel: str) -> bool:
         """True when Redis counts this listener as a subscriber of `channel` (as last told)."""
         return channel in self._live
+
+    @property
+    def node(self) -> Any:
+        """Cluster mode: the redis-py `ClusterNode` the connection is subscribed on (None in
+        standalone mode or before the first SUBSCRIBE).
+
+        A cluster node counts (and delivers first to) only its own subscribers in PUBLISH; the
+        others hear the message later, over the cluster bus. Publishing through this node keeps
+        this service's count exact and its own messages ahead of the drain PING at close.
+        """
+        return self._node
 
     def add(self, channel: str, *, wait: bool = True) -> bool:
         """Keep `channel` subscribed; wait until Redis confirms it (bounded), when `wait`.
@@ -174,6 +187,9 @@ class RedisListener:
         if new:
             pubsub.subscribe(*(self._prefix + c for c in sorted(new)))
             subscribed |= new
+            # redis-py's ClusterPubSub picks its node at the first SUBSCRIBE (the slot of the
+            # first channel); a standalone PubSub has no `node`.
+            self._node = getattr(pubsub, "node", None)
         if gone:
             pubsub.unsubscribe(*(self._prefix + c for c in sorted(gone)))
             subscribed -= gone
