@@ -679,13 +679,8 @@ def test_tls_verifies_the_certificate(tmp_path: Path, flavour: str) -> None:
                 backend.close()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    with RedisCluster(tmp_path_factory.mktemp("cluster")) as nodes:
-        yield nodes
-
-
-def test_cluster(cluster: RedisCluster, flavour: str) -> None:
+def test_cluster(redis_cluster: RedisCluster, flavour: str) -> None:
+    cluster = redis_cluster  # the session's (conftest.py), flushed here
     cluster.flush()
     host, port = cluster.addresses[0]
     backend = open_backend(
