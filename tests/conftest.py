@@ -170,9 +170,9 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield cluster
 
 
-@pytest.fixture
-def cluster_client(redis_cluster: RedisCluster) -> Iterator[redis.RedisCluster]:
-    """A raw redis-py cluster client (str replies, no retries), every primary FLUSHALLed first."""
+@pytest.fixture(scope="session")
+def _cluster_session_client(redis_cluster: RedisCluster) -> Iterator[redis.RedisCluster]:
+    # One for the session: building a cluster client (slot map, COMMAND table) takes ~25 ms.
     host, port = redis_cluster.addresses[0]
     with redis.RedisCluster(
         host=host,
@@ -182,8 +182,17 @@ def cluster_client(redis_cluster: RedisCluster) -> Iterator[redis.RedisCluster]:
         socket_connect_timeout=2,
         retry=no_retry(),
     ) as client:
-        client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
         yield client
+
+
+@pytest.fixture
+def cluster_client(_cluster_session_client: redis.RedisCluster) -> redis.RedisCluster:
+    """A raw redis-py cluster client (str replies, no retries), every primary FLUSHALLed first.
+
+    Shared by the session: do not close it.
+    """
+    _cluster_session_client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    return _cluster_session_client
 
 
 @pytest.fixture
