@@ -11,9 +11,9 @@ Time moves through `clock.advance(seconds)`, never by sleeping. On "memory" that
 manual clock. On "redis" and "cluster" `store` is `RedisStoreView` and the clock moves the expiry
 of every key (`RedisStoreView.advance_clock`); Redis's own clock (`TIME`, used by the rate-limit
 scripts) cannot move, so the few tests that need it carry `@pytest.mark.memory_only(reason=...)`
-and are deselected on both; tests/test_realtime.py covers the same behaviour in real time. The
-very few tests of a documented standalone-only behaviour carry
-`@pytest.mark.standalone_only(reason=...)` and are deselected on "cluster" only.
+and are deselected on both; tests/test_realtime.py covers the same behaviour in real time. A test
+of a documented standalone-only behaviour would carry `@pytest.mark.standalone_only(reason=...)`,
+deselected on "cluster" only (none needs it today: every shared test runs on the cluster).
 """
 
 from __future__ import annotations
