@@ -6,7 +6,9 @@ exceptions for the same bad arguments (checked in Python before any I/O), `Wrong
 a command meeting another type. Every key is stored under `config.key_prefix`; locks at
 `<prefix>lock:<key>`, rate limits at `<prefix>ratelimit:<key>`. Atomic read-modify-write steps
 are Lua scripts (`cachebolt/lua/*.lua`), registered once per client; a rate-limit call is one
-EVALSHA, one round trip.
+EVALSHA, one round trip. The redis-py client of each command comes from `cachebolt._redis_clients`
+(asyncio: the shared pooled client for every task; threads: each thread's own connection of the
+shared pool, without a pool checkout per command).
 
 When Redis does not answer (refused, timed out, down, wrong password) a call raises
 `BackendUnavailable` within about the command timeout: the client never retries (see
@@ -28,6 +30,7 @@ from redis import Redis
 from redis.cluster import RedisCluster
 
 from .. import _redis
+from .._redis_clients import ClientSource
 from .._redis_errors import BackendUnavailable, map_redis_errors
 from .._validate import (
     count_arg,
@@ -77,8 +80,6 @@ class RedisBackend:
         self._limit_prefix = config.key_prefix + _redis.RATE_LIMIT_NAMESPACE
         self._glob_prefix = _redis.escape_glob(config.key_prefix)
         self._errors = map_redis_errors(config.password)
-        self._client: Any = None
-        self._scripts: dict[str, Any] = {}
         # Tests pin the rate-limit clock (ms) to compare with the store's manual clock.
         self._test_clock: Callable[[], int] | None = None
         self._hits = 0
@@ -87,10 +88,7 @@ class RedisBackend:
         self._lock_contended = 0
         self._rate_limit_allowed = 0
         self._rate_limit_denied = 0
-        if not config.cluster:
-            # A standalone client connects lazily; the cluster client is made on first use,
-            # since the blocking RedisCluster discovers its nodes in its constructor.
-            self._client = self._new_client()
+        self._clients = ClientSource(config, self._errors)
 
     def __repr__(self) -> str:
         where = _redis.describe(self._config)
@@ -98,27 +96,10 @@ class RedisBackend:
 
     # --- connection ----------------------------------------------------------------------------
 
-    def _new_client(self) -> Any:
-        if self._config.cluster:
-            client: Any = RedisCluster(**_redis.cluster_kwargs(self._config))
-        else:
-            client = Redis(**_redis.client_kwargs(self._config))
-        self._scripts = {
-            name: client.register_script(_redis.script_text(name)) for name in _redis.SCRIPT_NAMES
-        }
-        return client
-
-    def _require(self) -> Any:
-        client = self._client
-        if client is None:
-            with self._errors:
-                client = self._client = self._new_client()
-        return client
-
     @property
     def client(self) -> Redis | RedisCluster:
-        """The redis-py client (created on first use in cluster mode)."""
-        client: Redis | RedisCluster = self._require()
+        """The shared redis-py client (created on first use in cluster mode)."""
+        client: Redis | RedisCluster = self._clients.shared
         return client
 
     def connect(self) -> None:
@@ -127,7 +108,7 @@ class RedisBackend:
         Raises:
             BackendUnavailable: refused, timed out, loading, or the login was refused.
         """
-        client = self._require()
+        client = self._clients.get()
         with self._errors:
             client.ping()
 
@@ -137,27 +118,25 @@ class RedisBackend:
         Raises:
             BackendUnavailable: the server did not answer.
         """
-        client = self._require()
+        client = self._clients.get()
         started = time.perf_counter()
         with self._errors:
             client.ping()
         return time.perf_counter() - started
 
     def close(self) -> None:
-        """Close the client's connections (idempotent)."""
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                with self._errors:
-                    client.close()
-            except BackendUnavailable:
-                pass  # nothing left to close on a dead connection
+        """Close the clients' connections (idempotent)."""
+        try:
+            with self._errors:
+                self._clients.close()
+        except BackendUnavailable:
+            pass  # nothing left to close on a dead connection
 
     # --- strings -------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             value: bytes | None = client.get(full)
         if value is None:
@@ -171,26 +150,26 @@ class RedisBackend:
         if not isinstance(value, bytes):
             raise TypeError(f"value must be bytes, not {type(value).__name__}")
         px = None if ttl is None else seconds_to_ms(ttl, "ttl")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             client.set(full, value, px=px)
 
     def delete(self, key: str) -> bool:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return bool(client.unlink(full))
 
     def exists(self, key: str) -> bool:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return bool(client.exists(full))
 
     def incrby(self, key: str, amount: int) -> int:
         full = self._prefix + store_key(key)
         amount = int64_arg(amount, "amount")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.incrby(full, amount))
 
@@ -198,14 +177,14 @@ class RedisBackend:
 
     def ttl(self, key: str) -> int:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.ttl(full))
 
     def expire(self, key: str, ttl: float) -> bool:
         full = self._prefix + store_key(key)
         ms = seconds_to_ms(ttl, "ttl")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return bool(client.pexpire(full, ms))
 
@@ -238,7 +217,7 @@ class RedisBackend:
         cursor = _unsigned(cursor, "cursor")
         str_arg(pattern, "pattern")
         count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             next_cursor, raw = self._scan_step(
                 client, cursor, self._glob_prefix + pattern, count
@@ -248,7 +227,7 @@ class RedisBackend:
 
     def _unlink_matching(self, match: str) -> int:
         """SCAN + UNLINK in batches (never KEYS or FLUSHDB); the count removed."""
-        client = self._client or self._require()
+        client = self._clients.get()
         removed = 0
         cursor = 0
         with self._errors:
@@ -274,34 +253,34 @@ class RedisBackend:
     def sadd(self, key: str, *members: str) -> int:
         full = self._prefix + store_key(key)
         str_args(members, "member", "sadd")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.sadd(full, *members))
 
     def srem(self, key: str, *members: str) -> int:
         full = self._prefix + store_key(key)
         str_args(members, "member", "srem")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.srem(full, *members))
 
     def sismember(self, key: str, member: str) -> bool:
         full = self._prefix + store_key(key)
         str_arg(member, "member")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return bool(client.sismember(full, member))
 
     def smembers(self, key: str) -> builtins.set[str]:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             raw = client.smembers(full)
         return {_text(member) for member in raw}
 
     def scard(self, key: str) -> int:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.scard(full))
 
@@ -311,21 +290,21 @@ class RedisBackend:
         full = self._prefix + store_key(key)
         str_arg(field, "field")
         str_arg(value, "value")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.hset(full, field, value))
 
     def hget(self, key: str, field: str) -> str | None:
         full = self._prefix + store_key(key)
         str_arg(field, "field")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             raw = client.hget(full, field)
         return None if raw is None else _text(raw)
 
     def hgetall(self, key: str) -> dict[str, str]:
         full = self._prefix + store_key(key)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             raw = client.hgetall(full)
         return {_text(field): _text(value) for field, value in raw.items()}
@@ -333,7 +312,7 @@ class RedisBackend:
     def hdel(self, key: str, *fields: str) -> int:
         full = self._prefix + store_key(key)
         str_args(fields, "field", "hdel")
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             return int(client.hdel(full, *fields))
 
@@ -344,7 +323,7 @@ class RedisBackend:
         full = self._lock_prefix + store_key(key)
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         token = secrets.token_hex(16)
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             taken = client.set(full, token, nx=True, px=ttl_ms)
         if taken:
@@ -356,17 +335,19 @@ class RedisBackend:
     def release_lock(self, key: str, token: str) -> bool:
         full = self._lock_prefix + store_key(key)
         str_arg(token, "token")
-        self._require()  # the scripts are registered with the client
+        client = self._clients.get()
+        script = self._clients.scripts["lock_release"]
         with self._errors:
-            return bool(self._scripts["lock_release"](keys=[full], args=[token]))
+            return bool(script(keys=[full], args=[token], client=client))
 
     def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
         full = self._lock_prefix + store_key(key)
         str_arg(token, "token")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
-        self._require()  # the scripts are registered with the client
+        client = self._clients.get()
+        script = self._clients.scripts["lock_extend"]
         with self._errors:
-            return bool(self._scripts["lock_extend"](keys=[full], args=[token, ttl_ms]))
+            return bool(script(keys=[full], args=[token, ttl_ms], client=client))
 
     # --- rate limits ---------------------------------------------------------------------------
 
@@ -397,10 +378,10 @@ class RedisBackend:
                 "expected one of: sliding_log, fixed_window, sliding_counter"
             )
         now = "" if self._test_clock is None else self._test_clock()
-        self._require()  # the scripts are registered with the client
+        client = self._clients.get()
         with self._errors:
-            allowed, remaining, reset_ms, retry_ms = self._scripts[script_name](
-                keys=[full], args=[limit, window_ms, cost, now]
+            allowed, remaining, reset_ms, retry_ms = self._clients.scripts[script_name](
+                keys=[full], args=[limit, window_ms, cost, now], client=client
             )
         if allowed:
             self._rate_limit_allowed += 1
@@ -417,7 +398,7 @@ class RedisBackend:
         Raises:
             BackendUnavailable: the server did not answer.
         """
-        client = self._client or self._require()
+        client = self._clients.get()
         with self._errors:
             if self._config.cluster:
                 # One DBSIZE and one INFO per primary, added up.

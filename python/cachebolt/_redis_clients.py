@@ -1,0 +1,213 @@
+"""Which redis-py client a Redis backend command goes through: a hand-written async/sync pair.
+
+Both hold the shared client (`redis.Redis` on a connection pool, or `RedisCluster`) and the Lua
+scripts registered with it; `shared` is what `backend.client` / `get_client()` hands out, and
+`get()` is the client for the command at hand. Scripts run on that one:
+`scripts[name](keys=..., args=..., client=client)`.
+
+* `AsyncClientSource`: every task uses the shared client. Its pool lends each concurrent command
+  its own connection; one asyncio connection would serialise the tasks.
+* `ClientSource` (threads), standalone: each thread gets its own single-connection client on the
+  shared pool (`Redis(connection_pool=pool, single_connection_client=True)`), made on the
+  thread's first command. A command then takes only that client's uncontended lock, not the
+  pool's checkout (lock, a `can_read()` poll syscall, lock again on release) - the bulk of the
+  cost of a pooled `get` on a local server. N threads hold N connections of the pool; a thread
+  that ends gives its connection back (its client is collected, and `Redis.__del__` releases
+  it), `close()` releases every one and disconnects the pool. In cluster mode every thread
+  shares the `RedisCluster` (it routes each command to a node's own pool).
+
+A failed command leaves no half-read reply behind: redis-py disconnects the connection on a
+timeout or connection error (and on any exception while reading), and the next command of that
+thread connects again. What the pool checkout also caught - a connection the server closed
+while it sat idle (a restart, CLIENT KILL, the server's idle `timeout`) - is checked here only
+after `_IDLE_CHECK_SECONDS` without a command: a busy thread never pays the poll, and a
+connection idle across a restart reconnects instead of failing its next command.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from typing import Any, Final
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+
+from . import _redis
+from ._redis_errors import RedisErrorMapper
+from .config import CacheConfig
+
+__all__ = ["AsyncClientSource", "ClientSource"]
+
+# A thread's connection unused for this long is polled (`can_read`) before its next command.
+_IDLE_CHECK_SECONDS: Final = 0.01
+_monotonic = time.monotonic
+
+
+def _shared_client(
+    config: CacheConfig, standalone: Any, cluster: Any
+) -> tuple[Any, dict[str, Any]]:
+    """The shared client and its registered scripts (a cluster client connects here)."""
+    if config.cluster:
+        client = cluster(**_redis.cluster_kwargs(config))
+    else:
+        client = standalone(**_redis.client_kwargs(config))
+    scripts = {
+        name: client.register_script(_redis.script_text(name)) for name in _redis.SCRIPT_NAMES
+    }
+    return client, scripts
+
+
+class AsyncClientSource:
+    """The asyncio backend's clients: the shared one, for every task.
+
+    Args:
+        config: the backend's settings.
+        errors: maps redis-py errors (building a cluster client does I/O).
+    """
+
+    def __init__(self, config: CacheConfig, errors: RedisErrorMapper) -> None:
+        self._config = config
+        self._errors = errors
+        self._shared: Any = None
+        self.scripts: dict[str, Any] = {}
+        if not config.cluster:
+            # A standalone client connects lazily; the cluster client is made on first use,
+            # since the blocking RedisCluster discovers its nodes in its constructor.
+            self._build()
+
+    def _build(self) -> Any:
+        with self._errors:
+            client, scripts = _shared_client(
+                self._config, redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster
+            )
+        self._shared, self.scripts = client, scripts
+        return client
+
+    @property
+    def shared(self) -> Any:
+        """The shared client (made now if closed, or in cluster mode on first use)."""
+        return self._shared or self._build()
+
+    def get(self) -> Any:
+        """The client for a command of the calling task: the shared one."""
+        return self._shared or self._build()
+
+    async def aclose(self) -> None:
+        """Close the shared client's connections; the next `get()` makes a new client."""
+        client, self._shared = self._shared, None
+        if client is not None:
+            await client.aclose()
+
+
+class ClientSource:
+    """The blocking backend's clients: one single-connection client per thread (standalone).
+
+    Args:
+        config: the backend's settings.
+        errors: maps redis-py errors (a thread's client connects when it is made).
+    """
+
+    def __init__(self, config: CacheConfig, errors: RedisErrorMapper) -> None:
+        self._config = config
+        self._errors = errors
+        self._shared: Any = None
+        self.scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._threads: weakref.WeakSet[Any] = weakref.WeakSet()
+        _SOURCES.add(self)
+        if not config.cluster:
+            self._build()
+
+    def _build(self) -> Any:
+        with self._errors:
+            client, scripts = _shared_client(self._config, redis.Redis, redis.cluster.RedisCluster)
+        self._shared, self.scripts = client, scripts
+        return client
+
+    @property
+    def shared(self) -> Any:
+        """The shared client (made now if closed, or in cluster mode on first use)."""
+        return self._shared or self._build()
+
+    def get(self) -> Any:
+        """The calling thread's client, made (and connected) on the thread's first command.
+
+        Raises:
+            BackendUnavailable: a new thread's connection could not be made.
+        """
+        local = self._local
+        try:
+            client = local.client
+        except AttributeError:
+            return self._thread_client()
+        now = _monotonic()
+        if now - local.used > _IDLE_CHECK_SECONDS:
+            _drop_if_stale(local.connection)
+        local.used = now
+        return client
+
+    def _thread_client(self) -> Any:
+        shared = self._shared or self._build()
+        if self._config.cluster:
+            client = shared
+        else:
+            with self._errors:
+                # Takes one connection of the shared pool (and connects it) for good.
+                client = shared.client()
+        with self._lock:
+            if self._shared is shared:  # else closed meanwhile: used once, then collected
+                if client is not shared:
+                    self._threads.add(client)
+                self._local.client = client
+                # None in cluster mode (the cluster client checks its nodes' pools itself).
+                self._local.connection = client.connection if client is not shared else None
+                self._local.used = _monotonic()
+        return client
+
+    def close(self) -> None:
+        """Release every thread's connection and disconnect the pool; `get()` starts afresh."""
+        with self._lock:
+            shared, self._shared = self._shared, None
+            threads, self._threads = list(self._threads), weakref.WeakSet()
+            self._local = threading.local()
+        for client in threads:
+            client.close()  # gives its connection back to the pool
+        if shared is not None:
+            shared.close()  # the pool's owner: disconnects every connection
+
+    def _after_fork(self) -> None:
+        # The child must not talk on its parent's sockets: the forking thread's client is
+        # dropped unclosed (the pool resets itself in the child at its next checkout).
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._threads = weakref.WeakSet()
+
+
+def _drop_if_stale(conn: Any) -> None:
+    """Disconnect `conn` when the server closed it or left bytes on it (the pool's check)."""
+    if conn is None or not conn.is_connected:
+        return
+    try:
+        stale = conn.can_read()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        stale = True
+    if stale:
+        conn.disconnect()  # the next command connects again
+
+
+_SOURCES: weakref.WeakSet[ClientSource] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for source in list(_SOURCES):
+        source._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
