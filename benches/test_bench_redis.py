@@ -11,8 +11,8 @@ Legs (the parser is named in every leg: `[hiredis]` = `_HiredisParser`, `[py]` =
 - `cachebolt [py]` - the same service, its pool switched to the pure-Python parser.
 - `redis-py 1conn [...]` - `Redis(single_connection_client=True)` doing the same command plus
   the same orjson encode/decode: the floor the <= 1.10x goal is measured against.
-- `redis-py pooled [hiredis]` - the default pooled client (what cachebolt wraps), to split the
-  overhead into pool + wrapper.
+- `redis-py pooled [hiredis]` - the default pooled client; cachebolt's blocking client skips its
+  per-command checkout (each thread holds its own connection of the pool).
 - rate limits: `limits` RedisStorage MovingWindow / FixedWindow (its own pooled client).
 - locks: redis-py `Lock` (`client.lock(name, timeout=10)`, `acquire(blocking=False)`,
   `release()`) on a single-connection client.
@@ -124,13 +124,13 @@ class Bench:
         if parser not in self.services:
             service = CacheService(CacheConfig(enabled=True, url=self.url))
             self._closers.append(service.close)
-            client = service.get_client()
-            pool = client.connection_pool
-            if pool.connection_kwargs.get("parser_class", _default_parser()) is not PARSERS[parser]:
-                # Bench-only: new connections of this service's pool use the chosen parser.
-                pool.connection_kwargs["parser_class"] = PARSERS[parser]
-                pool.disconnect()
-                pool.reset()
+            # The calling thread's own single-connection client (cachebolt._redis_clients).
+            backend: Any = service._fallback._primary  # type: ignore[union-attr]
+            client = backend._clients.get()
+            if type(client.connection._parser) is not PARSERS[parser]:
+                # Bench-only: this thread's connection reconnects with the chosen parser.
+                client.connection.disconnect()
+                client.connection.set_parser(PARSERS[parser])
             assert service.connect()
             assert_on_redis(service)
             assert parser_of(client) == PARSERS[parser].__name__, parser_of(client)
@@ -164,10 +164,6 @@ class Bench:
             self._closers.pop()()
         self.admin.close()
         self.sentinel.close()
-
-
-def _default_parser() -> type:
-    return _HiredisParser if HIREDIS_AVAILABLE else PY_PARSER
 
 
 def parser_of(client: redis.Redis) -> str:
