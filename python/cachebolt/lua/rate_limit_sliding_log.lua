@@ -10,48 +10,73 @@
 --          state that its clock has expired is then read as empty by the arithmetic below)
 -- Returns {allowed (1 or 0), remaining, reset_after_ms, retry_after_ms}.
 --
--- One member per admitted call: score = its time in ms, member = "<cum>:<cost>" where <cum> is
--- the running total of units admitted into this log, this call included, zero-padded to 16
--- digits. Members are therefore unique, sort by (time, cum) alike, and the units in the window
--- are cum(newest) - cum(oldest) + cost(oldest): two lookups, not a sum over the log. A hit at t
--- counts in (t - window, t]. The key expires when its newest hit leaves the window; a denied
--- call writes nothing. Time never runs behind the newest recorded hit. Lua numbers are doubles:
--- exact up to 2^53 units. One key: no hash tag needed for cluster mode.
+-- One member per admitted call: score = its time in ms, member =
+-- "<cum>:<cost>:<span>:<held>:<first>" where <cum> is the running total of units admitted into
+-- this log, this call included, zero-padded to 16 digits (so members are unique and sort by
+-- (time, cum) and by cum alike), and the other fields describe the log just after this call:
+-- <span> = this time - the oldest entry's time (ms), <held> = units in the log, <first> = the
+-- oldest entry's cost. Only the newest member's note is read, so a call costs, on top of TIME:
+--   admitted, nothing expired:    ZRANGE (newest), ZADD, PEXPIRE
+--   denied, nothing expired:      ZRANGE (newest); + ZRANGEBYLEX, ZSCORE when the wait depends
+--                                 on an entry after the oldest (cost > 1 or mixed costs)
+--   the noted oldest has expired: + ZREMRANGEBYSCORE and ZRANGE (new oldest); a call that then
+--                                 admits nothing rewrites the newest's note (ZREM + ZADD)
+--   the newest has expired:       DEL (then as an empty log)
+-- The oldest entry held is always the noted one (anything older was removed when the note was
+-- written), so units in the window = <held> while the noted oldest is in the window. A hit at
+-- t counts in (t - window, t]. The key expires when its newest hit leaves the window; a denied
+-- call records nothing. Time never runs behind the newest recorded hit. Members of the older
+-- "<cum>:<cost>" form are read too (their note is rebuilt). Lua numbers are doubles: exact up
+-- to 2^53 units. One key: no hash tag needed for cluster mode.
 local log = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local now, min_ttl = nil, 0
-if ARGV[4] ~= nil and ARGV[4] ~= '' then
-  now, min_ttl = tonumber(ARGV[4]), 60000
-else
+local now, ttl = ARGV[4], ARGV[2]
+if now == nil or now == '' then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+else
+  now, ttl = tonumber(now), math.max(window, 60000)
 end
 
-local function parse(member)
-  local cum, units = string.match(member, '^(%d+):(%d+)$')
-  if not cum then
-    error({err = 'WRONGTYPE Operation against a key holding the wrong kind of value'})
-  end
-  return tonumber(cum), tonumber(units)
-end
+local match, format = string.match, string.format
+local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 
+-- used: units in the window; first_ts / first_cost: the oldest entry held; renote: the newest's
+-- note is out of date (entries were removed) and must be rewritten unless a new entry is added.
+local used, top_cum, top_ts, first_ts, first_cost, renote = 0, 0, nil, nil, nil, false
 -- Another type at the key raises WRONGTYPE here, before anything is written.
 local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
-local used, top_cum, top_ts, base = 0, 0, nil, 0
-if newest[1] then
+local top = newest[1]
+if top then
   top_ts = tonumber(newest[2])
   if top_ts > now then
     now = top_ts
   end
-  if top_ts + window > now then
-    redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
-    local oldest = redis.call('ZRANGE', log, 0, 0)
-    local oldest_cum, oldest_cost = parse(oldest[1])
-    base = oldest_cum - oldest_cost
-    top_cum = parse(newest[1])
-    used = top_cum - base
+  local edge = now - window
+  if top_ts > edge then
+    local cum, span, held, first = match(top, '^(%d+):%d+:(%d+):(%d+):(%d+)$')
+    if cum then
+      top_cum, first_ts, used, first_cost = tonumber(cum), top_ts - span, tonumber(held), tonumber(first)
+    else
+      cum = match(top, '^(%d+):%d+$')
+      if not cum then
+        return redis.error_reply(WRONGTYPE)
+      end
+      top_cum = tonumber(cum)
+    end
+    if not first_ts or first_ts <= edge then
+      redis.call('ZREMRANGEBYSCORE', log, '-inf', edge)
+      local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+      local oldest_cum, oldest_cost = match(oldest[1], '^(%d+):(%d+)')
+      if not oldest_cum then
+        return redis.error_reply(WRONGTYPE)
+      end
+      first_ts, first_cost = tonumber(oldest[2]), tonumber(oldest_cost)
+      used = top_cum - oldest_cum + first_cost
+      renote = true
+    end
   else
     -- The newest hit has left the window, so every hit has: the log is empty.
     redis.call('DEL', log)
@@ -62,11 +87,17 @@ end
 local need = math.max(cost, 1)
 local allowed = need <= limit and used + need <= limit
 if allowed and cost > 0 then
-  top_cum = top_cum + cost
-  redis.call('ZADD', log, now, string.format('%016d:%d', top_cum, cost))
-  redis.call('PEXPIRE', log, math.max(window, min_ttl))
-  used = used + cost
+  top_cum, used = top_cum + cost, used + cost
+  if not top_ts then
+    first_ts, first_cost = now, cost
+  end
+  redis.call('ZADD', log, now, format('%016d:%d:%d:%d:%d', top_cum, cost, now - first_ts, used, first_cost))
+  redis.call('PEXPIRE', log, ttl)
   top_ts = now
+elseif renote then
+  local units = match(top, '^%d+:(%d+)')
+  redis.call('ZREM', log, top)
+  redis.call('ZADD', log, top_ts, format('%016d:%s:%d:%d:%d', top_cum, units, top_ts - first_ts, used, first_cost))
 end
 
 local retry_after = 0
@@ -74,20 +105,17 @@ if not allowed then
   if need > limit then
     retry_after = window -- never admitted: "no sooner than one window"
   else
-    -- Oldest first, the entry whose expiry frees `excess` units; cum grows with rank, so a
-    -- binary search by rank finds it in O(log^2 n).
-    local target = base + used + need - limit
-    local lo, hi = 0, redis.call('ZCARD', log) - 1
-    while lo < hi do
-      local mid = math.floor((lo + hi) / 2)
-      if parse(redis.call('ZRANGE', log, mid, mid)[1]) >= target then
-        hi = mid
-      else
-        lo = mid + 1
-      end
+    -- Oldest first, the entry whose expiry frees `excess` units: the oldest if its cost is
+    -- enough, else the first with cum >= (cum before the oldest) + excess. Members are ordered
+    -- by cum both by score and lexicographically (zero-padded), so ZRANGEBYLEX finds it.
+    local excess = used + need - limit
+    local ts = first_ts
+    if excess > first_cost then
+      local target = format('[%016d', top_cum - used + excess)
+      local member = redis.call('ZRANGEBYLEX', log, target, '+', 'LIMIT', 0, 1)[1]
+      ts = tonumber(redis.call('ZSCORE', log, member))
     end
-    local entry = redis.call('ZRANGE', log, lo, lo, 'WITHSCORES')
-    retry_after = tonumber(entry[2]) + window - now
+    retry_after = ts + window - now
   end
 end
 
