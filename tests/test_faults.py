@@ -20,7 +20,9 @@ from cachebolt import AsyncCacheService, CacheConfig, CacheService
 from conftest import wait_until
 
 COMMAND_TIMEOUT_MS = 500
-LATENCY_BOUND = 2.0  # seconds: command timeout + a generous margin
+# seconds: command timeout + a margin for a loaded 2-vCPU machine (2.24 s seen once under parallel
+# builds); still well under the 4 s that redis-py's default retries would take.
+LATENCY_BOUND = 3.0
 RECOVERY_BOUND = 5.0
 
 
