@@ -72,6 +72,10 @@ unasync: ## regenerate python/cachebolt/_sync from _async
 bench: $(STAMP)-dev build-dev ## run the pytest-benchmark scenarios in benches/
 	$(PY) -m pytest benches --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name -p no:cacheprovider -o addopts="" -o timeout=0
 
+.PHONY: soak
+soak: system-deps $(STAMP)-dev build-dev ## the reliability suite at full sizes (each test under 30 minutes)
+	CACHEBOLT_SOAK=1 $(PY) -m pytest tests/reliability -o timeout=1800 -p no:cacheprovider
+
 .PHONY: clean
 clean: ## remove build artefacts and the venv
 	cargo clean
