@@ -22,6 +22,8 @@ __all__ = [
     "check_limit",
     "check_members",
     "check_optional_ttl",
+    "check_scan_count",
+    "check_scan_cursor",
     "check_ttl",
     "check_ttl_ms",
     "check_wait_seconds",
@@ -206,3 +208,23 @@ def str_arg(value: object, name: str) -> None:
     """A `str` argument (member, field, token, pattern)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+# A SCAN cursor fits in 64 bits (the store's, and Redis's).
+_MAX_CURSOR = 2**64 - 1
+
+
+def check_scan_cursor(cursor: object) -> None:
+    """A SCAN cursor: an `int` (not bool) in 0..2^64-1."""
+    if isinstance(cursor, bool) or not isinstance(cursor, int):
+        raise TypeError(f"cursor must be an int, not {type(cursor).__name__}")
+    if not 0 <= cursor <= _MAX_CURSOR:
+        raise ValueError(f"cursor must be in 0..2^64-1, got {cursor}")
+
+
+def check_scan_count(count: object) -> None:
+    """A SCAN count hint: an `int` (not bool), >= 1 and at most 2^32."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError(f"count must be an int, not {type(count).__name__}")
+    if not 1 <= count <= 2**32:
+        raise ValueError(f"count must be in 1..2^32, got {count}")

@@ -356,6 +356,15 @@ class AsyncFallbackBackend:
         self._count("fallback_calls")
         return await self._memory.scan(cursor, pattern, count)
 
+    async def ping(self) -> float | None:
+        """One PING when Redis serves: its round trip in seconds; None while memory serves."""
+        if self._up or await self._first():
+            try:
+                return await self._primary.ping()
+            except BackendUnavailable as exc:
+                self._tripped(exc)
+        return None
+
     async def del_pattern(self, pattern: str) -> int:
         if self._up or await self._first():
             try:

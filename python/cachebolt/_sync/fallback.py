@@ -357,6 +357,15 @@ class FallbackBackend:
         self._count("fallback_calls")
         return self._memory.scan(cursor, pattern, count)
 
+    def ping(self) -> float | None:
+        """One PING when Redis serves: its round trip in seconds; None while memory serves."""
+        if self._up or self._first():
+            try:
+                return self._primary.ping()
+            except BackendUnavailable as exc:
+                self._tripped(exc)
+        return None
+
     def del_pattern(self, pattern: str) -> int:
         if self._up or self._first():
             try:

@@ -51,6 +51,8 @@ from .._validate import (
     check_limit,
     check_members,
     check_optional_ttl,
+    check_scan_count,
+    check_scan_cursor,
     check_ttl,
     check_ttl_ms,
     check_wait_seconds,
@@ -213,6 +215,36 @@ class CacheService:
     def reset(self) -> None:
         """Delete every key of this service (only those under the key prefix in Redis mode)."""
         self._backend.flush()
+
+    def scan(
+        self, cursor: int = 0, pattern: str = "*", count: int = 100
+    ) -> tuple[int, list[str]]:
+        """One step of an incremental walk over the keys matching a Redis glob `pattern`.
+
+        Start with cursor 0 and pass each returned cursor back until it is 0 again. Every key
+        present for the whole walk is returned at least once (a key may come back twice);
+        keys come without the key prefix, and a walk never leaves the prefix. Locks and rate
+        limits are keys too (`lock:...`, `ratelimit:...`). Redis mode: SCAN MATCH on the
+        escaped prefix, one primary after the other in cluster mode (the cursor encodes which);
+        a walk that straddles a switch between Redis and memory may miss keys.
+
+        Args:
+            cursor: 0 to start, else the cursor returned by the previous step.
+            pattern: a Redis glob over the keys without the prefix.
+            count: a hint of how many keys to examine in this step, >= 1 (a step may return
+                fewer, or none, before the walk ends).
+
+        Returns:
+            (next cursor, keys); next cursor 0 ends the walk.
+
+        Raises:
+            ValueError: a negative or too large `cursor`, `count` < 1, an empty pattern.
+            TypeError: `cursor` or `count` is not an int, `pattern` not a str.
+        """
+        check_key(pattern, "pattern")
+        check_scan_cursor(cursor)
+        check_scan_count(count)
+        return self._backend.scan(cursor, pattern, count)
 
     # --- expiry and counters -----------------------------------------------------------------
 
@@ -558,6 +590,17 @@ class CacheService:
         if self._fallback is None:
             return False
         return self._fallback.connect()
+
+    def ping(self) -> float | None:
+        """The round trip of one PING to Redis, in seconds; None when Redis does not serve.
+
+        None in memory mode and while the service serves from memory (the breaker is open:
+        no I/O then, the background probe watches Redis). A PING that fails opens the breaker
+        like any other call.
+        """
+        if self._fallback is None:
+            return None
+        return self._fallback.ping()
 
     def is_redis_available(self) -> bool:
         """True when Redis serves the calls now; False while it is down, and in memory mode.
