@@ -112,6 +112,14 @@ class MemoryStore:
     def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
         """Take the lock when free: a fresh 128-bit random token (32 hex chars), else None."""
 
+    def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
+        """Take the lock when free: (token, fence), else None.
+
+        The fence comes from a store-wide counter (1, 2, ...) incremented atomically with the
+        acquisition, so a later holder of a lock always has a larger fence than an earlier one.
+        Fences are comparable only within this store.
+        """
+
     def release_lock(self, key: str, token: str) -> bool:
         """Release only when `token` matches the holder's; True when released."""
 
@@ -133,6 +141,24 @@ class MemoryStore:
         "sliding_log" (exact), "fixed_window", "sliding_counter". A denied call consumes nothing;
         `retry_after` is 0.0 when allowed, else the wait until the same call could be allowed.
         `cost=0` is a peek. A cost above `limit` is always denied.
+        """
+
+    def rate_limit_many(
+        self,
+        keys: list[str],
+        limits: list[int],
+        windows: list[float],
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> list[tuple[bool, int, float, float]]:
+        """Record `cost` hits at every key if each fits its own limit and window, else at none.
+
+        Atomic: the keys' shards are held together for the check-then-record, so concurrent
+        calls on overlapping keys never admit beyond a limit, and a denied call consumes no
+        key's quota. Returns one (allowed, remaining, reset_after, retry_after) per key, in
+        order: whether that key alone had room, its quota (untouched when the call was denied)
+        and its own waits in seconds. The call was admitted iff every key's `allowed` is True.
+        Keys must be distinct; `algorithm` must be "sliding_log".
         """
 
     # --- clock and stats ---------------------------------------------------------------------

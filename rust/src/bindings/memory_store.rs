@@ -19,7 +19,7 @@ use super::args::{count_arg, int_arg, key_arg, ms_arg, seconds_arg};
 use crate::store::clock::Clock;
 use crate::store::expiry::Sweeper;
 use crate::store::validate;
-use crate::store::{Algorithm, Limits, Store};
+use crate::store::{Algorithm, LimitSpec, Limits, Store};
 
 /// A sharded, thread-safe, in-process keyspace with expiry, eviction, locks and rate limits.
 #[pyclass(frozen, module = "cachebolt._core")]
@@ -276,6 +276,17 @@ impl MemoryStore {
     }
 
     // O(1): attached.
+    fn acquire_fenced_lock(
+        &self,
+        key: &str,
+        ttl_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(String, u64)>> {
+        key_arg(key)?;
+        let ttl_ms = ms_arg(ttl_ms, "ttl_ms")?;
+        Ok(self.store.acquire_fenced_lock(key, ttl_ms, self.now()))
+    }
+
+    // O(1): attached.
     fn release_lock(&self, key: &str, token: &str) -> PyResult<bool> {
         key_arg(key)?;
         Ok(self.store.release_lock(key, token, self.now()))
@@ -317,6 +328,64 @@ impl MemoryStore {
             decision.reset_after_ms as f64 / 1000.0,
             decision.retry_after_ms as f64 / 1000.0,
         ))
+    }
+
+    // O(keys) (plus the trimming of each sliding log): attached, like `rate_limit`. The store
+    // holds the keys' shards together, in ascending order, for the check-then-record.
+    #[pyo3(signature = (keys, limits, windows, cost=None, algorithm="sliding_log"), text_signature = "(self, keys, limits, windows, cost=1, algorithm='sliding_log')")]
+    fn rate_limit_many(
+        &self,
+        keys: Vec<String>,
+        limits: Vec<Bound<'_, PyAny>>,
+        windows: Vec<Bound<'_, PyAny>>,
+        cost: Option<&Bound<'_, PyAny>>,
+        algorithm: &str,
+    ) -> PyResult<Vec<(bool, u64, f64, f64)>> {
+        if limits.len() != keys.len() || windows.len() != keys.len() {
+            return Err(PyValueError::new_err(format!(
+                "keys, limits and windows must have the same length, got {}, {} and {}",
+                keys.len(),
+                limits.len(),
+                windows.len()
+            )));
+        }
+        let mut specs = Vec::with_capacity(keys.len());
+        for ((key, limit), window) in keys.iter().zip(&limits).zip(&windows) {
+            key_arg(key)?;
+            let limit = count_arg(limit, "limit")?;
+            if limit == 0 {
+                return Err(PyValueError::new_err("limit must be >= 1, got 0"));
+            }
+            let window_ms = seconds_arg(window, "window")?;
+            specs.push(LimitSpec {
+                key,
+                limit,
+                window_ms,
+            });
+        }
+        let cost = cost.map_or(Ok(1), |c| count_arg(c, "cost"))?;
+        let algorithm: Algorithm = algorithm.parse().map_err(PyValueError::new_err)?;
+        if algorithm != Algorithm::SlidingLog {
+            // The Redis backend implements the multi-key check for the sliding log only.
+            return Err(PyValueError::new_err(format!(
+                "rate_limit_many supports algorithm 'sliding_log' only, got {:?}",
+                algorithm.name()
+            )));
+        }
+        let decisions = self
+            .store
+            .rate_limit_many(&specs, cost, algorithm, self.now())?;
+        Ok(decisions
+            .into_iter()
+            .map(|d| {
+                (
+                    d.allowed,
+                    d.remaining,
+                    d.reset_after_ms as f64 / 1000.0,
+                    d.retry_after_ms as f64 / 1000.0,
+                )
+            })
+            .collect())
     }
 
     // --- clock and stats -------------------------------------------------------------------

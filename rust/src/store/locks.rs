@@ -1,6 +1,8 @@
 //! Token locks: a string value holding a random token at "lock:<key>", pinned (never evicted).
 //! Release and extend compare the token and act under the same shard lock, so they are atomic.
 
+use std::sync::atomic::Ordering;
+
 use rand::Rng;
 
 use super::entry::Entry;
@@ -24,19 +26,44 @@ fn new_token() -> String {
 impl Store {
     /// Take the lock when free (absent or expired): a fresh token, else None.
     pub fn acquire_lock(&self, key: &str, ttl_ms: u64, now_ms: u64) -> Option<String> {
+        self.acquire(key, ttl_ms, now_ms, false)
+            .map(|(token, _)| token)
+    }
+
+    /// Take the lock when free, like `acquire_lock`, with a fence number: (token, fence).
+    ///
+    /// Fences come from one store-wide counter, incremented while the lock's shard is locked
+    /// by the acquisition itself, so a later holder of the same lock always gets a larger
+    /// fence than an earlier one, however long the earlier one waits before reading its own.
+    /// They start at 1 in each store and are comparable only within it.
+    pub fn acquire_fenced_lock(
+        &self,
+        key: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Option<(String, u64)> {
+        self.acquire(key, ttl_ms, now_ms, true)
+    }
+
+    fn acquire(&self, key: &str, ttl_ms: u64, now_ms: u64, fenced: bool) -> Option<(String, u64)> {
         let full = lock_key(key);
         let token = new_token();
-        let acquired = self.read(&full, |shard, hash| {
+        let fence = self.read(&full, |shard, hash| {
             if shard.find_live(hash, &full, now_ms, &self.stats).is_some() {
-                return false;
+                return None;
             }
             let entry = Entry::string(&full, token.as_bytes(), deadline(now_ms, ttl_ms)).pinned();
             shard.insert(hash, entry, &self.stats);
-            true
+            // Under the shard lock: the next holder of this key needs the same lock to get in.
+            Some(if fenced {
+                self.fence.fetch_add(1, Ordering::SeqCst) + 1
+            } else {
+                0
+            })
         });
-        if acquired {
+        if let Some(fence) = fence {
             Stats::bump(&self.stats.lock_acquired);
-            Some(token)
+            Some((token, fence))
         } else {
             Stats::bump(&self.stats.lock_contended);
             None

@@ -11,6 +11,7 @@ mod hashes;
 mod keyspace;
 mod limits;
 mod locks;
+mod multi_limits;
 pub mod rate_limit;
 mod sets;
 mod shard;
@@ -26,6 +27,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 pub use error::{StoreError, StoreResult};
 pub use keyspace::Cursor;
+pub use multi_limits::LimitSpec;
 pub use rate_limit::{Algorithm, Decision};
 use shard::{hash_key, Shard};
 use stats::Stats;
@@ -50,8 +52,10 @@ pub struct Limits {
 #[derive(Debug)]
 struct Padded(Mutex<Shard>);
 
-/// The keyspace. Thread-safe: every command locks exactly one shard at a time (never two, so
-/// there is no lock order to get wrong); O(n) commands lock shards one after another in batches.
+/// The keyspace. Thread-safe: every command locks one shard at a time, except
+/// `rate_limit_many`, which holds the shards of its keys together, taken in ascending index
+/// order (the one lock order, so no cycle can form); O(n) commands lock shards one after
+/// another in batches.
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[Padded]>,
@@ -60,6 +64,8 @@ pub struct Store {
     hasher: RandomState,
     limits: Limits,
     pub stats: Stats,
+    /// The last fence number handed out by `acquire_fenced_lock` (store-wide, starts at 0).
+    fence: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -74,6 +80,7 @@ impl Store {
             hasher,
             limits,
             stats: Stats::default(),
+            fence: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

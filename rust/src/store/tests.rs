@@ -366,6 +366,60 @@ fn lock_tokens_are_random_and_checked() {
 }
 
 #[test]
+fn fenced_locks_get_increasing_fences_assigned_at_acquisition() {
+    let s = store();
+    let (first, f1) = s.acquire_fenced_lock("job", 1000, 0).unwrap();
+    assert_eq!(f1, 1);
+    assert_eq!(s.get(b"lock:job", 0), Ok(Some(first.clone().into_bytes())));
+    assert_eq!(s.acquire_fenced_lock("job", 1000, 10), None, "held");
+    // The holder stalls past its TTL: the next holder gets a larger fence.
+    let (second, f2) = s.acquire_fenced_lock("job", 1000, 1000).unwrap();
+    assert!(f2 > f1);
+    assert!(!s.release_lock("job", &first, 1000));
+    assert!(s.release_lock("job", &second, 1000));
+    // Plain acquisitions take no fence; other keys share the store-wide sequence.
+    let plain = s.acquire_lock("job", 1000, 1000).unwrap();
+    assert!(s.release_lock("job", &plain, 1000));
+    let (_, other) = s.acquire_fenced_lock("other", 1000, 1000).unwrap();
+    let (_, f3) = s.acquire_fenced_lock("job", 1000, 1000).unwrap();
+    assert_eq!((other, f3), (3, 4));
+    assert_eq!(crate::store::Stats::get(&s.stats.lock_acquired), 5);
+    assert_eq!(crate::store::Stats::get(&s.stats.lock_contended), 1);
+}
+
+#[test]
+fn fences_follow_the_order_of_acquisition_across_threads() {
+    // 8 threads take one lock in turn; the order in which they got it (the lock key's holder
+    // sequence, recorded while holding it) must be the order of their fences.
+    let s = Arc::new(store());
+    let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, order) = (Arc::clone(&s), Arc::clone(&order));
+            std::thread::spawn(move || {
+                let mut taken = 0;
+                while taken < 200 {
+                    if let Some((token, fence)) = s.acquire_fenced_lock("hot", 60_000, 0) {
+                        order.lock().push(fence);
+                        assert!(s.release_lock("hot", &token, 0));
+                        taken += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let order = order.lock();
+    assert_eq!(order.len(), 1600);
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "fences out of holder order"
+    );
+}
+
+#[test]
 fn rate_limits_store_state_with_its_expiry() {
     let s = store();
     for i in 0..3 {
