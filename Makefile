@@ -24,14 +24,16 @@ $(STAMP)-dev: $(STAMP)-venv pyproject.toml scripts/requirements.py
 	$(PIP) install -q -r $(VENV)/requirements-dev.txt
 	touch $@
 
-# The tests start their own redis-server (standalone, ACL, TLS, cluster) from Debian's package.
+# The tests start their own redis-server (standalone, ACL, TLS, cluster) from Debian's package;
+# the reliability suite black-holes one in a network namespace (ip netns + iptables DROP).
 .PHONY: system-deps
-system-deps: ## install redis-server and redis-tools with apt when missing (needs root)
-	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
+system-deps: ## install redis-server, redis-tools, iptables, iproute2 with apt when missing (root)
+	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
+			|| ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools iptables iproute2; \
 		else \
-			echo "redis-server/redis-cli missing: run 'sudo apt-get install redis-server redis-tools'" >&2; exit 1; \
+			echo "missing: run 'sudo apt-get install redis-server redis-tools iptables iproute2'" >&2; exit 1; \
 		fi; \
 	fi
 
