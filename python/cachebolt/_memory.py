@@ -122,6 +122,16 @@ class AsyncMemoryBackend:
     ) -> tuple[bool, int, float, float]:
         return self._store.rate_limit(key, limit, window, cost, algorithm)
 
+    async def rate_limit_many(
+        self,
+        keys: list[str],
+        limits: list[int],
+        windows: list[float],
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> list[tuple[bool, int, float, float]]:
+        return self._store.rate_limit_many(keys, limits, windows, cost, algorithm)
+
     async def stats(self) -> dict[str, int]:
         return self._store.stats()
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_wait_seconds",
     "count_arg",
     "hash_value_text",
+    "rate_limit_many_args",
     "int64_arg",
     "ms_arg",
     "seconds_to_ms",
@@ -228,3 +229,48 @@ def check_scan_count(count: object) -> None:
         raise TypeError(f"count must be an int, not {type(count).__name__}")
     if not 1 <= count <= 2**32:
         raise ValueError(f"count must be in 1..2^32, got {count}")
+
+
+def rate_limit_many_args(
+    keys: object, limits: object, windows: object, cost: object, algorithm: object
+) -> tuple[list[str], list[int], list[int], int]:
+    """The arguments of `rate_limit_many`, checked as the Rust store checks them.
+
+    Returns:
+        (keys, limits, windows in ms, cost).
+
+    Raises:
+        TypeError: `keys`/`limits`/`windows` not a list or tuple, or an element of a wrong type.
+        ValueError: no key, lengths that differ, a key given twice, a limit < 1, a bad window
+            or cost, or an algorithm other than "sliding_log".
+    """
+    for value, name in ((keys, "keys"), (limits, "limits"), (windows, "windows")):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list, not {type(value).__name__}")
+    assert isinstance(keys, (list, tuple))
+    assert isinstance(limits, (list, tuple))
+    assert isinstance(windows, (list, tuple))
+    if len(limits) != len(keys) or len(windows) != len(keys):
+        raise ValueError(
+            "keys, limits and windows must have the same length, "
+            f"got {len(keys)}, {len(limits)} and {len(windows)}"
+        )
+    checked_keys = [store_key(key) for key in keys]
+    checked_limits = [count_arg(limit, "limit") for limit in limits]
+    if 0 in checked_limits:
+        raise ValueError("limit must be >= 1, got 0")
+    windows_ms = [seconds_to_ms(window, "window") for window in windows]
+    checked_cost = count_arg(cost, "cost")
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
+    check_algorithm(algorithm)
+    if algorithm != "sliding_log":
+        raise ValueError(
+            f"rate_limit_many supports algorithm 'sliding_log' only, got \"{algorithm}\""
+        )
+    if not checked_keys:
+        raise ValueError("rate_limit_many needs at least one key")
+    if len(set(checked_keys)) != len(checked_keys):
+        twice = next(key for key in checked_keys if checked_keys.count(key) > 1)
+        raise ValueError(f'rate_limit_many keys must be distinct, "{twice}" is given twice')
+    return checked_keys, checked_limits, windows_ms, checked_cost

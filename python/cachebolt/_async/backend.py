@@ -124,6 +124,22 @@ class AsyncBackend(Protocol):
         """
         ...
 
+    async def rate_limit_many(
+        self,
+        keys: list[str],
+        limits: list[int],
+        windows: list[float],
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> list[tuple[bool, int, float, float]]:
+        """Record `cost` hits at every `ratelimit:<key>` if each fits its limit, else at none.
+
+        Atomic (one shard-locked step in memory, one script in Redis). Returns per key
+        (allowed, remaining, reset_after, retry_after): whether that key alone had room; the
+        call was admitted iff all did. Keys are distinct; in a Redis Cluster they share a slot.
+        """
+        ...
+
     async def stats(self) -> dict[str, int]:
         """Raw counters (hits, misses, keys, lock_acquired, ...)."""
         ...

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
@@ -396,6 +396,54 @@ class AsyncCacheService:
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
         return RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
+
+    async def hit_rate_limits(
+        self,
+        limits: Sequence[tuple[str, int, float]],
+        *,
+        cost: int = 1,
+        algorithm: str = DEFAULT_RATE_LIMIT_ALGORITHM,
+    ) -> tuple[RateLimitResult, ...]:
+        """Record `cost` hits at every `(key, limit, window_seconds)` if each fits, else at none.
+
+        All or nothing, atomically (also across processes on Redis): a call that any key denies
+        consumes no key's quota, and concurrent calls on overlapping keys never admit beyond a
+        limit. In a Redis Cluster the keys must share one slot: put them under one hash tag
+        (`"otp:{+15550100}:day"`, `"otp:{+15550100}:week"`).
+
+        Args:
+            limits: one (key, limit, window_seconds) per key; keys distinct.
+            cost: hits the call counts for at every key (0 peeks).
+            algorithm: "sliding_log" (the only one implemented for several keys).
+
+        Returns:
+            One result per key, in order: whether that key alone had room, its remaining quota
+            (untouched when the call was denied) and its own waits. The call was admitted iff
+            all are truthy; it may be retried after the largest `retry_after`.
+        """
+        keys: list[str] = []
+        limit_values: list[int] = []
+        windows: list[float] = []
+        for item in limits:
+            if not isinstance(item, tuple) or len(item) != 3:
+                raise TypeError(
+                    f"limits must hold (key, limit, window_seconds) tuples, got {item!r}"
+                )
+            keys.append(item[0])
+            limit_values.append(item[1])
+            windows.append(item[2])
+        answers = await self._backend.rate_limit_many(
+            keys, limit_values, windows, cost, algorithm
+        )
+        results = tuple(
+            RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
+            for limit, (allowed, remaining, reset_after, retry_after) in zip(limit_values, answers)
+        )
+        if _logger.isEnabledFor(logging.DEBUG) and not all(results):
+            _logger.debug("rate limit exceeded: %s", ", ".join(keys))
+        return results
+
+    # --- pub/sub -----------------------------------------------------------------------------
 
     # --- pub/sub -----------------------------------------------------------------------------
 

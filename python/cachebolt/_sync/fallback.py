@@ -62,6 +62,7 @@ from .._validate import (
     check_limit,
     check_ttl,
     check_ttl_ms,
+    rate_limit_many_args,
 )
 from .backend import Backend
 
@@ -551,6 +552,39 @@ class FallbackBackend:
         self._count("fallback_calls", "fallback_rate_limits")
         self._warn_local("rate limits")
         return result
+
+    def rate_limit_many(
+        self,
+        keys: list[str],
+        limits: list[int],
+        windows: list[float],
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> list[tuple[bool, int, float, float]]:
+        if self._up or self._first():
+            try:
+                return self._primary.rate_limit_many(keys, limits, windows, cost, algorithm)
+            except BackendUnavailable as exc:
+                self._tripped(exc)
+        policy = self._rate_limit_fallback
+        if policy != FALLBACK_MEMORY:
+            # The policies of `rate_limit`, for the call as a whole.
+            _, checked_limits, windows_ms, cost = rate_limit_many_args(
+                keys, limits, windows, cost, algorithm
+            )
+            if all(cost <= limit for limit in checked_limits):
+                if policy == FALLBACK_FAIL_OPEN:
+                    self._count("fallback_calls", "rate_limit_allowed")
+                    return [(True, limit - cost, 0.0, 0.0) for limit in checked_limits]
+                self._count("fallback_calls", "rate_limit_denied")
+                return [
+                    (False, 0, retry, retry)
+                    for retry in (min(ms / 1000, PROBE_MAX_SECONDS) for ms in windows_ms)
+                ]
+        results = self._memory.rate_limit_many(keys, limits, windows, cost, algorithm)
+        self._count("fallback_calls", "fallback_rate_limits")
+        self._warn_local("rate limits")
+        return results
 
     # --- pub/sub -----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from .. import _redis
 from .._redis_clients import ClientSource
@@ -36,6 +37,7 @@ from .._validate import (
     count_arg,
     int64_arg,
     ms_arg,
+    rate_limit_many_args,
     seconds_to_ms,
     store_key,
     str_arg,
@@ -388,6 +390,51 @@ class RedisBackend:
         else:
             self._rate_limit_denied += 1
         return bool(allowed), int(remaining), reset_ms / 1000, retry_ms / 1000
+
+    def rate_limit_many(
+        self,
+        keys: list[str],
+        limits: list[int],
+        windows: list[float],
+        cost: int = 1,
+        algorithm: str = "sliding_log",
+    ) -> list[tuple[bool, int, float, float]]:
+        """One EVALSHA of `rate_limit_many_sliding_log.lua` over every key: all or nothing.
+
+        In cluster mode the keys must share a slot (one hash tag): checked before any I/O.
+
+        Returns:
+            Per key (allowed, remaining, reset_after, retry_after), times in seconds.
+
+        Raises:
+            ValueError: bad arguments (see `rate_limit_many_args`), or keys in several slots.
+        """
+        names, limits, windows_ms, cost = rate_limit_many_args(
+            keys, limits, windows, cost, algorithm
+        )
+        full = [self._limit_prefix + key for key in names]
+        if self._config.cluster and len({key_slot(key.encode('utf-8', 'surrogateescape')) for key in full}) > 1:
+            raise ValueError(
+                "rate_limit_many keys must share one cluster slot: put them under one hash tag, "
+                f"e.g. 'domain:{{otp}}:phone:...'; got {names!r}"
+            )
+        args: list[int | str] = [cost, "" if self._test_clock is None else self._test_clock()]
+        for limit, window_ms in zip(limits, windows_ms):
+            args += (limit, window_ms)
+        client = self._clients.get()
+        with self._errors:
+            flat = self._clients.scripts["rate_limit_many_sliding_log"](
+                keys=full, args=args, client=client
+            )
+        results = [
+            (bool(flat[i]), int(flat[i + 1]), flat[i + 2] / 1000, flat[i + 3] / 1000)
+            for i in range(0, len(flat), 4)
+        ]
+        if all(result[0] for result in results):
+            self._rate_limit_allowed += 1
+        else:
+            self._rate_limit_denied += 1
+        return results
 
     # --- stats ---------------------------------------------------------------------------------
 
