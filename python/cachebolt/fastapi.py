@@ -1,0 +1,578 @@
+"""FastAPI integration: `RateLimit` and `WithLock` dependencies, and the `admin_router`.
+
+Install with `pip install "cachebolt[fastapi]"` (FastAPI >= 0.121). `import cachebolt` never
+imports this module or FastAPI.
+
+The service: every dependency takes `cache=` (a `CacheService` or an `AsyncCacheService`); without
+it, it uses `request.app.state.cachebolt`, so one service set at start-up serves every route::
+
+    app.state.cachebolt = AsyncCacheService.from_env()
+
+The asyncio service is awaited on the event loop. The blocking service is called inline in memory
+mode (one Rust call of a few microseconds, less than a hop to a worker thread costs) and in a
+worker thread (`anyio.to_thread`) in Redis mode, where a call may wait for the network.
+
+Identity: `by=` is a FastAPI dependency (sync or async, with its own parameters and
+sub-dependencies, e.g. the function that authenticates the user); what it returns, as text, is the
+caller. When it returns None (anonymous) or there is no `by`, the caller is the client address
+(`client_address`): the direct peer, or the right-most address of `X-Forwarded-For` that is not a
+trusted proxy when the peer itself is one (`trusted_proxies=`); IPv6 clients count per /64.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, TypeAlias, TypeVar
+
+try:
+    import anyio
+    import anyio.to_thread
+    from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise ImportError("cachebolt.fastapi needs FastAPI: pip install 'cachebolt[fastapi]'") from exc
+
+from ._async.service import AsyncCacheService
+from ._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
+from ._results import RateLimitResult
+from ._sync.service import CacheService
+from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
+
+__all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
+
+AnyService: TypeAlias = CacheService | AsyncCacheService
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+_T = TypeVar("_T")
+
+#: `request.app.state.<STATE_ATTRIBUTE>` is the service of dependencies built without `cache=`.
+STATE_ATTRIBUTE = "cachebolt"
+#: Shortest admin token accepted (characters): 16 random bytes in hex or base64 pass.
+MIN_TOKEN_LENGTH = 16
+#: Most keys one `GET /cache/keys` page may ask for.
+MAX_PAGE_COUNT = 1000
+# SCAN steps one page may take to fill itself: a sparse pattern answers in bounded time, possibly
+# with fewer keys than asked and a cursor to go on with.
+_MAX_PAGE_STEPS = 8
+_ANONYMOUS = "unknown"
+
+_logger = logging.getLogger(f"{LOGGER_NAME}.fastapi")
+
+
+# --- the service and how to call it ----------------------------------------------------------
+
+
+def _service(request: Request, explicit: AnyService | None) -> AnyService:
+    if explicit is not None:
+        return explicit
+    service = getattr(request.app.state, STATE_ATTRIBUTE, None)
+    if not isinstance(service, (CacheService, AsyncCacheService)):
+        raise RuntimeError(
+            f"no cache service: pass cache=... to the dependency or set "
+            f"app.state.{STATE_ATTRIBUTE} to a CacheService or AsyncCacheService"
+        )
+    return service
+
+
+def _check_service(cache: object) -> None:
+    if cache is not None and not isinstance(cache, (CacheService, AsyncCacheService)):
+        raise TypeError(
+            f"cache must be a CacheService or AsyncCacheService, not {type(cache).__name__}"
+        )
+
+
+async def _call(
+    service: AnyService, method: str, *args: Any, inline: bool = True, **kwargs: Any
+) -> Any:
+    """`service.<method>(*args)`: awaited, called inline (blocking memory mode, when `inline`),
+    or run in a worker thread (blocking Redis mode, or a call that may walk the keyspace)."""
+    fn = getattr(service, method)
+    if isinstance(service, AsyncCacheService):
+        return await fn(*args, **kwargs)
+    if inline and not service.config.enabled:
+        return fn(*args, **kwargs)
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+
+def _networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:
+    if isinstance(trusted_proxies, str):
+        raise TypeError("trusted_proxies must be an iterable of addresses, not a str")
+    networks = []
+    for entry in trusted_proxies:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"trusted_proxies: {entry!r} is not an address or network") from exc
+    return tuple(networks)
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "203.0.113.7:443"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: tuple[Network, ...]
+) -> bool:
+    return any(address in net for net in nets)
+
+
+def _group(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    # One IPv6 subscriber usually holds a whole /64: counting per address would let it rotate.
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
+    client = request.client
+    if client is None or not client.host:
+        return _ANONYMOUS
+    peer = _parse_ip(client.host)
+    if peer is None:  # a non-IP transport name (a Unix socket, a test client)
+        return client.host[:64]
+    if not nets or not _trusted(peer, nets):
+        return _group(peer)
+    # The peer is our proxy: each trusted hop appended the address it saw, so the right-most
+    # address that is not a trusted proxy is the client; anything left of it is client-written.
+    hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    found = peer
+    for hop in reversed(hops):
+        if not hop.strip():
+            continue
+        address = _parse_ip(hop)
+        if address is None:  # garbage written by a trusted hop: the last hop we trust is it
+            break
+        found = address
+        if not _trusted(address, nets):
+            break
+    return _group(found)
+
+
+def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str:
+    """The client's address as the limiters see it.
+
+    The direct peer, unless it is one of `trusted_proxies` (addresses or networks); then the
+    right-most `X-Forwarded-For` entry that is not a trusted proxy (entries further left are
+    written by the client and never believed). IPv4-mapped IPv6 addresses count as IPv4, IPv6
+    addresses are grouped by /64 (`2001:db8::/64`).
+
+    Raises:
+        ValueError: an entry of `trusted_proxies` is not an address or network.
+    """
+    return _client_address(request, _networks(trusted_proxies))
+
+
+def _caller(identity: object, request: Request, nets: tuple[Network, ...]) -> str:
+    """`user:<identity>` when `by` named someone, else `ip:<client address>`."""
+    if identity is None or identity == "":
+        return "ip:" + _client_address(request, nets)
+    return f"user:{identity}"
+
+
+def _with_identity(
+    instance: object, call: Callable[..., Any], by: Callable[..., Any] | None
+) -> None:
+    """Give `instance` the signature FastAPI resolves: `call`'s, plus `identity=Depends(by)`."""
+    # Annotations evaluated: FastAPI cannot resolve strings without the function's globals.
+    signature = inspect.signature(call, eval_str=True)
+    parameters = [p for p in signature.parameters.values() if p.name != "identity"]
+    if by is not None:
+        parameters.append(
+            inspect.Parameter(
+                "identity", inspect.Parameter.KEYWORD_ONLY, default=Depends(by), annotation=Any
+            )
+        )
+    instance.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+
+
+class _Template:
+    """A key template over the route's path parameters (`"{order_id}"`), checked per request."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str, what: str) -> None:
+        check_key(text, what)
+        self._text = text
+
+    def format(self, request: Request, **extra: str) -> str:
+        values: Mapping[str, Any] = {**request.path_params, **extra}
+        try:
+            return self._text.format_map(values)
+        except (KeyError, IndexError, AttributeError, ValueError) as exc:
+            raise RuntimeError(
+                f"key template {self._text!r} names {exc}, which is not a path parameter of "
+                f"{_route_path(request)}"
+            ) from None
+
+
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    # The template, never the URL: /orders/1 and /orders/2 must share one counter.
+    return path if isinstance(path, str) else "*"
+
+
+# --- RateLimit ---------------------------------------------------------------------------------
+
+
+def _rate_limit_headers(result: RateLimitResult, now: float) -> dict[str, str]:
+    reset = math.ceil(result.reset_after)
+    return {
+        "RateLimit-Limit": str(result.limit),
+        "RateLimit-Remaining": str(result.remaining),
+        "RateLimit-Reset": str(reset),
+        "X-RateLimit-Limit": str(result.limit),
+        "X-RateLimit-Remaining": str(result.remaining),
+        "X-RateLimit-Reset": str(math.ceil(now + result.reset_after)),
+    }
+
+
+class RateLimit:
+    """A FastAPI dependency: at most `limit` requests per `window_seconds` for each caller.
+
+    Use it per route or per router::
+
+        @app.post("/orders", dependencies=[Depends(RateLimit(20, 3600, by=current_user_id))])
+
+    The counter is `ratelimit:<caller>:<METHOD>:<route template>` (`ratelimit:user:42:POST:/orders`,
+    `ratelimit:ip:203.0.113.7:GET:/items/{item_id}`): one per caller, route and method. `key=`
+    replaces `<METHOD>:<route template>` with a name shared by every route that uses it, and may
+    name path parameters (`key="orders:{shop_id}"`).
+
+    An allowed request gets `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds,
+    IETF draft) and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix time)
+    on its response (with several limits on a route, the one with the fewest remaining wins; a
+    handler that returns its own `Response` object gets none). A denied request gets 429, a JSON
+    body and the same headers plus `Retry-After`: whole seconds rounded up, so a client that
+    waits that long is never refused for this limit. A denied request consumes nothing.
+
+    Args:
+        limit: requests allowed per window, >= 1.
+        window_seconds: the window, seconds > 0.
+        key: the name of the limit (default: the route's method and path template).
+        by: a FastAPI dependency returning who calls (None: anonymous, counted by address).
+        algorithm: "sliding_log" (exact, the default), "fixed_window" or "sliding_counter".
+        cost: hits each request counts for, 1..limit.
+        cache: the service (default: `app.state.cachebolt`).
+        trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.
+
+    Raises:
+        ValueError: a bad limit, window, cost (also above `limit`: never allowed), algorithm,
+            key or trusted proxy.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float,
+        *,
+        key: str | None = None,
+        by: Callable[..., Any] | None = None,
+        algorithm: str = DEFAULT_RATE_LIMIT_ALGORITHM,
+        cost: int = 1,
+        cache: AnyService | None = None,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        check_limit(limit)
+        check_ttl(window_seconds, "window_seconds")
+        check_cost(cost)
+        check_algorithm(algorithm)
+        if cost < 1 or cost > limit:
+            raise ValueError(f"cost must be in 1..limit ({limit}), got {cost}")
+        if by is not None and not callable(by):
+            raise TypeError(f"by must be callable, not {type(by).__name__}")
+        _check_service(cache)
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.algorithm = algorithm
+        self.cost = cost
+        self._key = None if key is None else _Template(key, "key")
+        self._cache = cache
+        self._proxies = _networks(trusted_proxies)
+        _with_identity(self, self.__call__, by)
+
+    def scope_key(self, request: Request, identity: object = None) -> str:
+        """The rate-limit key of this request (without the `ratelimit:` namespace)."""
+        caller = _caller(identity, request, self._proxies)
+        if self._key is not None:
+            return f"{caller}:{self._key.format(request)}"
+        return f"{caller}:{request.method}:{_route_path(request)}"
+
+    async def __call__(
+        self, request: Request, response: Response, identity: object = None
+    ) -> RateLimitResult:
+        service = _service(request, self._cache)
+        key = self.scope_key(request, identity)
+        result: RateLimitResult = await _call(
+            service,
+            "hit_rate_limit",
+            key,
+            self.limit,
+            self.window_seconds,
+            cost=self.cost,
+            algorithm=self.algorithm,
+        )
+        headers = _rate_limit_headers(result, time.time())
+        if not result.allowed:
+            retry = max(math.ceil(result.retry_after), 1)
+            headers["Retry-After"] = str(retry)
+            # Denials are routine (and an attacker's favourite): DEBUG, as in the service.
+            _logger.debug("rate limit exceeded: %s (retry in %d s)", key, retry)
+            raise HTTPException(
+                status_code=429,
+                detail={
+                    "error": "rate_limited",
+                    "message": "Too many requests",
+                    "limit": result.limit,
+                    "window_seconds": self.window_seconds,
+                    "retry_after": retry,
+                },
+                headers=headers,
+            )
+        shown = response.headers.get("RateLimit-Remaining")
+        if shown is None or int(shown) >= result.remaining:
+            response.headers.update(headers)
+        return result
+
+
+# --- WithLock ----------------------------------------------------------------------------------
+
+
+class WithLock:
+    """A FastAPI dependency that holds a token lock while the request runs.
+
+    The lock is `lock:<name>:<caller>` (`lock:order:create:42` for user 42, as in the original;
+    `lock:order:create:ip:203.0.113.7` for an anonymous caller), or `lock:<name>:<key>` with
+    `key=` (a template over path parameters: `WithLock("payment:process", 10_000,
+    key="{order_id}")` is one lock per order whoever calls). A request that finds it held gets 409
+    and a JSON body at once (no waiting). The lock is released with its own token, so never
+    someone else's (after `ttl_ms` it may be), after the response has been sent, also when the
+    handler raises. The dependency's value is the lock token.
+
+    FastAPI runs the release after the response (FastAPI >= 0.118): a client that sends its next
+    request the moment it reads the response may still find the lock held for that instant. Use
+    `Depends(WithLock(...), scope="function")` to release before the response is sent instead.
+
+    Args:
+        name: the lock's name (`order:create`).
+        ttl_ms: the lock's lifetime in milliseconds: it ends by itself if the process dies.
+        key: what the lock is per (a template over path parameters); default the caller.
+        by: a FastAPI dependency returning who calls (None: anonymous, locked by address).
+        cache: the service (default: `app.state.cachebolt`).
+        trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        ttl_ms: int,
+        *,
+        key: str | None = None,
+        by: Callable[..., Any] | None = None,
+        cache: AnyService | None = None,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        check_key(name, "name")
+        check_ttl_ms(ttl_ms)
+        if by is not None and not callable(by):
+            raise TypeError(f"by must be callable, not {type(by).__name__}")
+        _check_service(cache)
+        self.name = name
+        self.ttl_ms = ttl_ms
+        self._key = None if key is None else _Template(key, "key")
+        self._cache = cache
+        self._proxies = _networks(trusted_proxies)
+        _with_identity(self, self.__call__, by)
+
+    def lock_key(self, request: Request, identity: object = None) -> str:
+        """The lock's key for this request (without the `lock:` namespace)."""
+        if self._key is not None:
+            return f"{self.name}:{self._key.format(request)}"
+        caller = _caller(identity, request, self._proxies)
+        if caller.startswith("user:"):
+            caller = caller[len("user:") :]
+        return f"{self.name}:{caller}"
+
+    async def __call__(self, request: Request, identity: object = None) -> AsyncIterator[str]:
+        service = _service(request, self._cache)
+        key = self.lock_key(request, identity)
+        token: str | None = await _call(service, "acquire_lock", key, self.ttl_ms)
+        if token is None:
+            _logger.warning("failed to acquire lock: %s", key)
+            raise HTTPException(
+                status_code=409,
+                detail={
+                    "error": "locked",
+                    "message": "Another operation is in progress",
+                    "lock": self.name,
+                },
+            )
+        try:
+            yield token
+        finally:
+            # Shielded: a cancelled request (client gone) still releases instead of waiting
+            # for the TTL.
+            with anyio.CancelScope(shield=True):
+                released = await _call(service, "release_lock", key, token)
+            if not released:
+                _logger.warning(
+                    "lock %r was not released: it expired (ttl_ms=%d too short?) or Redis is "
+                    "unreachable and it will end by its TTL",
+                    key,
+                    self.ttl_ms,
+                )
+
+
+# --- the admin router --------------------------------------------------------------------------
+
+
+def _bearer(request: Request) -> bytes | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip().encode("utf-8", "surrogateescape")
+
+
+def _parse_cursor(cursor: str) -> int:
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 20:
+        raise HTTPException(status_code=400, detail={"error": "bad_cursor", "cursor": cursor[:32]})
+    return int(cursor)
+
+
+def admin_router(
+    cache: AnyService,
+    *,
+    token: str,
+    prefix: str = "/cache",
+    trusted_proxies: Iterable[str] = (),
+) -> APIRouter:
+    """The admin API of a service, behind a bearer token: include it in your app.
+
+    Routes (under `prefix`):
+
+    - `GET /stats`: the service's counters.
+    - `GET /keys?pattern=&cursor=&count=`: one page of keys (without the key prefix) and the
+      cursor of the next page, `"0"` after the last; `count` 1..1000.
+    - `DELETE /keys?pattern=`: the matching keys of this service's namespace only (the pattern
+      is matched under the key prefix; it cannot reach another prefix).
+    - `POST /clear-locks`: every `lock:*` key.
+    - `GET /health`: backend, Redis availability, PING round trip in ms, breaker state.
+
+    Every request needs `Authorization: Bearer <token>` (compared in constant time): 401 without
+    it, 403 with a wrong one, both logged at WARNING. Every mutation is logged at WARNING with
+    the caller's address (see `client_address`) and what it removed.
+
+    Args:
+        cache: the service to administer.
+        token: the secret, at least 16 characters.
+        prefix: where the routes live.
+        trusted_proxies: proxies whose `X-Forwarded-For` names the caller in the logs.
+
+    Raises:
+        ValueError: no token (None), or one shorter than 16 characters.
+        TypeError: `cache` is not a service, `token` not a str.
+    """
+    if cache is None:
+        raise TypeError("admin_router needs a cache service")
+    _check_service(cache)
+    if token is None:
+        raise ValueError("admin_router needs a token: the admin API is never open")
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    if len(token.strip()) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"token must have at least {MIN_TOKEN_LENGTH} characters")
+    secret = token.encode("utf-8", "surrogateescape")
+    nets = _networks(trusted_proxies)
+
+    def caller(request: Request) -> str:
+        return _client_address(request, nets)
+
+    async def authorize(request: Request) -> None:
+        given = _bearer(request)
+        if given is None:
+            _logger.warning("admin API: no bearer token from %s", caller(request))
+            raise HTTPException(
+                status_code=401,
+                detail={"error": "unauthorized"},
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(given, secret):
+            _logger.warning("admin API: wrong bearer token from %s", caller(request))
+            raise HTTPException(status_code=403, detail={"error": "forbidden"})
+
+    router = APIRouter(prefix=prefix, dependencies=[Depends(authorize)], tags=["cache admin"])
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return dict(await _call(cache, "stats", inline=False))
+
+    @router.get("/keys")
+    async def list_keys(
+        pattern: str = Query("*", min_length=1, max_length=512),
+        cursor: str = Query("0", max_length=32),
+        count: int = Query(100, ge=1, le=MAX_PAGE_COUNT),
+    ) -> dict[str, Any]:
+        position = _parse_cursor(cursor)
+        keys: list[str] = []
+        for _ in range(_MAX_PAGE_STEPS):
+            try:
+                position, found = await _call(
+                    cache, "scan", position, pattern, count - len(keys), inline=False
+                )
+            except ValueError as exc:
+                raise HTTPException(status_code=400, detail={"error": str(exc)}) from None
+            keys.extend(found)
+            if position == 0 or len(keys) >= count:
+                break
+        return {"keys": keys, "cursor": str(position)}
+
+    @router.delete("/keys")
+    async def delete_keys(
+        request: Request, pattern: str = Query(..., min_length=1, max_length=512)
+    ) -> dict[str, Any]:
+        deleted = await _call(cache, "del_pattern", pattern, inline=False)
+        _logger.warning(
+            "admin API: %s deleted %d keys matching %r", caller(request), deleted, pattern
+        )
+        return {"deleted": deleted, "pattern": pattern}
+
+    @router.post("/clear-locks")
+    async def clear_locks(request: Request) -> dict[str, Any]:
+        deleted = await _call(cache, "del_pattern", "lock:*", inline=False)
+        _logger.warning("admin API: %s cleared %d locks", caller(request), deleted)
+        return {"deleted": deleted}
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        ping = await _call(cache, "ping", inline=False)
+        stats = await _call(cache, "stats", inline=False)
+        return {
+            "backend": stats["backend"],
+            "redis_available": cache.is_redis_available(),
+            "redis_ping_ms": None if ping is None else round(ping * 1000, 3),
+            "breaker_state": str(stats.get("breaker_state", "disabled")),
+        }
+
+    return router

@@ -1,0 +1,501 @@
+"""cachebolt.fastapi: RateLimit and WithLock through FastAPI's TestClient, on every backend and
+both services (the blocking one called inline or in a worker thread, the asyncio one awaited)."""
+
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import pytest
+from cachebolt import AsyncCacheService, CacheConfig, CacheService
+from cachebolt._core import MemoryStore
+from cachebolt.fastapi import RateLimit, WithLock, client_address
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.testclient import TestClient
+from starlette.requests import Request as StarletteRequest
+
+PEER = ("198.51.100.7", 40000)
+
+
+# --- an app per test, on the service under test ---------------------------------------------
+
+
+class Harness:
+    """An app with `app.state.cachebolt` set to the service under test, and a virtual clock.
+
+    `call(name, *args)` runs a service method from the test (awaited on the client's loop for the
+    asyncio service). `advance(seconds)` moves the clock of rate limits: the store's manual
+    clock on memory, the Redis backend's test clock (the scripts' `now`) on Redis.
+    """
+
+    def __init__(self, service: CacheService | AsyncCacheService, store: Any) -> None:
+        self.service = service
+        self.store = store
+        self.client: TestClient | None = None
+        self._virtual_ms = 0
+        if not isinstance(store, MemoryStore):
+            origin = int(time.time() * 1000)
+            primary = service._fallback._primary  # type: ignore[union-attr]
+            primary._test_clock = lambda: origin + self._virtual_ms
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            yield
+            if isinstance(service, AsyncCacheService):
+                await service.close()  # on the loop that used it
+
+        self.app = FastAPI(lifespan=lifespan)
+        self.app.state.cachebolt = service
+
+    def advance(self, seconds: float) -> None:
+        ms = round(seconds * 1000)
+        if isinstance(self.store, MemoryStore):
+            self.store.advance_clock(ms)
+        else:
+            self._virtual_ms += ms
+
+    def start(self, client: tuple[str, int] = PEER) -> TestClient:
+        self.client = TestClient(self.app, client=client, raise_server_exceptions=False)
+        self.client.__enter__()
+        return self.client
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self.service, name)
+        if isinstance(self.service, AsyncCacheService):
+            assert self.client is not None, "start() the client first: it owns the loop"
+            portal = self.client.portal
+            assert portal is not None
+            return portal.call(lambda: method(*args, **kwargs))
+        return method(*args, **kwargs)
+
+    def keys(self, pattern: str) -> list[str]:
+        """Every key matching `pattern` (a whole SCAN walk), sorted."""
+        found: list[str] = []
+        cursor = 0
+        while True:
+            cursor, keys = self.call("scan", cursor, pattern, 1000)
+            found.extend(keys)
+            if cursor == 0:
+                return sorted(found)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.__exit__(None, None, None)
+        if isinstance(self.service, CacheService):
+            self.service.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def harness(
+    request: pytest.FixtureRequest, store: Any, service_config: CacheConfig | None
+) -> Iterator[Harness]:
+    kwargs: dict[str, Any] = (
+        {"store": store} if service_config is None else {"config": service_config}
+    )
+    service: CacheService | AsyncCacheService = (
+        CacheService(**kwargs) if request.param == "sync" else AsyncCacheService(**kwargs)
+    )
+    made = Harness(service, store)
+    yield made
+    made.stop()
+
+
+def user_header(x_user: Annotated[str | None, Header()] = None) -> str | None:
+    """The test's "authentication": the X-User header, None when absent (anonymous)."""
+    return x_user
+
+
+async def async_user_header(x_user: Annotated[str | None, Header()] = None) -> str | None:
+    return x_user
+
+
+def limit_headers(response: Any) -> dict[str, str]:
+    names = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after")
+    return {name: response.headers[name] for name in names if name in response.headers}
+
+
+# --- RateLimit ---------------------------------------------------------------------------------
+
+
+def test_rate_limit_allows_exactly_limit_then_429_with_headers(harness: Harness) -> None:
+    app = harness.app
+
+    @app.post("/orders", dependencies=[Depends(RateLimit(3, 60, by=user_header))])
+    def create_order() -> dict[str, bool]:
+        return {"created": True}
+
+    client = harness.start()
+    for remaining in (2, 1, 0):
+        response = client.post("/orders", headers={"X-User": "42"})
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        assert 0 < int(response.headers["RateLimit-Reset"]) <= 60
+        assert int(response.headers["X-RateLimit-Reset"]) >= int(time.time())
+        assert "Retry-After" not in response.headers
+    denied = client.post("/orders", headers={"X-User": "42"})
+    assert denied.status_code == 429
+    assert denied.headers["content-type"] == "application/json"
+    body = denied.json()["detail"]
+    assert body["error"] == "rate_limited" and body["limit"] == 3
+    retry = int(denied.headers["Retry-After"])
+    assert 1 <= retry <= 60 and body["retry_after"] == retry
+    assert denied.headers["RateLimit-Remaining"] == "0"
+    assert denied.headers["X-RateLimit-Limit"] == "3"
+    # Another user, and the anonymous caller (by address), have counters of their own.
+    assert client.post("/orders", headers={"X-User": "43"}).status_code == 200
+    assert client.post("/orders").status_code == 200
+    assert harness.keys("ratelimit:*") == [
+        "ratelimit:ip:198.51.100.7:POST:/orders",
+        "ratelimit:user:42:POST:/orders",
+        "ratelimit:user:43:POST:/orders",
+    ]
+
+
+def test_a_client_obeying_retry_after_is_never_refused_early(harness: Harness) -> None:
+    """Hits at irregular instants: after waiting Retry-After the request passes, one second less
+    would still be refused (the header is the true wait rounded up, never down)."""
+    app = harness.app
+
+    @app.get("/feed", dependencies=[Depends(RateLimit(4, 10))])
+    def feed() -> list[int]:
+        return [1]
+
+    client = harness.start()
+    gaps = [0.37, 1.1, 0.05, 2.9, 0.61, 0.0, 4.2, 0.33, 1.7, 0.9, 3.3, 0.2]
+    refused = 0
+    for gap in gaps * 3:
+        harness.advance(gap)
+        response = client.get("/feed")
+        if response.status_code == 200:
+            continue
+        assert response.status_code == 429
+        refused += 1
+        retry = int(response.headers["Retry-After"])
+        if retry > 1:
+            harness.advance(retry - 1)
+            assert client.get("/feed").status_code == 429  # not a second earlier
+            harness.advance(1)
+        else:
+            harness.advance(retry)
+        assert client.get("/feed").status_code == 200
+    assert refused >= 5
+
+
+def test_rate_limit_key_is_per_route_and_method_unless_named(harness: Harness) -> None:
+    app = harness.app
+    per_route = RateLimit(1, 60)
+    shared = RateLimit(1, 60, key="search")
+
+    @app.get("/items/{item_id}", dependencies=[Depends(per_route)])
+    def get_item(item_id: int) -> int:
+        return item_id
+
+    @app.delete("/items/{item_id}", dependencies=[Depends(per_route)])
+    def delete_item(item_id: int) -> int:
+        return item_id
+
+    @app.get("/search/a", dependencies=[Depends(shared)])
+    def search_a() -> str:
+        return "a"
+
+    @app.get("/search/b", dependencies=[Depends(shared)])
+    def search_b() -> str:
+        return "b"
+
+    client = harness.start()
+    assert client.get("/items/1").status_code == 200
+    assert client.get("/items/2").status_code == 429  # the template, not the URL, is the key
+    assert client.delete("/items/1").status_code == 200  # another method, another counter
+    assert client.get("/search/a").status_code == 200
+    assert client.get("/search/b").status_code == 429  # one named limit for both routes
+
+
+def test_rate_limit_per_router_and_as_a_parameter(harness: Harness) -> None:
+    from fastapi import APIRouter
+
+    router = APIRouter(dependencies=[Depends(RateLimit(2, 60, by=async_user_header))])
+
+    @router.get("/a")
+    def route_a() -> str:
+        return "a"
+
+    @router.get("/b")
+    async def route_b(limit: Annotated[Any, Depends(RateLimit(5, 60, key="b"))]) -> dict[str, int]:
+        return {"remaining": limit.remaining}
+
+    harness.app.include_router(router)
+    client = harness.start()
+    assert client.get("/a").status_code == 200
+    assert client.get("/a").status_code == 200
+    assert client.get("/a").status_code == 429
+    first = client.get("/b")
+    # Two limits on the route: the headers show the one with the fewest remaining.
+    assert first.status_code == 200 and first.json() == {"remaining": 4}
+    assert first.headers["RateLimit-Limit"] == "2" and first.headers["RateLimit-Remaining"] == "1"
+    assert client.get("/b").status_code == 200
+    assert client.get("/b").status_code == 429
+
+
+def test_spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(harness: Harness) -> None:
+    app = harness.app
+
+    @app.get("/otp", dependencies=[Depends(RateLimit(2, 60, trusted_proxies=["10.0.0.0/8"]))])
+    def otp() -> str:
+        return "sent"
+
+    client = harness.start(client=PEER)  # a direct client, not one of our proxies
+    codes = [
+        client.get("/otp", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]
+
+
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(harness: Harness) -> None:
+    app = harness.app
+
+    @app.get("/otp", dependencies=[Depends(RateLimit(1, 60, trusted_proxies=["10.0.0.0/8"]))])
+    def otp() -> str:
+        return "sent"
+
+    client = harness.start(client=("10.1.2.3", 5000))
+    # The client wrote "6.6.6.6"; our two proxies appended the client and the first proxy.
+    chain = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9, 10.9.9.9"}
+    assert client.get("/otp", headers=chain).status_code == 200
+    assert client.get("/otp", headers=chain).status_code == 429
+    other = {"X-Forwarded-For": "6.6.6.6, 203.0.113.10, 10.9.9.9"}
+    assert client.get("/otp", headers=other).status_code == 200
+    assert harness.keys("ratelimit:*") == [
+        "ratelimit:ip:203.0.113.10:GET:/otp",
+        "ratelimit:ip:203.0.113.9:GET:/otp",
+    ]
+
+
+# --- client_address (no backend involved) ---------------------------------------------------
+
+
+def _request(peer: str | None, *forwarded: str) -> StarletteRequest:
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": headers,
+        "client": None if peer is None else (peer, 1234),
+    }
+    return StarletteRequest(scope)
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.5", ["1.1.1.1"], "203.0.113.5"),  # untrusted peer: header ignored
+        ("10.0.0.1", ["1.1.1.1, 203.0.113.5"], "203.0.113.5"),  # right-most untrusted
+        ("10.0.0.1", ["1.1.1.1", "203.0.113.5, 10.0.0.2"], "203.0.113.5"),  # two headers
+        ("10.0.0.1", ["10.0.0.3, 10.0.0.2"], "10.0.0.3"),  # all trusted: the left-most
+        ("10.0.0.1", ["203.0.113.5, not-an-ip"], "10.0.0.1"),  # a proxy wrote garbage
+        ("10.0.0.1", [], "10.0.0.1"),  # no header
+        ("10.0.0.1", ["[2001:db8::1]:443"], "2001:db8::/64"),
+        ("2001:db8:0:0:aaaa::1", [], "2001:db8::/64"),  # IPv6 grouped by /64
+        ("::ffff:203.0.113.5", [], "203.0.113.5"),  # IPv4-mapped counts as IPv4
+        ("10.0.0.1", ["203.0.113.5:8080"], "203.0.113.5"),
+        (None, [], "unknown"),
+    ],
+)
+def test_client_address(peer: str | None, forwarded: list[str], expected: str) -> None:
+    assert client_address(_request(peer, *forwarded), ["10.0.0.0/8"]) == expected
+
+
+def test_client_address_refuses_bad_proxies() -> None:
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        client_address(_request("10.0.0.1"), ["10.0.0.0/33"])
+    with pytest.raises(TypeError, match="trusted_proxies"):
+        client_address(_request("10.0.0.1"), "10.0.0.1")  # a str, not a list of them
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"limit": 0, "window_seconds": 1}, ValueError, "limit"),
+        ({"limit": 1, "window_seconds": 0}, ValueError, "window_seconds"),
+        ({"limit": 2, "window_seconds": 1, "cost": 3}, ValueError, "cost"),
+        ({"limit": 2, "window_seconds": 1, "algorithm": "leaky"}, ValueError, "algorithm"),
+        ({"limit": 2, "window_seconds": 1, "key": ""}, ValueError, "key"),
+        ({"limit": 2, "window_seconds": 1, "by": "user"}, TypeError, "by"),
+        ({"limit": 2, "window_seconds": 1, "cache": object()}, TypeError, "cache"),
+    ],
+)
+def test_rate_limit_refuses_bad_arguments(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        RateLimit(**kwargs)
+
+
+def test_with_lock_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="ttl_ms"):
+        WithLock("order:create", 0)
+    with pytest.raises(ValueError, match="name"):
+        WithLock("", 1000)
+
+
+def test_without_a_service_the_error_says_how_to_give_one() -> None:
+    app = FastAPI()
+
+    @app.get("/", dependencies=[Depends(RateLimit(1, 1))])
+    def root() -> int:
+        return 1
+
+    with TestClient(app) as client, pytest.raises(RuntimeError, match=r"app\.state\.cachebolt"):
+        client.get("/")
+
+
+def test_import_cachebolt_does_not_import_fastapi() -> None:
+    code = "import sys, cachebolt; assert 'fastapi' not in sys.modules, 'fastapi imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_fastapi_the_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"
+        "try:\n    import cachebolt.fastapi\nexcept ImportError as exc:\n"
+        "    assert \"pip install 'cachebolt[fastapi]'\" in str(exc), exc\n"
+        "else:\n    raise SystemExit('imported without fastapi')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- WithLock ----------------------------------------------------------------------------------
+
+
+def _lock_app(harness: Harness, seen: list[Any]) -> Callable[[str], Any]:
+    """POST /orders under WithLock("order:create") per user; ?fail=1 raises, ?http=1 answers 400.
+
+    While the handler runs it records whether the lock was free to someone else (it must not be).
+    """
+    app = harness.app
+    lock = WithLock("order:create", 10_000, by=user_header)
+
+    async def probe() -> Any:
+        if isinstance(harness.service, AsyncCacheService):
+            return await harness.service.acquire_lock("order:create:42", 1000)
+        return harness.service.acquire_lock("order:create:42", 1000)
+
+    @app.post("/orders")
+    async def create_order(
+        request: Request, token: Annotated[str, Depends(lock)], fail: int = 0, http: int = 0
+    ) -> dict[str, str]:
+        seen.append(await probe())
+        if fail:
+            raise RuntimeError("handler failed")
+        if http:
+            raise HTTPException(status_code=400, detail="bad order")
+        return {"token": token}
+
+    return lambda key: harness.call("acquire_lock", key, 1000)
+
+
+def test_with_lock_holds_during_the_request_and_frees_after(harness: Harness) -> None:
+    seen: list[Any] = []
+    acquire = _lock_app(harness, seen)
+    client = harness.start()
+    response = client.post("/orders", headers={"X-User": "42"})
+    assert response.status_code == 200 and len(response.json()["token"]) >= 32
+    assert seen == [None]  # held by the request while the handler ran
+    token = acquire("order:create:42")  # and free once the response is out
+    assert token is not None
+    conflict = client.post("/orders", headers={"X-User": "42"})
+    assert conflict.status_code == 409
+    assert conflict.json()["detail"]["error"] == "locked"
+    assert len(seen) == 1  # the handler did not run
+    assert client.post("/orders", headers={"X-User": "7"}).status_code == 200  # per user
+    assert harness.call("release_lock", "order:create:42", token) is True
+    assert client.post("/orders", headers={"X-User": "42"}).status_code == 200
+
+
+@pytest.mark.parametrize("failure", ["fail", "http"])
+def test_with_lock_is_released_when_the_handler_raises(harness: Harness, failure: str) -> None:
+    seen: list[Any] = []
+    acquire = _lock_app(harness, seen)
+    client = harness.start()
+    response = client.post(f"/orders?{failure}=1", headers={"X-User": "42"})
+    assert response.status_code == (500 if failure == "fail" else 400)
+    assert seen == [None]
+    assert acquire("order:create:42") is not None
+
+
+def test_with_lock_never_releases_someone_elses_lock(harness: Harness) -> None:
+    """The request's lock expires mid-request and another holder takes it: the release at the
+    end of the request (its own token) leaves the new holder's lock alone."""
+    app = harness.app
+    tokens: list[str] = []
+
+    @app.post("/pay/{order_id}")
+    async def pay(
+        order_id: str,
+        token: Annotated[str, Depends(WithLock("payment:process", 10_000, key="{order_id}"))],
+    ) -> str:
+        service = harness.service
+        # The lock "expires" (deleted) and someone else takes it.
+        if isinstance(service, AsyncCacheService):
+            await service.delete(f"lock:payment:process:{order_id}")
+            other = await service.acquire_lock(f"payment:process:{order_id}", 10_000)
+        else:
+            service.delete(f"lock:payment:process:{order_id}")
+            other = service.acquire_lock(f"payment:process:{order_id}", 10_000)
+        assert other is not None
+        tokens.append(other)
+        return token
+
+    client = harness.start()
+    assert client.post("/pay/9").status_code == 200
+    assert harness.call("acquire_lock", "payment:process:9", 1000) is None  # still theirs
+    assert harness.call("release_lock", "payment:process:9", tokens[0]) is True
+
+
+def test_with_lock_key_template_names_a_path_parameter(harness: Harness) -> None:
+    app = harness.app
+
+    @app.post("/pay/{order_id}", dependencies=[Depends(WithLock("pay", 5000, key="{order_id}"))])
+    def pay(order_id: str) -> str:
+        return order_id
+
+    @app.post("/oops", dependencies=[Depends(WithLock("pay", 5000, key="{order_id}"))])
+    def oops() -> str:
+        return "never"
+
+    client = harness.start()
+    harness.call("acquire_lock", "pay:1", 10_000)
+    assert client.post("/pay/1").status_code == 409
+    assert client.post("/pay/2").status_code == 200
+    assert client.post("/oops").status_code == 500  # a template naming no path parameter
+
+
+def test_release_runs_after_the_response_is_sent(harness: Harness) -> None:
+    """FastAPI >= 0.118 runs the exit of a yield dependency after the response: a streaming
+    body is still under the lock while it streams."""
+    from fastapi.responses import StreamingResponse
+
+    app = harness.app
+    during: list[Any] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"a"
+        if isinstance(harness.service, AsyncCacheService):
+            during.append(await harness.service.acquire_lock("export:ip:198.51.100.7", 1000))
+        else:
+            during.append(harness.service.acquire_lock("export:ip:198.51.100.7", 1000))
+        yield b"b"
+
+    @app.get("/export", dependencies=[Depends(WithLock("export", 5000))])
+    def export() -> StreamingResponse:
+        return StreamingResponse(body())
+
+    client = harness.start()
+    assert client.get("/export").content == b"ab"
+    assert during == [None]
+    assert harness.call("acquire_lock", "export:ip:198.51.100.7", 1000) is not None
