@@ -341,7 +341,17 @@ class SyncProxy:
 
     @contextlib.contextmanager
     def lock(self, *args: Any, **kwargs: Any) -> Iterator[str]:
-        manager = self.service.lock(*args, **kwargs)
+        with self._context(self.service.lock(*args, **kwargs)) as token:
+            yield token
+
+    @contextlib.contextmanager
+    def fenced_lock(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self._context(self.service.fenced_lock(*args, **kwargs)) as held:
+            yield held
+
+    @contextlib.contextmanager
+    def _context(self, manager: contextlib.AbstractAsyncContextManager[T]) -> Iterator[T]:
+        """An async context manager of the service, entered and left on the loop."""
         token = self.runner.run(manager.__aenter__())
         try:
             yield token

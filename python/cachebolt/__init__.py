@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._async import AsyncCacheService
 from ._core import __version__
 from ._pubsub import Subscription
-from ._results import CacheStats, RateLimitResult
+from ._results import CacheStats, FencedLock, RateLimitResult
 from ._sync import CacheService
 from .config import CacheConfig
 from .exceptions import (
@@ -30,6 +30,7 @@ __all__ = [
     "CacheStats",
     "CapacityError",
     "ConfigError",
+    "FencedLock",
     "LockNotAcquired",
     "RateLimitExceeded",
     "RateLimitResult",

@@ -106,6 +106,9 @@ class AsyncMemoryBackend:
     async def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
         return self._store.acquire_lock(key, ttl_ms)
 
+    async def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
+        return self._store.acquire_fenced_lock(key, ttl_ms)
+
     async def release_lock(self, key: str, token: str) -> bool:
         return self._store.release_lock(key, token)
 

@@ -15,15 +15,19 @@ retry with backoff (about 4 s against a refused port, about a minute against a f
 from __future__ import annotations
 
 import functools
+import itertools
 from importlib import resources
 from typing import Any, Final
 
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.retry import Retry
 
 from .config import CacheConfig
 
 __all__ = [
+    "FENCE_KEEP_MS",
+    "FENCE_NAMESPACE",
     "LOCK_NAMESPACE",
     "RATE_LIMIT_NAMESPACE",
     "SCAN_BATCH",
@@ -34,17 +38,23 @@ __all__ = [
     "describe",
     "encode_cursor",
     "escape_glob",
+    "fence_key",
     "script_text",
 ]
 
 # Namespaces after the key prefix, as in the Rust store: "<prefix>lock:<key>".
 LOCK_NAMESPACE: Final = "lock:"
 RATE_LIMIT_NAMESPACE: Final = "ratelimit:"
+# Fence counters of `acquire_fenced_lock` (see `fence_key` and lua/lock_acquire_fenced.lua); a
+# counter lives this long after its last grant (plus the lock's TTL), then expires.
+FENCE_NAMESPACE: Final = "fence:"
+FENCE_KEEP_MS: Final = 86_400_000
 # Keys asked per SCAN step and unlinked per UNLINK in del_pattern / flush.
 SCAN_BATCH: Final = 1000
 SCRIPT_NAMES: Final = (
     "lock_release",
     "lock_extend",
+    "lock_acquire_fenced",
     "rate_limit_sliding_log",
     "rate_limit_fixed_window",
     "rate_limit_sliding_counter",
@@ -64,6 +74,41 @@ def escape_glob(literal: str) -> str:
     if not _GLOB_SPECIAL.intersection(literal):
         return literal
     return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in literal)
+
+
+def _slot(key: str) -> int:
+    return key_slot(key.encode("utf-8", "surrogateescape"))
+
+
+@functools.lru_cache(maxsize=4096)
+def fence_key(prefix: str, key: str) -> str:
+    """The fence counter of lock `key`: under `<prefix>fence:`, in the lock key's cluster slot.
+
+    The lock is `<prefix>lock:<key>`, and the script that takes it increments the counter in
+    the same step, so both keys must hash to one slot (else a cluster answers CROSSSLOT). The
+    first of these that does is used (the same in standalone mode, so the layout is one):
+
+    1. `<prefix>fence:<key>`: when the hash tag of the lock key (`{...}`) sits in the prefix or
+       in `key`, the counter has the same tag;
+    2. `<prefix>fence:{<prefix>lock:<key>}`: no tag, so the whole lock key is hashed; it
+       becomes the counter's tag (the usual case: no braces anywhere);
+    3. a searched name (`<prefix>fence:{#<n>}`, `<prefix>fence:#<n>}` or
+       `<prefix>fence:<key>#<n>`) of that slot: for a lock key with a `}` but no tag, or a
+       prefix whose first `{` is unclosed. Such counters may be shared by several locks.
+
+    A shared counter is harmless: fences stay increasing per lock (lock_acquire_fenced.lua).
+    """
+    slot = _slot(prefix + LOCK_NAMESPACE + key)
+    base = prefix + FENCE_NAMESPACE
+    for candidate in (base + key, base + "{" + prefix + LOCK_NAMESPACE + key + "}"):
+        if _slot(candidate) == slot:
+            return candidate
+    # Each prefix case has a form whose slot changes with n: found after ~16k tries, cached.
+    for n in itertools.count():
+        for candidate in (f"{base}{{#{n}}}", f"{base}#{n}}}", f"{base}{key}#{n}"):
+            if _slot(candidate) == slot:
+                return candidate
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _common_kwargs(config: CacheConfig) -> dict[str, Any]:

@@ -1,12 +1,12 @@
-"""Result types shared by both services: `RateLimitResult` and the `stats()` dictionary."""
+"""Result types shared by both services: `RateLimitResult`, `FencedLock` and `stats()`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
-__all__ = ["CacheStats", "RateLimitResult", "build_stats"]
+__all__ = ["CacheStats", "FencedLock", "RateLimitResult", "build_stats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,27 @@ class RateLimitResult:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+class FencedLock(NamedTuple):
+    """A lock taken by `acquire_fenced_lock`: its token and its fence number.
+
+    Pass `fence` with every write to the resource the lock protects, and have the resource
+    refuse a write whose fence is lower than the highest it has accepted: a holder that was
+    paused past its TTL (GC, swap, a stopped VM) and resumes after the lock went to someone
+    else then cannot overwrite the newer holder's work.
+
+    Attributes:
+        token: releases or extends the lock, like the token of `acquire_lock`.
+        fence: larger than the fence of every earlier holder of this lock on the same backend.
+            Redis: unique and increasing per lock (not dense: a number may be skipped).
+            Memory (memory mode, or a fallback lock taken while Redis was down: its token
+            starts with "mem-"): a counter of this process's store, comparable only with
+            fences of the same process.
+    """
+
+    token: str
+    fence: int
 
 
 class CacheStats(TypedDict):

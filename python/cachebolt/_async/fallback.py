@@ -21,7 +21,9 @@ outage and per kind, and `stats()` counts them (`fallback_locks`, `fallback_rate
 A lock token goes back to the backend that issued it. Tokens issued by memory while Redis was
 down carry the `mem-` tag, so their release and extension go to memory even after Redis has
 returned; a Redis token is never checked against memory (while Redis is down, its release and
-extension answer False: the lock expires in Redis by its TTL).
+extension answer False: the lock expires in Redis by its TTL). A fenced lock taken in memory
+(`acquire_fenced_lock`) carries a fence of the memory store's own sequence (1, 2, ... in this
+process), which must not be compared with Redis fences: its "mem-" token tells the holder so.
 
 When Redis answers again, the memory backend drops what the outage left in it (values, sets,
 counters, rate-limit state), except the locks still held, so a later outage never serves data
@@ -475,18 +477,39 @@ class AsyncFallbackBackend:
                 return await self._primary.acquire_lock(key, ttl_ms)
             except BackendUnavailable as exc:
                 self._tripped(exc)
+        taken = await self._memory_lock(key, ttl_ms, fenced=False)
+        return None if taken is None else taken[0]
+
+    async def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
+        if self._up or await self._first():
+            try:
+                return await self._primary.acquire_fenced_lock(key, ttl_ms)
+            except BackendUnavailable as exc:
+                self._tripped(exc)
+        return await self._memory_lock(key, ttl_ms, fenced=True)
+
+    async def _memory_lock(self, key: str, ttl_ms: int, *, fenced: bool) -> tuple[str, int] | None:
+        """A lock while Redis is down, by the lock policy: (tagged token, fence) or None.
+
+        A fence from memory is a separate sequence (comparable only within this process); the
+        "mem-" tag of its token tells the holder so. `fenced=False` gives fence 0.
+        """
         if self._lock_fallback == FALLBACK_FAIL_CLOSED:
             check_key(key, "lock_key")
             check_ttl_ms(ttl_ms)
             self._count("fallback_calls", "lock_contended")
             return None
-        token = await self._memory.acquire_lock(key, ttl_ms)
+        if fenced:
+            taken = await self._memory.acquire_fenced_lock(key, ttl_ms)
+        else:
+            token = await self._memory.acquire_lock(key, ttl_ms)
+            taken = None if token is None else (token, 0)
         self._count("fallback_calls")
-        if token is None:
+        if taken is None:
             return None
         self._count("fallback_locks")
         self._warn_local("locks")
-        return MEMORY_TOKEN_TAG + token
+        return MEMORY_TOKEN_TAG + taken[0], taken[1]
 
     async def release_lock(self, key: str, token: str) -> bool:
         if isinstance(token, str) and token.startswith(MEMORY_TOKEN_TAG):

@@ -333,6 +333,27 @@ class AsyncRedisBackend:
         self._lock_contended += 1
         return None
 
+    async def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
+        """SET NX PX and the fence counter's increment, one script (lock_acquire_fenced.lua)."""
+        name = store_key(key)
+        full = self._lock_prefix + name
+        ttl_ms = ms_arg(ttl_ms, "ttl_ms")
+        counter = _redis.fence_key(self._prefix, name)
+        token = secrets.token_hex(16)
+        client = self._clients.get()
+        script = self._clients.scripts["lock_acquire_fenced"]
+        with self._errors:
+            fence = await script(
+                keys=[full, counter],
+                args=[token, ttl_ms, ttl_ms + _redis.FENCE_KEEP_MS],
+                client=client,
+            )
+        if fence is None:
+            self._lock_contended += 1
+            return None
+        self._lock_acquired += 1
+        return token, int(fence)
+
     async def release_lock(self, key: str, token: str) -> bool:
         full = self._lock_prefix + store_key(key)
         str_arg(token, "token")

@@ -35,7 +35,7 @@ from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
 from .._core import MemoryStore
 from .._memory import async_memory_backend, new_memory_store
 from .._pubsub import AsyncDispatcher, LocalBroker, MessageCallback, Subscription
-from .._results import CacheStats, RateLimitResult, build_stats
+from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
 from .._synchronization import (
     AsyncSingleFlight,
     Backoff,
@@ -296,6 +296,29 @@ class AsyncCacheService:
         """
         return await self._backend.acquire_lock(lock_key, ttl_ms)
 
+    async def acquire_fenced_lock(self, lock_key: str, ttl_ms: int) -> FencedLock | None:
+        """Take the lock like `acquire_lock`, with a fence number for the resource it guards.
+
+        The fence is assigned in the same atomic step as the acquisition (one Lua script on
+        Redis, under the store's shard lock in memory), so a later holder of this lock always
+        gets a larger fence than an earlier one, even when the earlier one was paused past its
+        TTL before it read its own. Send the fence with every write and have the resource refuse
+        fences below the highest it has accepted: that stops the writes of a holder whose lock
+        expired while it was paused, which no lock TTL can. Release and extend with `.token`,
+        as for `acquire_lock`.
+
+        Redis fences are increasing per lock (not dense), kept by a counter at
+        `<prefix>fence:...` that expires a day after its last grant (the next fence is then
+        taken from the server clock in microseconds, still larger). Memory fences, in memory
+        mode or while Redis is down (the token then starts with "mem-"), are a counter of this
+        process: comparable only among themselves.
+
+        Returns:
+            `FencedLock(token, fence)`, or None when the lock is held.
+        """
+        taken = await self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+        return None if taken is None else FencedLock(*taken)
+
     async def release_lock(self, lock_key: str, token: str) -> bool:
         """Release the lock when `token` holds it (atomically); False otherwise."""
         return await self._backend.release_lock(lock_key, token)
@@ -320,14 +343,35 @@ class AsyncCacheService:
         Raises:
             LockNotAcquired: the lock was still held after `wait_seconds`.
         """
+        async with self._held(lock_key, ttl_ms, wait_seconds, fenced=False) as held:
+            yield held.token
+
+    @asynccontextmanager
+    async def fenced_lock(
+        self, lock_key: str, ttl_ms: int, *, wait_seconds: float = 0
+    ) -> AsyncIterator[FencedLock]:
+        """`lock()` with a fence number: yields `FencedLock(token, fence)`.
+
+        The same waiting and release as `lock()`; the fence is that of `acquire_fenced_lock`.
+
+        Raises:
+            LockNotAcquired: the lock was still held after `wait_seconds`.
+        """
+        async with self._held(lock_key, ttl_ms, wait_seconds, fenced=True) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _held(
+        self, lock_key: str, ttl_ms: int, wait_seconds: float, *, fenced: bool
+    ) -> AsyncIterator[FencedLock]:
         check_key(lock_key, "lock_key")
         check_ttl_ms(ttl_ms)
         wait = check_wait_seconds(wait_seconds)
-        token = await self._acquire_waiting(lock_key, ttl_ms, wait)
+        held = await self._acquire_waiting(lock_key, ttl_ms, wait, fenced)
         try:
-            yield token
+            yield held
         finally:
-            if not await self._backend.release_lock(lock_key, token):
+            if not await self._backend.release_lock(lock_key, held.token):
                 _logger.warning(
                     "lock %r was not released: it expired or changed owner (ttl_ms=%d too short?),"
                     " or Redis is unreachable and it will end by its TTL",
@@ -335,12 +379,18 @@ class AsyncCacheService:
                     ttl_ms,
                 )
 
-    async def _acquire_waiting(self, lock_key: str, ttl_ms: int, wait_seconds: float) -> str:
+    async def _acquire_waiting(
+        self, lock_key: str, ttl_ms: int, wait_seconds: float, fenced: bool
+    ) -> FencedLock:
         backoff = Backoff(wait_seconds)
         while True:
-            token = await self._backend.acquire_lock(lock_key, ttl_ms)
-            if token is not None:
-                return token
+            if fenced:
+                taken = await self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+            else:
+                token = await self._backend.acquire_lock(lock_key, ttl_ms)
+                taken = None if token is None else (token, 0)
+            if taken is not None:
+                return FencedLock(*taken)
             delay = backoff.next_delay()
             if delay is None:
                 _logger.warning("failed to acquire lock: %s", lock_key)

@@ -103,6 +103,10 @@ class Backend(Protocol):
         """Take the lock at `lock:<key>`: a fresh token, or None when held."""
         ...
 
+    def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
+        """Take the lock at `lock:<key>` with a fence number: (token, fence), or None when held."""
+        ...
+
     def release_lock(self, key: str, token: str) -> bool:
         """Release when `token` holds the lock, atomically."""
         ...
