@@ -1,20 +1,28 @@
 """Shared data builders, the per-op measuring helper and the end-of-session ratio report.
 
 Method (the one of /work/shared/research/anchor-benchmarks.md, so the numbers compare):
-every leg is a Python `for` loop over a key list built once per session (100k distinct
-`user:NNNNNN` keys in shuffled order, ~200-byte 8-field dict values), one warm-up round, then a
+every leg is a Python `for` loop over a key list built once per size (`n` distinct
+`user:NNNNNNN` keys in shuffled order, ~200-byte 8-field dict values), one warm-up round, then a
 fixed number of timed rounds, GC off while a round runs. A round is a whole loop; the report
 divides by the number of operations in it, so every figure is ns per operation, loop included.
 
-Environment knobs for a quick smoke run: `BENCH_KEYS` (default 100000), `BENCH_ROUNDS` (7).
+Every scenario runs at each size of `BENCH_SIZES` (default 10k, 100k and 1M keys; the session
+fixture `n`, so pytest runs all the tests of one size together and builds the data once).
+Populated stores are shared across a module with module-scoped fixtures.
+
+Environment knobs: `BENCH_SIZES` ("10000,100000,1000000"), `BENCH_ROUNDS` (7; half of it at
+1M keys), `BENCH_SLOW_OPS` (5000: operations per round of the ~30-100 µs legs, fakeredis and
+the Redis ones, over a prefix of the same shuffled keys).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import random
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +30,16 @@ import orjson
 import pytest
 from cachebolt.cli import bench_value
 
-N_KEYS = int(os.environ.get("BENCH_KEYS", "100000"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report
+
+SIZES = tuple(int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000,1000000").split(","))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
-# Peers at ~30 µs/op (fakeredis) run over a prefix of the same key list, fewer rounds.
-N_SLOW = max(1, N_KEYS // 10)
+SLOW_OPS = int(os.environ.get("BENCH_SLOW_OPS", "5000"))
 SLOW_ROUNDS = max(3, ROUNDS - 2)
 SEED = 20261128
+size_label = report.size_label
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / ".benchmarks"
 
@@ -36,29 +48,40 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / ".benchmarks"
 make_value = bench_value
 
 
+def rounds_for(n: int) -> int:
+    """Timed rounds at size `n` (a round at 1M keys lasts 10x longer: fewer of them)."""
+    return ROUNDS if n <= 100_000 else max(3, (ROUNDS + 1) // 2)
+
+
 def build_keys(n: int, prefix: str = "user:") -> list[str]:
-    """`n` distinct keys `<prefix>NNNNNN`, shuffled with a fixed seed."""
-    keys = [f"{prefix}{i:06d}" for i in range(n)]
+    """`n` distinct keys `<prefix>NNNNNNN`, shuffled with a fixed seed."""
+    keys = [f"{prefix}{i:07d}" for i in range(n)]
     random.Random(SEED).shuffle(keys)
     return keys
 
 
+@pytest.fixture(scope="session", params=SIZES, ids=size_label)
+def n(request: pytest.FixtureRequest) -> int:
+    """The number of keys of this run of the scenario (10k, 100k, 1M)."""
+    return int(request.param)
+
+
 @pytest.fixture(scope="session")
-def keys() -> list[str]:
-    """The 100k shuffled keys every leg loops over."""
-    return build_keys(N_KEYS)
+def keys(n: int) -> list[str]:
+    """The `n` shuffled keys every leg loops over."""
+    return build_keys(n)
 
 
 @pytest.fixture(scope="session")
 def slow_keys(keys: list[str]) -> list[str]:
-    """A prefix of `keys` for peers too slow to loop 100k times per round."""
-    return keys[:N_SLOW]
+    """A prefix of `keys` for the legs too slow to loop over all of them per round."""
+    return keys[:SLOW_OPS]
 
 
 @pytest.fixture(scope="session")
-def missing_keys() -> list[str]:
+def missing_keys(n: int) -> list[str]:
     """Keys that are never stored (same shape, other prefix)."""
-    return build_keys(N_KEYS, prefix="nope:")
+    return build_keys(n, prefix="nope:")
 
 
 @pytest.fixture(scope="session")
@@ -91,134 +114,84 @@ def _gc_off() -> Iterator[None]:
 
 
 Measure = Callable[..., float]
+_NOT_LEG = {"n", "kind", "contender", "share"}
+
+
+def loop1(fn: Callable[[Any], object], args: list[Any]) -> Callable[[], None]:
+    """`for a in args: fn(a)` - the loop shape every one-argument leg shares."""
+
+    def loop() -> None:
+        for a in args:
+            fn(a)
+
+    return loop
+
+
+def loop2(fn: Callable[[Any, Any], object], pairs: list[tuple[Any, Any]]) -> Callable[[], None]:
+    """`for a, b in pairs: fn(a, b)`."""
+
+    def loop() -> None:
+        for a, b in pairs:
+            fn(a, b)
+
+    return loop
 
 
 @pytest.fixture
-def measure(benchmark: Any) -> Measure:
+def measure(benchmark: Any, request: pytest.FixtureRequest) -> Measure:
     """Time `loop()` (one round = `ops` operations) and record ns/op in `extra_info`.
 
-    Returns a function `measure(loop, ops, *, rounds=ROUNDS, setup=None, reference=False,
-    note="")` that returns the median ns per operation. `reference=True` marks the cachebolt leg
-    the ratios of the group are computed against.
+    Returns a function `measure(loop, ops, *, rounds=None, setup=None, reference=None, leg=None,
+    note="")` that returns the median ns per operation. The leg's name defaults to the test's
+    parameter (other than the size `n`); the reference leg of every scenario is "cachebolt"
+    (the memory backend, blocking service), the one the report's ratios are computed against.
     """
+    params = dict((getattr(request.node, "callspec", None) and request.node.callspec.params) or {})
+    size = params.get("n")
+    default_leg = "-".join(str(v) for k, v in params.items() if k not in _NOT_LEG) or (
+        request.node.originalname.removeprefix("test_")
+    )
 
     def run(
-        loop: Callable[[], object],
+        loop: Callable[..., object],
         ops: int,
         *,
-        rounds: int = ROUNDS,
+        rounds: int | None = None,
         setup: Callable[[], object] | None = None,
-        reference: bool = False,
+        reference: bool | None = None,
+        leg: str | None = None,
         note: str = "",
     ) -> float:
-        benchmark.extra_info["ops"] = ops
-        benchmark.extra_info["reference"] = reference
+        name = leg or default_leg
+        info = benchmark.extra_info
+        info.update(scenario=benchmark.group, size=size, leg=name, ops=ops)
+        info["reference"] = name == report.REFERENCE if reference is None else reference
         if note:
-            benchmark.extra_info["note"] = note
+            info["note"] = note
+        if rounds is None:
+            rounds = rounds_for(size) if size else ROUNDS
         if setup is None:
             benchmark.pedantic(loop, rounds=rounds, iterations=1, warmup_rounds=1)
         else:
             # pedantic's setup runs untimed before every round; it may return (args, kwargs).
             benchmark.pedantic(loop, setup=setup, rounds=rounds, warmup_rounds=1)
         ns = float(benchmark.stats.stats.median) / ops * 1e9
-        benchmark.extra_info["ns_per_op"] = round(ns, 1)
-        benchmark.extra_info["min_ns_per_op"] = round(
-            float(benchmark.stats.stats.min) / ops * 1e9, 1
-        )
+        info["ns_per_op"] = round(ns, 1)
+        info["min_ns_per_op"] = round(float(benchmark.stats.stats.min) / ops * 1e9, 1)
         return ns
 
     return run
 
 
+def record_once(benchmark: Any, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `fn` once under the benchmark fixture (a measurement of bytes, ratios or latencies,
+    not a timed loop) so `--benchmark-only` keeps it; its dict goes to `extra_info`."""
+    result: dict[str, Any] = benchmark.pedantic(fn, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    return result
+
+
 # --- the ratio report --------------------------------------------------------------------------
-
-
-def _leg_name(bench: Any) -> str:
-    param = bench.param
-    return str(param) if param is not None else bench.name.removeprefix("test_")
-
-
-def _rows(benchmarks: list[Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for bench in benchmarks:
-        info = bench.extra_info
-        if "ns_per_op" not in info or bench.has_error:
-            continue
-        groups.setdefault(bench.group or bench.name, []).append((_leg_name(bench), info))
-    return groups
-
-
-def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
-
-
-def ratio_table(benchmarks: list[Any]) -> str:
-    """Markdown "scenario | leg | ns/op | ratio to cachebolt" over every measured leg.
-
-    The ratio is leg time / cachebolt time: above 1 means cachebolt is faster by that factor.
-    """
-    lines = [
-        "| scenario | leg | ns/op (median) | ns/op (min) | ratio to cachebolt |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for group, legs in sorted(_rows(benchmarks).items()):
-        ref = next((info["ns_per_op"] for _, info in legs if info.get("reference")), None)
-        for leg, info in sorted(legs, key=lambda li: li[1]["ns_per_op"]):
-            ns = info["ns_per_op"]
-            ratio = f"{ns / ref:.2f}x" if ref else "-"
-            name = f"**{leg}**" if info.get("reference") else leg
-            if info.get("note"):
-                name += f" ({info['note']})"
-            lines.append(
-                f"| {group} | {name} | {_fmt(ns)} | {_fmt(info['min_ns_per_op'])} | {ratio} |"
-            )
-    return "\n".join(lines)
-
-
-def _ns(groups: dict[str, list[tuple[str, dict[str, Any]]]], group: str, leg: str) -> float | None:
-    for name, info in groups.get(group, []):
-        if name == leg:
-            return float(info["ns_per_op"])
-    return None
-
-
-def goals_table(benchmarks: list[Any]) -> str:
-    """Markdown table of the project's performance goals, checked against this run's medians."""
-    groups = _rows(benchmarks)
-    lines = ["| goal | measured | met |", "|---|---|---|"]
-
-    def add(goal: str, measured: str, met: bool | None) -> None:
-        verdict = "-" if met is None else ("yes" if met else "NO")
-        lines.append(f"| {goal} | {measured} | {verdict} |")
-
-    for group in ("get-hit", "set"):
-        cb = _ns(groups, group, "cachebolt")
-        floor = _ns(groups, group, "floor")
-        if cb is None or floor is None:
-            continue
-        add(f"{group}: cachebolt <= 1.10x floor", f"{cb / floor:.2f}x", cb <= 1.10 * floor)
-        for peer in ("cachetools", "theine"):
-            other = _ns(groups, group, peer)
-            if other is not None:
-                add(f"{group}: faster than {peer}", f"{other / cb:.2f}x faster", cb < other)
-    for group in ("incr", "sismember", "hget"):
-        cb = _ns(groups, group, "cachebolt")
-        fake = _ns(groups, group, "fakeredis")
-        if cb is not None and fake is not None:
-            add(f"{group}: >= 50x faster than fakeredis", f"{fake / cb:.0f}x", fake >= 50 * cb)
-    cb = _ns(groups, "rate-limit-under", "cachebolt")
-    peers = [
-        (leg, float(info["ns_per_op"]))
-        for leg, info in groups.get("rate-limit-under", [])
-        if leg.startswith("limits")
-    ]
-    if cb is not None and peers:
-        leg, best = min(peers, key=lambda p: p[1])
-        add(f"check_rate_limit: >= 10x faster than {leg}", f"{best / cb:.1f}x", best >= 10 * cb)
-    for bench in benchmarks:
-        for goal in bench.extra_info.get("goals", []):
-            add(goal["goal"], goal["measured"], goal["met"])
-    return "\n".join(lines)
 
 
 @pytest.hookimpl(trylast=True)
@@ -227,22 +200,69 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     benchmarks = list(getattr(session, "benchmarks", None) or [])
     if not benchmarks:
         return
-    sections = ["## Ratios (ns per operation)", ratio_table(benchmarks), ""]
-    sections += ["## Goals", goals_table(benchmarks), ""]
-    for bench in benchmarks:
-        if "report_md" in bench.extra_info:
-            sections += [bench.extra_info["report_md"], ""]
-    report = "\n".join(sections)
+    dicts = [b.as_dict(include_data=False, stats=False) for b in benchmarks if not b.has_error]
+    header = (
+        f"# cachebolt benchmarks\n\nsizes={','.join(size_label(s) for s in SIZES)} "
+        f"rounds={ROUNDS} slow_ops={SLOW_OPS}\n"
+    )
+    text = report.render(report.infos(dicts), header)
     terminalreporter.write_sep("=", "cachebolt ratio report")
-    terminalreporter.write_line(report)
+    terminalreporter.write_line(text)
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / "results-latest.md"
-    out.write_text(
-        f"# cachebolt benchmarks\n\nkeys={N_KEYS} rounds={ROUNDS}\n\n{report}\n", encoding="utf-8"
-    )
+    out.write_text(text + "\n", encoding="utf-8")
     terminalreporter.write_line(f"written to {out}")
 
 
 def orjson_size(value: object) -> int:
     """Size in bytes of `value` encoded with orjson."""
     return len(orjson.dumps(value))
+
+
+# --- asyncio legs --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def aio_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for every asyncio leg of the session."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+def aloop1(
+    event_loop: asyncio.AbstractEventLoop,
+    fn: Callable[[Any], Awaitable[object]],
+    args: list[Any],
+) -> Callable[[], None]:
+    """One round = one coroutine awaiting `fn(a)` for every `a`, run to completion."""
+
+    async def run() -> None:
+        for a in args:
+            await fn(a)
+
+    return lambda: event_loop.run_until_complete(run())
+
+
+def aloop2(
+    event_loop: asyncio.AbstractEventLoop,
+    fn: Callable[[Any, Any], Awaitable[object]],
+    pairs: list[tuple[Any, Any]],
+) -> Callable[[], None]:
+    """One round = one coroutine awaiting `fn(a, b)` for every pair."""
+
+    async def run() -> None:
+        for a, b in pairs:
+            await fn(a, b)
+
+    return lambda: event_loop.run_until_complete(run())
+
+
+def new_async_service(event_loop: asyncio.AbstractEventLoop) -> Any:
+    """An `AsyncCacheService` on the memory backend, built on `event_loop` (close it there)."""
+    from cachebolt import AsyncCacheService
+
+    async def build() -> Any:
+        return AsyncCacheService()
+
+    return event_loop.run_until_complete(build())

@@ -47,6 +47,15 @@ class FloorCache:
         else:
             raise ValueError("ttl must be > 0")
 
+    def get_or_set(self, key: str, ttl: float | None, fn: Any) -> Any:
+        """The value at `key`; on a miss, store `fn()` for `ttl` seconds and return it."""
+        entry = self._data.get(key)
+        if entry is not None and (entry[1] is None or entry[1] > monotonic()):
+            return loads(entry[0])
+        blob = dumps(fn())
+        self._data[key] = (blob, None if ttl is None else monotonic() + ttl)
+        return loads(blob)
+
     def set_bytes(self, key: str, blob: bytes, ttl: float | None = None) -> None:
         """Store raw bytes (the memory-per-key comparison stores bytes, as the Rust store does)."""
         self._data[key] = (blob, None if ttl is None else monotonic() + ttl)

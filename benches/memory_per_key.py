@@ -9,6 +9,9 @@ Legs:
 - `cachebolt`: `MemoryStore.set(key, value_bytes, ttl=3600)` (target <= 140 B/key).
 - `moka-py`: `Moka.set(key, value_bytes, ttl=3600)` holding the same bytes objects.
 - `floor`: dict of key -> (bytes, monotonic deadline), as `benches/floor.py`.
+- `cachetools` (`TTLCache`), `theine` (`Cache.set(k, v, ttl)`): holding the same bytes objects.
+- `redis-server`: a private server (`SET k v EX 3600`, pipelined); `INFO memory` used_memory
+  growth, the same key and value bytes.
 
 Run: `python benches/memory_per_key.py [--keys 1000000] [--json FILE]`.
 """
@@ -24,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-LEGS = ("cachebolt", "moka-py", "floor")
+LEGS = ("cachebolt", "floor", "cachetools", "moka-py", "theine", "redis-server")
 TARGET_BYTES_PER_KEY = 140
 TTL = 3600.0
 KEY_BYTES = 10
@@ -66,6 +69,21 @@ def measure_leg(leg: str, n: int) -> dict[str, Any]:
 
         store = FloorCache()
         setter = store.set_bytes
+    elif leg == "cachetools":
+        import cachetools
+
+        store = cachetools.TTLCache(maxsize=2 * n, ttl=TTL)
+        setter = lambda k, v, _ttl: store.__setitem__(k, v)  # noqa: E731
+    elif leg == "theine":
+        from datetime import timedelta
+
+        import theine
+
+        store = theine.Cache(2 * n)
+        ttl = timedelta(seconds=TTL)
+        setter = lambda k, v, _ttl: store.set(k, v, ttl)  # noqa: E731
+    elif leg == "redis-server":
+        return _measure_redis(n)
     else:
         raise ValueError(f"unknown leg {leg!r}")
     before = _rss()
@@ -76,7 +94,7 @@ def measure_leg(leg: str, n: int) -> dict[str, Any]:
     if leg == "moka-py":
         store.run_pending_tasks()
     after = _rss()
-    assert len(store) == n if leg != "moka-py" else store.count() == n
+    assert store.count() == n if leg == "moka-py" else len(store) == n
     extra: dict[str, Any] = {}
     if leg == "cachebolt":
         stats = store.stats()
@@ -89,6 +107,46 @@ def measure_leg(leg: str, n: int) -> dict[str, Any]:
         "bytes_per_key": round((after - before) / n, 1),
         "insert_ns_per_key": round(elapsed / n * 1e9),
         **extra,
+    }
+
+
+def _measure_redis(n: int) -> dict[str, Any]:
+    """`used_memory` growth of a private redis-server storing the same keys and values."""
+    import importlib.util
+    import tempfile
+
+    path = Path(__file__).resolve().parent.parent / "tests" / "_servers.py"
+    spec = importlib.util.spec_from_file_location("_servers", path)
+    assert spec is not None and spec.loader is not None
+    servers = importlib.util.module_from_spec(spec)
+    sys.modules["_servers"] = servers
+    spec.loader.exec_module(servers)
+    with tempfile.TemporaryDirectory(prefix="cachebolt-mem-") as tmp:
+        server = servers.RedisServer(tmp)
+        server.start()
+        try:
+            client = server.client()
+            before = int(client.info("memory")["used_memory"])
+            started = time.perf_counter()
+            for start in range(0, n, 10_000):
+                pipe = client.pipeline(transaction=False)
+                for i in range(start, min(n, start + 10_000)):
+                    pipe.set(_key(i), _value(i), ex=int(TTL))
+                pipe.execute()
+            elapsed = time.perf_counter() - started
+            info = client.info("memory")
+            assert client.dbsize() == n
+            client.close()
+        finally:
+            server.stop()
+    after = int(info["used_memory"])
+    return {
+        "leg": "redis-server",
+        "keys": n,
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_after_mb": round(after / 2**20, 1),
+        "bytes_per_key": round((after - before) / n, 1),
+        "insert_ns_per_key": round(elapsed / n * 1e9),
     }
 
 
@@ -114,7 +172,8 @@ def table(results: list[dict[str, Any]]) -> str:
     """Markdown table of the results, with cachebolt's target."""
     lines = [
         f"### Memory per key ({results[0]['keys']:,} keys, {KEY_BYTES} B key + {VALUE_BYTES} B "
-        f"value, TTL {TTL:.0f} s; RSS growth, fresh process per leg)",
+        f"value, TTL {TTL:.0f} s; RSS growth, fresh process per leg; redis-server: INFO "
+        "memory used_memory growth)",
         "",
         "| store | bytes/key (RSS) | store's own count | insert ns/key | target |",
         "|---|---:|---:|---:|---|",

@@ -1,26 +1,27 @@
-"""AsyncCacheService get/set (memory backend) vs cashews `mem://` and aiocache SimpleMemoryCache.
+"""The asyncio legs of get hit / get miss / set / get_or_set: AsyncCacheService vs its peers.
 
-Each round runs one coroutine that awaits the call for each of the 100k keys, on one event loop.
-cashews and aiocache store the dict object (no serialization); cachebolt JSON-encodes as always.
-`floor` awaits an `async def` around `FloorCache` (the price of the coroutine layer alone).
-Peers that are not installed are skipped with the reason.
+Each round runs one coroutine that awaits the call for each of the `n` keys, on one event loop.
+Legs (in the same scenario groups as the blocking ones, so the report shows them side by side):
+- `cachebolt async`: `AsyncCacheService` on the memory backend (JSON round trip as always).
+- `floor async`: an `async def` around `FloorCache` (the price of the coroutine layer alone).
+- `cashews`: `Cache().setup("mem://")`, `aiocache`: `SimpleMemoryCache` - both store the dict
+  object (no serialization). Skipped when not installed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 from cachebolt import AsyncCacheService
-from conftest import Measure
+from conftest import Measure, aloop1, aloop2
 from floor import FloorCache
 
 TTL = 300
-LEGS = ["cachebolt", "floor", "cashews", "aiocache"]
-Item = tuple[str, dict[str, Any]]
+LEGS = ["cachebolt async", "floor async", "cashews", "aiocache"]
+Item = tuple[str, Any]
 
 
 class AsyncFloor:
@@ -35,49 +36,34 @@ class AsyncFloor:
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         self._cache.set(key, value, ttl)
 
+    async def get_or_set(self, key: str, ttl: float | None, fn: Any) -> Any:
+        return self._cache.get_or_set(key, ttl, fn)
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
+    async def close(self) -> None:
+        return None
 
 
-@pytest.fixture
-def acache(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
-    """(leg name, object with async get(k) and a set(k, v) coroutine factory with TTL)."""
-    name = request.param
-    if name in ("cashews", "aiocache") and importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not installed (pip install {name})")
-
-    async def build() -> tuple[Any, Callable[[], Coroutine[Any, Any, object]]]:
-        if name == "cachebolt":
-            service = AsyncCacheService()
-            return service, service.close
-        if name == "floor":
-            floor = AsyncFloor()
-            return floor, _noop
+def _build(name: str) -> Callable[[], Coroutine[Any, Any, Any]]:
+    async def build() -> Any:
+        if name == "cachebolt async":
+            return AsyncCacheService()
+        if name == "floor async":
+            return AsyncFloor()
         if name == "cashews":
             from cashews import Cache
 
             cache = Cache()
-            cache.setup("mem://?size=1000000")
-            return cache, cache.close
+            cache.setup("mem://?size=10000000")
+            return cache
         from aiocache import SimpleMemoryCache
 
-        simple = SimpleMemoryCache()
-        return simple, simple.close
+        return SimpleMemoryCache()
 
-    obj, close = loop.run_until_complete(build())
-    yield name, obj
-    loop.run_until_complete(close())
+    return build
 
 
-async def _noop() -> None:
-    return None
-
-
-def _setter(name: str, obj: Any) -> Callable[[str, Any], Coroutine[Any, Any, object]]:
+def setter(name: str, obj: Any) -> Callable[[str, Any], Coroutine[Any, Any, object]]:
+    """`await set(k, v)` with the leg's TTL keyword."""
     if name == "cashews":
         cashews_set = obj.set
         return lambda k, v: cashews_set(k, v, expire=TTL)
@@ -88,62 +74,86 @@ def _setter(name: str, obj: Any) -> Callable[[str, Any], Coroutine[Any, Any, obj
     return lambda k, v: plain_set(k, v, TTL)
 
 
-@pytest.mark.benchmark(group="async-get-hit")
-@pytest.mark.parametrize("acache", LEGS, indirect=True)
+class AsyncPool:
+    """Populated async caches of one module and size."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, items: list[Item]) -> None:
+        self.loop, self.items = loop, items
+        self.caches: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        if name in ("cashews", "aiocache"):
+            pytest.importorskip(name)
+        if name not in self.caches:
+            obj = self.loop.run_until_complete(_build(name)())
+            aloop2(self.loop, setter(name, obj), self.items)()
+            self.caches[name] = obj
+        return self.caches[name]
+
+    def close(self) -> None:
+        for obj in self.caches.values():
+            self.loop.run_until_complete(obj.close())
+        self.caches.clear()
+
+
+@pytest.fixture(scope="module")
+def apool(aio_loop: asyncio.AbstractEventLoop, items: list[Item]) -> Iterator[AsyncPool]:
+    shared = AsyncPool(aio_loop, items)
+    yield shared
+    shared.close()
+
+
+@pytest.mark.benchmark(group="get-hit")
+@pytest.mark.parametrize("leg", LEGS)
 def test_async_get_hit(
-    acache: Any,
-    measure: Measure,
-    loop: asyncio.AbstractEventLoop,
-    keys: list[str],
-    items: list[Item],
+    leg: str, apool: AsyncPool, measure: Measure, aio_loop: Any, keys: list[str]
 ) -> None:
-    name, obj = acache
-    set_ = _setter(name, obj)
-
-    async def fill() -> None:
-        for k, v in items:
-            await set_(k, v)
-
-    loop.run_until_complete(fill())
-    get = obj.get
-    assert loop.run_until_complete(get(keys[0])) == items[0][1]
-
-    async def run() -> None:
-        for k in keys:
-            await get(k)
-
-    measure(
-        lambda: loop.run_until_complete(run()), len(keys), rounds=5, reference=name == "cachebolt"
-    )
+    obj = apool.get(leg)
+    assert aio_loop.run_until_complete(obj.get(keys[0])) == apool.items[0][1]
+    measure(aloop1(aio_loop, obj.get, keys), len(keys))
 
 
-@pytest.mark.benchmark(group="async-set")
-@pytest.mark.parametrize("acache", LEGS, indirect=True)
+@pytest.mark.benchmark(group="get-miss")
+@pytest.mark.parametrize("leg", LEGS)
+def test_async_get_miss(
+    leg: str, apool: AsyncPool, measure: Measure, aio_loop: Any, missing_keys: list[str]
+) -> None:
+    obj = apool.get(leg)
+    measure(aloop1(aio_loop, obj.get, missing_keys), len(missing_keys))
+
+
+@pytest.mark.benchmark(group="set")
+@pytest.mark.parametrize("leg", LEGS)
 def test_async_set(
-    acache: Any, measure: Measure, loop: asyncio.AbstractEventLoop, items: list[Item]
+    leg: str, apool: AsyncPool, measure: Measure, aio_loop: Any, items: list[Item]
 ) -> None:
-    """Overwrite after the warm-up round. cashews/aiocache pass the TTL by keyword (their API)."""
-    name, obj = acache
-    setter = obj.set
+    """Overwrite. cashews/aiocache pass the TTL by keyword (their API)."""
+    obj = apool.get(leg)
+    measure(aloop2(aio_loop, setter(leg, obj), items), len(items))
 
-    if name == "cashews":
+
+@pytest.mark.benchmark(group="get_or_set-hit")
+@pytest.mark.parametrize("leg", ["cachebolt async", "floor async", "cashews"])
+def test_async_get_or_set_hit(
+    leg: str, apool: AsyncPool, measure: Measure, aio_loop: Any, keys: list[str]
+) -> None:
+    obj = apool.get(leg)
+
+    async def compute() -> object:
+        raise AssertionError("a hit never computes")
+
+    if leg == "cashews":
+        get_or_set = obj.get_or_set
 
         async def run() -> None:
-            for k, v in items:
-                await setter(k, v, expire=TTL)
-
-    elif name == "aiocache":
-
-        async def run() -> None:
-            for k, v in items:
-                await setter(k, v, ttl=TTL)
+            for k in keys:
+                await get_or_set(k, compute, expire=TTL)
 
     else:
+        get_or_set = obj.get_or_set
 
         async def run() -> None:
-            for k, v in items:
-                await setter(k, v, TTL)
+            for k in keys:
+                await get_or_set(k, TTL, compute)
 
-    measure(
-        lambda: loop.run_until_complete(run()), len(items), rounds=5, reference=name == "cachebolt"
-    )
+    measure(lambda: aio_loop.run_until_complete(run()), len(keys))

@@ -1,14 +1,21 @@
-"""get hit / get miss / set: cachebolt CacheService (memory backend) vs the floor and the peers.
+"""get hit / get miss / set / insert / delete / get_or_set: cachebolt memory vs the floor and peers.
 
-Legs:
-- `cachebolt`: `CacheService().get/set` (JSON round trip through orjson, Rust store) - reference.
-- `floor`: `benches/floor.py`, a dict of (orjson bytes, deadline) - the goal is <= 1.10x of it.
-- `cachetools`, `theine`, `moka-py`: store the dict object itself (no serialization at all), so
-  they are what a user gives up JSON-compatibility for. `cachetools` is `TTLCache.get(k)` (the
-  brief's API); `cachetools[k]` is its faster subscript form.
+Legs (every one loops over the same `n` shuffled keys; TTL 300 s where the API takes one):
+- `cachebolt`: `CacheService().get/set/...` (JSON round trip through orjson, Rust store) - the
+  reference of every ratio.
+- `floor`: `benches/floor.py`, a dict of (orjson bytes, deadline) - goal: cachebolt <= 1.10x.
+- `cachetools` (`TTLCache.get(k)` / `c[k] = v`), `cachetools[k]` (its subscript form), `theine`,
+  `moka-py`: store the dict object itself (no serialization at all), so they are what a user
+  gives up JSON-compatibility for.
+- `fakeredis`: `FakeRedis().get/set` with the same orjson codec; ~50 µs per call, so its
+  keyspace and loop are the first `BENCH_SLOW_OPS` keys (filling 1M keys would take an hour).
 - `core.*`: the bare `MemoryStore` calls, to split the service's cost into Rust call + codec.
+- `bare PyO3 call`: `MemoryStore.exists(k)` on an empty store - crossing into Rust with a str.
 
-Every leg loops over the same 100k shuffled keys; TTL 300 s where the API takes one.
+Scenarios: `get-hit`, `get-miss`, `set` (overwrite), `get-hit-int` / `set-int` (small int
+values), `set-insert` (100k fresh keys into the populated store, removed untimed between
+rounds), `delete` (of 100k extra keys stored untimed before each round), `get_or_set-hit`.
+Populated stores are built once per module and size and shared by the scenarios.
 """
 
 from __future__ import annotations
@@ -18,60 +25,85 @@ from datetime import timedelta
 from typing import Any
 
 import cachetools
+import fakeredis
 import moka_py
 import orjson
 import pytest
 import theine
 from cachebolt import CacheService
 from cachebolt._core import MemoryStore
-from conftest import Measure
+from conftest import SLOW_OPS, Measure, loop1, loop2
 from floor import FloorCache
 
 TTL = 300
-Item = tuple[str, dict[str, Any]]
+TTL_MS = TTL * 1000
+BATCH_OPS = 100_000  # keys inserted/deleted per round of set-insert and delete
+Item = tuple[str, Any]
 
 
 class Leg:
-    """One contender: a populated (or empty) cache and the loops that drive it."""
+    """One contender: a cache object and its get / set / delete / get_or_set calls."""
 
     def __init__(self, name: str, n: int) -> None:
         self.name = name
         self.close: Callable[[], object] = lambda: None
-        cap = 2 * n + 10
+        cap = 2 * n + 2 * BATCH_OPS + 10
+        self.codec = False  # the leg stores orjson bytes it encodes itself
+        obj: Any
         if name == "cachebolt":
-            service = CacheService()
-            self.obj: Any = service
-            self.close = service.close
+            obj = CacheService()
+            self.close = obj.close
         elif name == "floor":
-            self.obj = FloorCache()
+            obj = FloorCache()
         elif name.startswith("cachetools"):
-            self.obj = cachetools.TTLCache(maxsize=cap, ttl=TTL)
+            obj = cachetools.TTLCache(maxsize=cap, ttl=TTL)
         elif name == "theine":
-            self.obj = theine.Cache(cap)
+            obj = theine.Cache(cap)
         elif name == "moka-py":
-            self.obj = moka_py.Moka(cap)
-        elif name.startswith("core."):
-            store = MemoryStore()
-            self.obj = store
-            self.close = store.close
+            obj = moka_py.Moka(cap)
+        elif name.startswith(("core.", "bare PyO3")):
+            obj = MemoryStore()
+            self.close = obj.close
+            self.codec = True
+        elif name == "fakeredis":
+            obj = fakeredis.FakeRedis()
+            self.codec = True
+            self.close = obj.close
         else:
             raise ValueError(name)
+        self.obj = obj
 
-    def fill(self, items: list[Item]) -> None:
-        """Store every item (untimed), the same way `set_loop` would."""
-        self.set_loop(items)()
+    def setter(self) -> Callable[[str, Any], object]:
+        """`set(key, value)` with the leg's API and TTL."""
+        obj, name = self.obj, self.name
+        if name.startswith("cachetools"):
+            return obj.__setitem__  # type: ignore[no-any-return]
+        if name == "theine":
+            theine_set, ttl = obj.set, timedelta(seconds=TTL)
+            return lambda k, v: theine_set(k, v, ttl)
+        if name == "fakeredis":
+            redis_set, dumps = obj.set, orjson.dumps
+            return lambda k, v: redis_set(k, dumps(v), px=TTL_MS)
+        if name.startswith("core."):
+            store_set, dumps = obj.set, orjson.dumps
+            return lambda k, v: store_set(k, dumps(v), TTL)
+        plain_set = obj.set
+        return lambda k, v: plain_set(k, v, TTL)
 
     def set_loop(self, items: list[Item]) -> Callable[[], None]:
-        """A loop that stores every (key, value) with the leg's set API and TTL."""
-        obj = self.obj
-        if self.name.startswith("cachetools"):
+        """A loop storing every (key, value); no lambda layer for the legs that need none."""
+        obj, name = self.obj, self.name
+        if name.startswith("cachetools"):
+            return loop2(obj.__setitem__, items)
+        if name in ("cachebolt", "floor", "moka-py"):
+            plain_set = obj.set
 
-            def loop_subscript() -> None:
+            def loop() -> None:
                 for k, v in items:
-                    obj[k] = v
+                    plain_set(k, v, TTL)
 
-            return loop_subscript
-        if self.name.startswith("core."):
+            return loop
+        if name.startswith("core."):
             blobs = [(k, orjson.dumps(v)) for k, v in items]
             store_set = obj.set
 
@@ -80,19 +112,12 @@ class Leg:
                     store_set(k, b, TTL)
 
             return loop_bytes
-        ttl: Any = timedelta(seconds=TTL) if self.name == "theine" else TTL
-        setter = obj.set
-
-        def loop() -> None:
-            for k, v in items:
-                setter(k, v, ttl)
-
-        return loop
+        return loop2(self.setter(), items)
 
     def get_loop(self, keys: list[str]) -> Callable[[], None]:
-        """A loop that reads every key with the leg's get API."""
-        obj = self.obj
-        if self.name == "cachetools[k]":
+        """A loop reading every key with the leg's get API (decoding where the leg encodes)."""
+        obj, name = self.obj, self.name
+        if name == "cachetools[k]":
 
             def loop_subscript() -> None:
                 for k in keys:
@@ -102,31 +127,75 @@ class Leg:
                         pass
 
             return loop_subscript
-        if self.name == "core.get+orjson.loads":
-            store_get = obj.get
-            loads = orjson.loads
+        if name in ("core.get+orjson.loads", "fakeredis"):
+            raw_get, loads = obj.get, orjson.loads
 
             def loop_decode() -> None:
                 for k in keys:
-                    b = store_get(k)
+                    b = raw_get(k)
                     if b is not None:
                         loads(b)
 
             return loop_decode
-        getter = obj.get
+        if name == "bare PyO3 call":
+            return loop1(obj.exists, keys)
+        return loop1(obj.get, keys)
 
-        def loop() -> None:
-            for k in keys:
-                getter(k)
+    def delete_loop(self, keys: list[str]) -> Callable[[], None]:
+        obj, name = self.obj, self.name
+        if name.startswith("cachetools"):
+            pop = obj.pop
 
-        return loop
+            def loop_pop() -> None:
+                for k in keys:
+                    pop(k, None)
+
+            return loop_pop
+        if name == "moka-py":
+            return loop1(obj.remove, keys)
+        return loop1(obj.delete, keys)
 
 
-@pytest.fixture
-def leg(request: pytest.FixtureRequest, keys: list[str]) -> Iterator[Leg]:
-    contender = Leg(request.param, len(keys))
-    yield contender
-    contender.close()
+SLOW = {"fakeredis"}
+
+
+class Pool:
+    """The populated legs of one module and size, built on first use, closed at the end."""
+
+    def __init__(self, items: list[Item], int_items: list[Item]) -> None:
+        self.items, self.int_items = items, int_items
+        self.legs: dict[tuple[str, str], Leg] = {}
+
+    def get(self, name: str, kind: str = "dict") -> Leg:
+        if (name, kind) not in self.legs:
+            data = self.items if kind == "dict" else self.int_items
+            if name in SLOW:
+                data = data[:SLOW_OPS]
+            leg = Leg(name, len(data))
+            if name != "bare PyO3 call":
+                leg.set_loop(data)()
+            self.legs[(name, kind)] = leg
+        return self.legs[(name, kind)]
+
+    def close(self) -> None:
+        for leg in self.legs.values():
+            leg.close()
+        self.legs.clear()
+
+
+@pytest.fixture(scope="module")
+def pool(items: list[Item], keys: list[str]) -> Iterator[Pool]:
+    shared = Pool(items, [(k, i % 1000) for i, k in enumerate(keys)])
+    yield shared
+    shared.close()
+
+
+def _work(name: str, data: list[Any]) -> list[Any]:
+    return data[:SLOW_OPS] if name in SLOW else data
+
+
+def _note(name: str, n: int) -> str:
+    return f"keyspace and loop: first {min(n, SLOW_OPS):,} keys" if name in SLOW else ""
 
 
 GET_LEGS = [
@@ -138,49 +207,95 @@ GET_LEGS = [
     "moka-py",
     "core.get",
     "core.get+orjson.loads",
+    "fakeredis",
+    "bare PyO3 call",
 ]
-SET_LEGS = ["cachebolt", "floor", "cachetools", "theine", "moka-py", "core.set"]
+SET_LEGS = ["cachebolt", "floor", "cachetools", "theine", "moka-py", "core.set", "fakeredis"]
+INT_GET_LEGS = ["cachebolt", "floor", "cachetools", "theine", "moka-py", "core.get"]
+INT_SET_LEGS = ["cachebolt", "floor", "cachetools", "theine", "moka-py", "core.set"]
+DELETE_LEGS = ["cachebolt", "floor", "cachetools", "theine", "moka-py", "core.delete", "fakeredis"]
 
 
 @pytest.mark.benchmark(group="get-hit")
-@pytest.mark.parametrize("leg", GET_LEGS, indirect=True)
-def test_get_hit(leg: Leg, measure: Measure, keys: list[str], items: list[Item]) -> None:
-    leg.fill(items)
-    measure(leg.get_loop(keys), len(keys), reference=leg.name == "cachebolt")
+@pytest.mark.parametrize("leg", GET_LEGS)
+def test_get_hit(leg: str, pool: Pool, measure: Measure, keys: list[str], n: int) -> None:
+    work = _work(leg, keys)
+    measure(pool.get(leg).get_loop(work), len(work), note=_note(leg, n))
 
 
 @pytest.mark.benchmark(group="get-miss")
-@pytest.mark.parametrize("leg", GET_LEGS, indirect=True)
-def test_get_miss(leg: Leg, measure: Measure, missing_keys: list[str], items: list[Item]) -> None:
-    leg.fill(items)
-    measure(leg.get_loop(missing_keys), len(missing_keys), reference=leg.name == "cachebolt")
+@pytest.mark.parametrize("leg", GET_LEGS)
+def test_get_miss(leg: str, pool: Pool, measure: Measure, missing_keys: list[str], n: int) -> None:
+    work = _work(leg, missing_keys)
+    measure(pool.get(leg).get_loop(work), len(work), note=_note(leg, n))
 
 
 @pytest.mark.benchmark(group="set")
-@pytest.mark.parametrize("leg", SET_LEGS, indirect=True)
-def test_set_overwrite(leg: Leg, measure: Measure, items: list[Item]) -> None:
+@pytest.mark.parametrize("leg", SET_LEGS)
+def test_set_overwrite(leg: str, pool: Pool, measure: Measure, items: list[Item], n: int) -> None:
     """Steady state: every key is already present, each set replaces the value and TTL."""
-    leg.fill(items)
-    measure(leg.set_loop(items), len(items), reference=leg.name == "cachebolt")
+    work = _work(leg, items)
+    measure(pool.get(leg).set_loop(work), len(work), note=_note(leg, n))
+
+
+@pytest.mark.benchmark(group="get-hit-int")
+@pytest.mark.parametrize("leg", INT_GET_LEGS)
+def test_get_hit_int(leg: str, pool: Pool, measure: Measure, keys: list[str]) -> None:
+    """Small int values (0..999), the counters/flags kind of cache entry."""
+    measure(pool.get(leg, "int").get_loop(keys), len(keys))
+
+
+@pytest.mark.benchmark(group="set-int")
+@pytest.mark.parametrize("leg", INT_SET_LEGS)
+def test_set_int(leg: str, pool: Pool, measure: Measure) -> None:
+    measure(pool.get(leg, "int").set_loop(pool.int_items), len(pool.int_items))
+
+
+def _batch(items: list[Item], prefix: str) -> list[Item]:
+    return [(f"{prefix}{k}", v) for k, v in items[:BATCH_OPS]]
 
 
 @pytest.mark.benchmark(group="set-insert")
-@pytest.mark.parametrize("name", SET_LEGS)
-def test_set_insert(name: str, measure: Measure, items: list[Item]) -> None:
-    """Every set inserts a new key: each round starts from a fresh cache (built untimed)."""
-    live: list[Leg] = []
+@pytest.mark.parametrize("leg", SET_LEGS)
+def test_set_insert(leg: str, pool: Pool, measure: Measure, items: list[Item], n: int) -> None:
+    """Every set inserts a new key into the populated store; removed untimed between rounds."""
+    contender = pool.get(leg)
+    fresh = _work(leg, _batch(items, "ins:"))
+    insert, remove = contender.set_loop(fresh), contender.delete_loop([k for k, _ in fresh])
 
-    def fresh() -> tuple[tuple[Callable[[], None]], dict[str, Any]]:
-        while live:
-            live.pop().close()
-        live.append(Leg(name, len(items)))
-        return (live[0].set_loop(items),), {}
+    def setup() -> None:
+        remove()
 
-    def run(loop: Callable[[], None]) -> None:
-        loop()
+    measure(insert, len(fresh), setup=setup, note=_note(leg, n))
+    remove()
 
-    try:
-        measure(run, len(items), setup=fresh, reference=name == "cachebolt")
-    finally:
-        while live:
-            live.pop().close()
+
+@pytest.mark.benchmark(group="delete")
+@pytest.mark.parametrize("leg", DELETE_LEGS)
+def test_delete(leg: str, pool: Pool, measure: Measure, items: list[Item], n: int) -> None:
+    """Delete of present keys: a batch of extra keys is stored (untimed) before each round."""
+    contender = pool.get(leg.replace("core.delete", "core.set"))
+    doomed = _work(leg, _batch(items, "del:"))
+    fill = contender.set_loop(doomed)
+    measure(
+        contender.delete_loop([k for k, _ in doomed]),
+        len(doomed),
+        setup=fill,
+        note=_note(leg, n),
+    )
+
+
+@pytest.mark.benchmark(group="get_or_set-hit")
+@pytest.mark.parametrize("leg", ["cachebolt", "floor"])
+def test_get_or_set_hit(leg: str, pool: Pool, measure: Measure, keys: list[str]) -> None:
+    obj = pool.get(leg).obj
+    get_or_set = obj.get_or_set
+
+    def compute() -> object:
+        raise AssertionError("a hit never computes")
+
+    def loop() -> None:
+        for k in keys:
+            get_or_set(k, TTL, compute)
+
+    measure(loop, len(keys))

@@ -1,25 +1,28 @@
 """cachebolt in Redis mode vs raw redis-py and `limits` on one private, local redis-server.
 
 The session starts its own `redis-server` (`--save '' --appendonly no`) on a free loopback port
-(tests/_servers.py, imported by path) and stops it by its pid. 10k shuffled keys (conftest's
-builders) hold ~200-byte orjson dicts. Every leg is one client, one connection, a `for` loop
-over the keys; ns per operation, loop included.
+(tests/_servers.py, imported by path) and stops it by its pid. For each size `n` of the suite
+the server is flushed and filled (pipelined, untimed) with `n` shuffled keys (conftest's
+builders) holding ~200-byte orjson dicts; every leg loops over the first `BENCH_SLOW_OPS` of
+them (one client, one connection, a `for` loop; ns per operation, loop included). The scenario
+groups are the memory backend's (`get-hit`, `set`, ...), so the report shows the Redis legs next
+to cachebolt memory; the goals compare them with raw redis-py and `limits` on Redis.
 
 Legs (the parser is named in every leg: `[hiredis]` = `_HiredisParser`, `[py]` =
 `_RESP3Parser`, the pure-Python parser of RESP3, which redis-py 8 speaks by default; redis-py picks
-- `cachebolt [hiredis]` - `CacheService(CacheConfig(enabled=True, url=...))`, the reference.
-- `cachebolt [py]` - the same service, its pool switched to the pure-Python parser.
+- `cachebolt redis [hiredis]` - `CacheService(CacheConfig(enabled=True, url=...))`.
+- `cachebolt redis [py]` - the same service, its pool switched to the pure-Python parser.
 - `redis-py 1conn [...]` - `Redis(single_connection_client=True)` doing the same command plus
   the same orjson encode/decode: the floor the <= 1.10x goal is measured against.
 - `redis-py pooled [hiredis]` - the default pooled client; cachebolt's blocking client skips its
   per-command checkout (each thread holds its own connection of the pool).
-- rate limits: `limits` RedisStorage MovingWindow / FixedWindow (its own pooled client).
+- rate limits: `limits-redis` RedisStorage MovingWindow / FixedWindow (its own pooled client).
 - locks: redis-py `Lock` (`client.lock(name, timeout=10)`, `acquire(blocking=False)`,
   `release()`) on a single-connection client.
 
 Placement: run the client pinned (`taskset -c 1 ...`); the server is pinned to
 `BENCH_REDIS_SERVER_CPU` (default: the client's CPU set, i.e. the same vCPU; every thread of
-the server). Knobs: `BENCH_REDIS_KEYS` (10000), `BENCH_REDIS_ROUNDS` (5).
+the server). Knob: `BENCH_REDIS_ROUNDS` (5).
 
 Run: `taskset -c 1 .venv/bin/python -m pytest benches/test_bench_redis.py --benchmark-only
 -p no:cacheprovider -o addopts="" -o timeout=0`
@@ -39,7 +42,7 @@ import orjson
 import pytest
 import redis
 from cachebolt import CacheConfig, CacheService
-from conftest import Measure, build_keys, make_value
+from conftest import SIZES, SLOW_OPS, Measure, build_keys, make_value, size_label
 from limits import RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
@@ -63,8 +66,6 @@ def _load_servers() -> Any:
 
 _servers = _load_servers()
 
-N = int(os.environ.get("BENCH_REDIS_KEYS", "10000"))
-N_LOCK = max(1, N // 2)  # two round trips per op
 ROUNDS = int(os.environ.get("BENCH_REDIS_ROUNDS", "5"))
 TTL = 300
 TTL_MS = TTL * 1000
@@ -77,7 +78,7 @@ PARSERS: dict[str, type] = {"py": PY_PARSER}
 if HIREDIS_AVAILABLE:
     PARSERS["hiredis"] = _HiredisParser
 MAIN = "hiredis" if HIREDIS_AVAILABLE else "py"
-REF = f"cachebolt [{MAIN}]"
+REF = f"cachebolt redis [{MAIN}]"
 
 Item = tuple[str, dict[str, Any]]
 Loop = Callable[[], object]
@@ -106,19 +107,30 @@ class Bench:
         self.admin = server.client()  # untimed checks only (its own connection)
         self.sentinel = server.client(single_connection_client=True)  # ends a MONITOR window
         self.sentinel.ping()
-        self.keys = build_keys(N)
-        self.items: list[Item] = [(k, make_value(int(k.rsplit(":", 1)[1]))) for k in self.keys]
-        self.lock_keys = self.keys[:N_LOCK]
-        self.members = [k.rsplit(":", 1)[1] for k in self.keys]
         self._closers: list[Callable[[], object]] = []
+        self.services: dict[str, CacheService] = {}
+        self.raw: dict[str, redis.Redis] = {}
+        self.load(SLOW_OPS)
+
+    def load(self, n: int) -> None:
+        """Flush, then store `n` keys (untimed); the legs loop over the first SLOW_OPS."""
+        self.n = n
+        self.admin.flushall()
+        all_keys = build_keys(n)
+        dumps = orjson.dumps
+        for start in range(0, n, 10_000):
+            pipe = self.admin.pipeline(transaction=False)
+            for k in all_keys[start : start + 10_000]:
+                pipe.set(k, dumps(make_value(int(k.rsplit(":", 1)[1]))), px=TTL_MS)
+            pipe.execute()
+        self.keys = all_keys[:SLOW_OPS]
+        self.items: list[Item] = [(k, make_value(int(k.rsplit(":", 1)[1]))) for k in self.keys]
+        self.lock_keys = self.keys[: max(1, len(self.keys) // 2)]  # two round trips per op
+        self.members = [k.rsplit(":", 1)[1] for k in self.keys]
         pipe = self.admin.pipeline(transaction=False)
-        for k, v in self.items:
-            pipe.set(k, orjson.dumps(v), px=TTL_MS)
         pipe.sadd("bench:set", *self.members)
         pipe.hset("bench:hash", mapping={m: f"v{m}" for m in self.members})
         pipe.execute()
-        self.services: dict[str, CacheService] = {}
-        self.raw: dict[str, redis.Redis] = {}
 
     def service(self, parser: str) -> CacheService:
         if parser not in self.services:
@@ -217,7 +229,7 @@ def round_trips(bench: Bench, op: Callable[[int], object], n: int = 20) -> str:
 
 
 @pytest.fixture(scope="session")
-def bench() -> Iterator[Bench]:
+def redis_session() -> Iterator[Bench]:
     client_cpus = os.sched_getaffinity(0)
     cpu_env = os.environ.get("BENCH_REDIS_SERVER_CPU")
     server_cpus = {int(c) for c in cpu_env.split(",")} if cpu_env else set(client_cpus)
@@ -235,51 +247,12 @@ def bench() -> Iterator[Bench]:
             server.stop()
 
 
-# --- per-group results, for the goals --------------------------------------------------------
-
-_results: dict[str, dict[str, tuple[float, float]]] = {}
-_emitted: set[str] = set()
-
-
-def _record(benchmark: Any, group: str, leg: str) -> None:
-    info = benchmark.extra_info
-    _results.setdefault(group, {})[leg] = (info["ns_per_op"], info["min_ns_per_op"])
-    goals = []
-    for text, cb_leg, peer_leg, op, bound in _goal_specs(group):
-        if text in _emitted:
-            continue
-        cb, peer = _results[group].get(cb_leg), _results[group].get(peer_leg)
-        if cb is None or peer is None:
-            continue
-        _emitted.add(text)
-        if op == "le":
-            met = cb[0] <= bound * peer[0]
-            measured = f"{cb[0] / peer[0]:.2f}x median, {cb[1] / peer[1]:.2f}x min"
-        else:
-            met = peer[0] >= bound * cb[0]
-            measured = f"{peer[0] / cb[0]:.2f}x faster median, {peer[1] / cb[1]:.2f}x min"
-        goals.append({"goal": text, "measured": measured, "met": met})
-    if goals:
-        info["goals"] = goals
-
-
-def _goal_specs(group: str) -> list[tuple[str, str, str, str, float]]:
-    """(text, cachebolt leg, peer leg, "le" | "faster", bound) per group."""
-    specs: list[tuple[str, str, str, str, float]] = []
-    for parser in PARSERS:
-        cb = f"cachebolt [{parser}]"
-        if group in ("redis-get-hit", "redis-set"):
-            op = group.removeprefix("redis-")
-            peer = f"redis-py 1conn [{parser}]"
-            specs.append((f"{op}: {cb} <= 1.10x {peer}", cb, peer, "le", 1.10))
-        elif group == "redis-rate-limit-under":
-            peer = f"limits MovingWindow [{parser}]"
-            specs.append((f"check_rate_limit: {cb} >= 1.5x faster than {peer}", cb, peer,
-                          "faster", 1.5))  # fmt: skip
-        elif group == "redis-lock-acquire-release":
-            peer = f"redis-py Lock 1conn [{parser}]"
-            specs.append((f"lock: {cb} at least as fast as {peer}", cb, peer, "le", 1.0))
-    return specs
+@pytest.fixture(scope="module")
+def bench(redis_session: Bench, n: int) -> Bench:
+    """The server holding `n` keys for this module's size."""
+    if redis_session.n != n:
+        redis_session.load(n)
+    return redis_session
 
 
 # --- legs ---------------------------------------------------------------------------------------
@@ -308,16 +281,15 @@ def _run(
 ) -> None:
     if service is not None:
         assert_on_redis(service)
-    measure(loop, ops, rounds=ROUNDS, reference=leg == REF)
+    measure(loop, ops, rounds=ROUNDS, note=benchmark.extra_info.get("note", ""))
     if service is not None:
         assert_on_redis(service)
-    _record(benchmark, group, leg)
 
 
-GET_LEGS = _legs("cachebolt [{p}]", "redis-py 1conn [{p}]", f"redis-py pooled [{MAIN}]")
+GET_LEGS = _legs("cachebolt redis [{p}]", "redis-py 1conn [{p}]", f"redis-py pooled [{MAIN}]")
 
 
-@pytest.mark.benchmark(group="redis-get-hit")
+@pytest.mark.benchmark(group="get-hit")
 @pytest.mark.parametrize("leg", GET_LEGS)
 def test_get_hit(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     keys, parser = bench.keys, _parser(leg)
@@ -341,10 +313,10 @@ def test_get_hit(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> No
                 if b is not None:
                     loads(b)
 
-    _run(benchmark, measure, bench, "redis-get-hit", leg, loop, len(keys), service)
+    _run(benchmark, measure, bench, "get-hit", leg, loop, len(keys), service)
 
 
-@pytest.mark.benchmark(group="redis-set")
+@pytest.mark.benchmark(group="set")
 @pytest.mark.parametrize("leg", GET_LEGS)
 def test_set(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     """Overwrite with a TTL (SET k v PX 300000), value orjson-encoded on every call."""
@@ -366,14 +338,16 @@ def test_set(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
             for k, v in items:
                 rset(k, dumps(v), px=TTL_MS)
 
-    _run(benchmark, measure, bench, "redis-set", leg, loop, len(items), service)
+    _run(benchmark, measure, bench, "set", leg, loop, len(items), service)
     assert orjson.loads(bench.admin.get(items[0][0])) == items[0][1]
 
 
-RATE_LEGS = _legs("cachebolt [{p}]", "limits MovingWindow [{p}]", f"limits FixedWindow [{MAIN}]")
+RATE_LEGS = _legs(
+    "cachebolt redis [{p}]", "limits-redis MovingWindow [{p}]", f"limits-redis FixedWindow [{MAIN}]"
+)
 
 
-@pytest.mark.benchmark(group="redis-rate-limit-under")
+@pytest.mark.benchmark(group="rate-limit-under")
 @pytest.mark.parametrize("leg", RATE_LEGS)
 def test_rate_limit_under(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     """One hit per id per round, 10k ids, far under the limit (every hit allowed)."""
@@ -404,13 +378,13 @@ def test_rate_limit_under(leg: str, bench: Bench, benchmark: Any, measure: Measu
                 if not hit(item, k):
                     raise AssertionError(k)
 
-    _run(benchmark, measure, bench, "redis-rate-limit-under", leg, loop, len(ids), service)
+    _run(benchmark, measure, bench, "rate-limit-under", leg, loop, len(ids), service)
 
 
-LOCK_LEGS = _legs("cachebolt [{p}]", "redis-py Lock 1conn [{p}]")
+LOCK_LEGS = _legs("cachebolt redis [{p}]", "redis-py Lock 1conn [{p}]")
 
 
-@pytest.mark.benchmark(group="redis-lock-acquire-release")
+@pytest.mark.benchmark(group="lock-acquire-release")
 @pytest.mark.parametrize("leg", LOCK_LEGS)
 def test_lock(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     """acquire (free lock) + release, one lock name per key."""
@@ -441,13 +415,13 @@ def test_lock(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
         for name in names:
             one(name)
 
-    _run(benchmark, measure, bench, "redis-lock-acquire-release", leg, loop, len(names), service)
+    _run(benchmark, measure, bench, "lock-acquire-release", leg, loop, len(names), service)
 
 
-REF_LEGS = _legs(f"cachebolt [{MAIN}]", "redis-py 1conn [{p}]")
+REF_LEGS = _legs(f"cachebolt redis [{MAIN}]", "redis-py 1conn [{p}]")
 
 
-@pytest.mark.benchmark(group="redis-incr")
+@pytest.mark.benchmark(group="incr")
 @pytest.mark.parametrize("leg", REF_LEGS)
 def test_incr(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     keys, parser = [f"cnt:{k}" for k in bench.keys], _parser(leg)
@@ -458,10 +432,10 @@ def test_incr(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
         for k in keys:
             incr(k)
 
-    _run(benchmark, measure, bench, "redis-incr", leg, loop, len(keys), service)
+    _run(benchmark, measure, bench, "incr", leg, loop, len(keys), service)
 
 
-@pytest.mark.benchmark(group="redis-sismember")
+@pytest.mark.benchmark(group="sismember")
 @pytest.mark.parametrize("leg", REF_LEGS)
 def test_sismember(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     members, parser = bench.members, _parser(leg)
@@ -473,10 +447,10 @@ def test_sismember(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> 
             ismember("bench:set", m)
 
     assert ismember("bench:set", members[0])
-    _run(benchmark, measure, bench, "redis-sismember", leg, loop, len(members), service)
+    _run(benchmark, measure, bench, "sismember", leg, loop, len(members), service)
 
 
-@pytest.mark.benchmark(group="redis-hget")
+@pytest.mark.benchmark(group="hget")
 @pytest.mark.parametrize("leg", REF_LEGS)
 def test_hget(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     members, parser = bench.members, _parser(leg)
@@ -488,12 +462,12 @@ def test_hget(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
             hget("bench:hash", m)
 
     assert hget("bench:hash", members[0]) in (f"v{members[0]}", f"v{members[0]}".encode())
-    _run(benchmark, measure, bench, "redis-hget", leg, loop, len(members), service)
-    if "report_md" in _emitted:
+    _run(benchmark, measure, bench, "hget", leg, loop, len(members), service)
+    if bench.n != max(SIZES) or leg != REF_LEGS[0]:
         return
-    _emitted.add("report_md")
     benchmark.extra_info["report_md"] = (
-        f"Redis bench: {N} keys, {ROUNDS} rounds; {bench.placement}; "
+        f"Redis legs: keyspaces of {', '.join(size_label(s) for s in SIZES)} keys, "
+        f"{len(bench.keys):,} ops per round, {ROUNDS} rounds; {bench.placement}; "
         f"redis-server {bench.admin.info('server')['redis_version']}, "
         f"redis-py {redis.__version__}, hiredis {'yes' if HIREDIS_AVAILABLE else 'no'}."
     )

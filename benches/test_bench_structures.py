@@ -1,8 +1,11 @@
-"""Counters, sets and hashes: cachebolt CacheService vs the bare MemoryStore vs fakeredis.
+"""Counters, sets and hashes: cachebolt (blocking and asyncio) vs the bare MemoryStore vs fakeredis.
 
-fakeredis (`FakeRedis()`, the only in-process peer with these commands) costs ~30 µs per call,
-so it loops over the first 10% of the same key list; the per-op figure stays comparable.
-Sets and hashes: 1000 of each, every key of the list is a member/field of one of them.
+Scenarios: `incr`, `sadd` (steady state: members present after the warm-up round),
+`sismember`, `smembers`, `hset` (overwrite of a 200-byte text field), `hget`, `hgetall`.
+Containers hold 10 members/fields each (key i is a member of container i // 10), so the cost per
+call does not change with the size; `smembers`/`hgetall` run once per container.
+fakeredis (the only in-process peer with these commands, ~30-60 µs per call) runs over the first
+`BENCH_SLOW_OPS` keys of the same list.
 """
 
 from __future__ import annotations
@@ -14,133 +17,130 @@ import fakeredis
 import pytest
 from cachebolt import CacheService
 from cachebolt._core import MemoryStore
-from conftest import N_SLOW, ROUNDS, SLOW_ROUNDS, Measure
+from conftest import SLOW_OPS, Measure, aloop1, aloop2, loop1, loop2, new_async_service
 
-N_CONTAINERS = 1000
-LEGS = ["cachebolt", "core", "fakeredis"]
+PER_CONTAINER = 10
+TEXT = "x" * 200
+LEGS = ["cachebolt", "cachebolt async", "core", "fakeredis"]
 Pair = tuple[str, str]
 
 
+def pairs_of(keys: list[str], prefix: str) -> list[Pair]:
+    """(container, member): consecutive runs of 10 keys share a container."""
+    return [(f"{prefix}:{i // PER_CONTAINER}", k) for i, k in enumerate(keys)]
+
+
+class Client:
+    """One leg's client, its sets and hashes filled once (untimed)."""
+
+    def __init__(self, name: str, keys: list[str], loop: Any) -> None:
+        self.name, self.loop = name, loop
+        self.close: Callable[[], object] = lambda: None
+        self.keys = keys[:SLOW_OPS] if name == "fakeredis" else keys
+        self.set_pairs = pairs_of(self.keys, "set")
+        self.hash_pairs = pairs_of(self.keys, "hash")
+        self.sets = sorted({s for s, _ in self.set_pairs})
+        self.hashes = sorted({h for h, _ in self.hash_pairs})
+        obj: Any
+        if name == "cachebolt":
+            obj = CacheService()
+            self.close = obj.close
+        elif name == "cachebolt async":
+            obj = new_async_service(loop)
+            self.close = lambda: loop.run_until_complete(obj.close())
+        elif name == "core":
+            obj = MemoryStore()
+            self.close = obj.close
+        else:
+            obj = fakeredis.FakeRedis()
+            self.close = obj.close
+        self.obj = obj
+        self.pairs_loop(obj.sadd, self.set_pairs)()
+        self.pairs_loop(self.hset_fn(), self.hash_pairs)()
+
+    def pairs_loop(self, fn: Callable[..., Any], pairs: list[Pair]) -> Callable[[], None]:
+        if self.name == "cachebolt async":
+            return aloop2(self.loop, fn, pairs)
+        return loop2(fn, pairs)
+
+    def one_loop(self, fn: Callable[..., Any], args: list[str]) -> Callable[[], None]:
+        if self.name == "cachebolt async":
+            return aloop1(self.loop, fn, args)
+        return loop1(fn, args)
+
+    def hset_fn(self) -> Callable[[str, str], Any]:
+        hset = self.obj.hset
+        return lambda h, f: hset(h, f, TEXT)
+
+    def note(self) -> str:
+        return f"first {len(self.keys):,} keys" if self.name == "fakeredis" else ""
+
+
+@pytest.fixture(scope="module")
+def clients(keys: list[str], aio_loop: Any) -> Iterator[dict[str, Client]]:
+    made: dict[str, Client] = {}
+    yield made
+    for client in made.values():
+        client.close()
+
+
 @pytest.fixture
-def client(request: pytest.FixtureRequest) -> Iterator[Any]:
-    name = request.param
-    if name == "cachebolt":
-        service = CacheService()
-        yield service
-        service.close()
-    elif name == "core":
-        store = MemoryStore()
-        yield store
-        store.close()
-    else:
-        yield fakeredis.FakeRedis()
-
-
-@pytest.fixture(scope="module")
-def set_pairs(keys: list[str]) -> list[Pair]:
-    """(set key, member): every key is a member of one of 1000 sets."""
-    return [(f"set:{i % N_CONTAINERS}", k) for i, k in enumerate(keys)]
-
-
-@pytest.fixture(scope="module")
-def hash_pairs(keys: list[str]) -> list[Pair]:
-    """(hash key, field): every key is a field of one of 1000 hashes."""
-    return [(f"hash:{i % N_CONTAINERS}", k) for i, k in enumerate(keys)]
-
-
-def _leg(name: str, pairs: list[Any]) -> tuple[list[Any], int, bool]:
-    """The slice of the workload a leg runs, its rounds, and whether it is the reference."""
-    if name == "fakeredis":
-        return pairs[:N_SLOW], SLOW_ROUNDS, False
-    return pairs, ROUNDS, name == "cachebolt"
-
-
-def _pair_loop(fn: Callable[[str, str], object], pairs: list[Pair]) -> Callable[[], None]:
-    def loop() -> None:
-        for a, b in pairs:
-            fn(a, b)
-
-    return loop
+def client(request: pytest.FixtureRequest, clients: dict[str, Client], keys: list[str],
+           aio_loop: Any) -> Client:  # fmt: skip
+    name = request.node.callspec.params["leg"]
+    if name not in clients:
+        clients[name] = Client(name, keys, aio_loop)
+    return clients[name]
 
 
 @pytest.mark.benchmark(group="incr")
-@pytest.mark.parametrize("client", LEGS, indirect=True)
-def test_incr(
-    client: Any, measure: Measure, keys: list[str], request: pytest.FixtureRequest
-) -> None:
-    name = request.node.callspec.params["client"]
-    work, rounds, ref = _leg(name, keys)
-    if name == "core":
-        incrby = client.incrby
-
-        def loop() -> None:
-            for k in work:
-                incrby(k, 1)
-
-    else:
-        incr = client.incr
-
-        def loop() -> None:
-            for k in work:
-                incr(k)
-
-    measure(loop, len(work), rounds=rounds, reference=ref)
+@pytest.mark.parametrize("leg", LEGS)
+def test_incr(leg: str, client: Client, measure: Measure) -> None:
+    counters = [f"cnt:{k}" for k in client.keys]
+    fn = client.obj.incrby if leg == "core" else client.obj.incr
+    loop = client.one_loop(fn, counters) if leg != "core" else loop2(fn, [(c, 1) for c in counters])
+    measure(loop, len(counters), note=client.note())
 
 
 @pytest.mark.benchmark(group="sadd")
-@pytest.mark.parametrize("client", LEGS, indirect=True)
-def test_sadd(
-    client: Any, measure: Measure, set_pairs: list[Pair], request: pytest.FixtureRequest
-) -> None:
-    """After the warm-up round every member is present: steady-state SADD (returns 0)."""
-    name = request.node.callspec.params["client"]
-    work, rounds, ref = _leg(name, set_pairs)
-    measure(_pair_loop(client.sadd, work), len(work), rounds=rounds, reference=ref)
+@pytest.mark.parametrize("leg", LEGS)
+def test_sadd(leg: str, client: Client, measure: Measure) -> None:
+    loop = client.pairs_loop(client.obj.sadd, client.set_pairs)
+    measure(loop, len(client.set_pairs), note=client.note())
 
 
 @pytest.mark.benchmark(group="sismember")
-@pytest.mark.parametrize("client", LEGS, indirect=True)
-def test_sismember(
-    client: Any, measure: Measure, set_pairs: list[Pair], request: pytest.FixtureRequest
-) -> None:
-    name = request.node.callspec.params["client"]
-    work, rounds, ref = _leg(name, set_pairs)
-    _pair_loop(client.sadd, set_pairs if name != "fakeredis" else work)()
-    assert client.sismember(*work[0])
-    measure(_pair_loop(client.sismember, work), len(work), rounds=rounds, reference=ref)
+@pytest.mark.parametrize("leg", LEGS)
+def test_sismember(leg: str, client: Client, measure: Measure) -> None:
+    loop = client.pairs_loop(client.obj.sismember, client.set_pairs)
+    measure(loop, len(client.set_pairs), note=client.note())
+
+
+@pytest.mark.benchmark(group="smembers")
+@pytest.mark.parametrize("leg", LEGS)
+def test_smembers(leg: str, client: Client, measure: Measure) -> None:
+    """One SMEMBERS of a 10-member set per op."""
+    loop = client.one_loop(client.obj.smembers, client.sets)
+    measure(loop, len(client.sets), note=client.note())
 
 
 @pytest.mark.benchmark(group="hset")
-@pytest.mark.parametrize("client", LEGS, indirect=True)
-def test_hset(
-    client: Any,
-    measure: Measure,
-    hash_pairs: list[Pair],
-    request: pytest.FixtureRequest,
-) -> None:
-    """Overwrite of a ~200-byte text field after the warm-up round."""
-    name = request.node.callspec.params["client"]
-    work, rounds, ref = _leg(name, hash_pairs)
-    text = "x" * 200
-    hset = client.hset
-
-    def loop() -> None:
-        for h, f in work:
-            hset(h, f, text)
-
-    measure(loop, len(work), rounds=rounds, reference=ref)
+@pytest.mark.parametrize("leg", LEGS)
+def test_hset(leg: str, client: Client, measure: Measure) -> None:
+    loop = client.pairs_loop(client.hset_fn(), client.hash_pairs)
+    measure(loop, len(client.hash_pairs), note=client.note())
 
 
 @pytest.mark.benchmark(group="hget")
-@pytest.mark.parametrize("client", LEGS, indirect=True)
-def test_hget(
-    client: Any, measure: Measure, hash_pairs: list[Pair], request: pytest.FixtureRequest
-) -> None:
-    name = request.node.callspec.params["client"]
-    work, rounds, ref = _leg(name, hash_pairs)
-    text = "x" * 200
-    hset = client.hset
-    for h, f in hash_pairs if name != "fakeredis" else work:
-        hset(h, f, text)
-    assert client.hget(*work[0]) in (text, text.encode())
-    measure(_pair_loop(client.hget, work), len(work), rounds=rounds, reference=ref)
+@pytest.mark.parametrize("leg", LEGS)
+def test_hget(leg: str, client: Client, measure: Measure) -> None:
+    loop = client.pairs_loop(client.obj.hget, client.hash_pairs)
+    measure(loop, len(client.hash_pairs), note=client.note())
+
+
+@pytest.mark.benchmark(group="hgetall")
+@pytest.mark.parametrize("leg", LEGS)
+def test_hgetall(leg: str, client: Client, measure: Measure) -> None:
+    """One HGETALL of a 10-field hash (200-byte values) per op."""
+    loop = client.one_loop(client.obj.hgetall, client.hashes)
+    measure(loop, len(client.hashes), note=client.note())
