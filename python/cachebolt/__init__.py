@@ -12,6 +12,13 @@ from ._pubsub import Subscription
 from ._results import CacheStats, FencedLock, RateLimitResult
 from ._sync import CacheService
 from .config import CacheConfig
+from .rate_limits import (
+    AsyncEnhancedRateLimitService,
+    Dimension,
+    DomainLimitResult,
+    EnhancedRateLimitService,
+    Escalation,
+)
 from .exceptions import (
     CacheError,
     CapacityError,
@@ -24,12 +31,17 @@ from .exceptions import (
 
 __all__ = [
     "AsyncCacheService",
+    "AsyncEnhancedRateLimitService",
     "CacheConfig",
     "CacheError",
     "CacheService",
     "CacheStats",
     "CapacityError",
     "ConfigError",
+    "Dimension",
+    "DomainLimitResult",
+    "EnhancedRateLimitService",
+    "Escalation",
     "FencedLock",
     "LockNotAcquired",
     "RateLimitExceeded",

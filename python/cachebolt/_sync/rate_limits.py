@@ -1,0 +1,298 @@
+# generated from _async by scripts/unasync.py; do not edit
+"""`EnhancedRateLimitService`: domain-aware rate limits (OTP, uploads, endpoints) with tiers.
+
+A check names an action and the request's subjects (phone, client IP, user); every dimension of
+the action's rule whose subject is given is checked together, in one atomic step of the cache
+(`hit_rate_limits`: one shard-locked step in memory, one Lua script in Redis), so a request that
+one dimension denies consumes no other dimension's quota, under concurrency and across
+processes. Limits, windows and tiers are data (`cachebolt._domain`).
+
+Redis Cluster: a script's keys must share one slot, so every key of one check is put under one
+hash tag, the action (plus the scope for per-endpoint limits): `{otp}:phone:+15550100`,
+`{otp}:ip:203.0.113.7`, `{endpoint:POST /orders}:user:42`. The trade-off: all the limiter state
+of one action (or one endpoint) lives on one primary, which bounds that action's check rate by
+one node's and concentrates its keys there. OTP and upload checks are low-rate, and endpoints
+spread over slots by scope, so we take that over the alternative, per-slot groups with a
+reserve-then-rollback protocol (more round trips, and a crash between reserve and rollback
+over-denies until the reservations expire).
+
+Repeated violations escalate: each denied check counts a violation of the denying subject (a
+sliding log at `{action}:violations:<subject>:<value>`); the `Escalation.violations`-th within
+its window stores a block (`domain-block:{action}:<subject>:<value>`, a cache key with the block's
+TTL, so every process sees it) and logs one WARNING; repeated violations before that are logged
+at WARNING too. While a block holds, checks of that subject are denied at once (`blocked=True`)
+and consume nothing. Blocks and violations are process-local while Redis is down (the fallback).
+
+This module is the source of truth: `_sync/rate_limits.py` is generated from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+
+from .._constants import LOGGER_NAME
+from .._domain import (
+    DEFAULT_ESCALATION,
+    DEFAULT_RULES,
+    DEFAULT_TIERS,
+    Dimension,
+    DomainLimitResult,
+    Escalation,
+    Plan,
+    block_key,
+    check_rules,
+    check_tiers,
+    plan_check,
+    violation_key,
+)
+from .._results import RateLimitResult
+from .service import CacheService
+
+__all__ = ["EnhancedRateLimitService"]
+
+_logger = logging.getLogger(LOGGER_NAME)
+
+
+class EnhancedRateLimitService:
+    """Domain rate limits over a cache service: every dimension of a request checked together.
+
+    Args:
+        cache: the service that stores the limits (memory or Redis; the fallback applies).
+        rules: action -> dimensions (`cachebolt.rate_limits.Dimension`); None for
+            `DEFAULT_RULES` (otp, upload, endpoint).
+        tiers: tier name (case-insensitive) -> multiplier of the `tiered` dimensions; None for
+            `DEFAULT_TIERS` (bronze 1, silver 2, gold 5, diamond 10).
+        escalation: when repeated violations become a temporary block; None for
+            `DEFAULT_ESCALATION` (5 violations in 10 minutes block for 15 minutes).
+        name: this limiter's name in logs and metrics.
+    """
+
+    def __init__(
+        self,
+        cache: CacheService,
+        *,
+        rules: Mapping[str, Sequence[Dimension]] | None = None,
+        tiers: Mapping[str, float] | None = None,
+        escalation: Escalation | None = None,
+        name: str = "default",
+    ) -> None:
+        self._cache = cache
+        self._rules = check_rules(DEFAULT_RULES if rules is None else rules)
+        self._tiers = check_tiers(DEFAULT_TIERS if tiers is None else tiers)
+        self._escalation = DEFAULT_ESCALATION if escalation is None else escalation
+        if not isinstance(self._escalation, Escalation):
+            raise TypeError(f"escalation must be an Escalation, not {type(escalation).__name__}")
+        self.name = name
+        # Counters: updated after the I/O of a check, under a lock that is never awaited on.
+        self._counts_lock = threading.Lock()
+        self._decisions: dict[tuple[str, str], int] = {}
+        self._escalations: dict[tuple[str, str], int] = {}
+
+    @property
+    def rules(self) -> Mapping[str, tuple[Dimension, ...]]:
+        """The rule table in force (action -> dimensions)."""
+        return dict(self._rules)
+
+    @property
+    def tiers(self) -> Mapping[str, float]:
+        """The tier multipliers in force."""
+        return dict(self._tiers)
+
+    def check(
+        self,
+        action: str,
+        *,
+        user_id: str | int | None = None,
+        ip: str | None = None,
+        phone: str | None = None,
+        tier: str | None = None,
+        cost: int = 1,
+        scope: str | None = None,
+    ) -> DomainLimitResult:
+        """Check (and on success record) one request against every dimension of `action`.
+
+        Dimensions whose subject is not given are skipped (an anonymous request has no user
+        dimension); at least one must apply.
+
+        Args:
+            action: a key of the rule table ("otp", "upload", "endpoint", ...).
+            user_id: the authenticated user, for "user" dimensions.
+            ip: the client address, for "ip" dimensions (IPv6 grouped by /64).
+            phone: the phone number, for "phone" dimensions (normalised).
+            tier: the user's tier ("bronze", "silver", "gold", "diamond"); None: the base limits.
+            cost: units the request takes in every dimension (0 peeks).
+            scope: separates otherwise equal keys, e.g. the endpoint of per-endpoint limits.
+
+        Returns:
+            The outcome, truthy when allowed; a denied request consumed no dimension's quota.
+
+        Raises:
+            TypeError, ValueError: a bad argument (named in the message); nothing is changed.
+        """
+        plan = plan_check(
+            self._rules,
+            self._tiers,
+            action,
+            user_id=user_id,
+            ip=ip,
+            phone=phone,
+            tier=tier,
+            cost=cost,
+            scope=scope,
+        )
+        blocked = self._blocked(plan)
+        if blocked is not None:
+            self._count(plan.action, "blocked")
+            return blocked
+        results = self._cache.hit_rate_limits(plan.limit_args(), cost=cost)
+        per_dimension = {
+            dim.name: result for dim, result in zip(plan.dimensions, results, strict=True)
+        }
+        if all(results):
+            self._count(plan.action, "allowed")
+            return DomainLimitResult(True, plan.action, None, 0.0, dimensions=per_dimension)
+        self._count(plan.action, "denied")
+        denying = [(dim, r) for dim, r in zip(plan.dimensions, results, strict=True) if not r]
+        worst, worst_result = max(denying, key=lambda pair: pair[1].retry_after)
+        self._violated(plan, denying)
+        return DomainLimitResult(
+            False,
+            plan.action,
+            worst.name,
+            worst_result.retry_after,
+            dimensions=per_dimension,
+        )
+
+    def check_otp(self, phone: str, ip: str, *, tier: str | None = None) -> DomainLimitResult:
+        """One OTP send to `phone` requested from `ip`: the "otp" rule (per phone and per IP)."""
+        return self.check("otp", phone=phone, ip=ip, tier=tier)
+
+    def check_upload(
+        self,
+        user_id: str | int,
+        *,
+        ip: str | None = None,
+        tier: str | None = None,
+        cost: int = 1,
+    ) -> DomainLimitResult:
+        """`cost` uploads by `user_id`: the "upload" rule (per day and per week, tier-scaled)."""
+        return self.check("upload", user_id=user_id, ip=ip, tier=tier, cost=cost)
+
+    def check_endpoint(
+        self,
+        endpoint: str,
+        *,
+        user_id: str | int | None = None,
+        ip: str | None = None,
+        tier: str | None = None,
+    ) -> DomainLimitResult:
+        """One call of `endpoint` (e.g. "POST /orders"): the "endpoint" rule, per user and per
+        IP, each endpoint with its own quota."""
+        return self.check("endpoint", user_id=user_id, ip=ip, tier=tier, scope=endpoint)
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this limiter (no I/O): `<action>_<allowed|denied|blocked>` decisions and
+        `<action>_escalations`, plus the totals `allowed`, `denied`, `blocked`, `escalations`."""
+        with self._counts_lock:
+            decisions = dict(self._decisions)
+            escalations = dict(self._escalations)
+        out: dict[str, int] = dict.fromkeys(("allowed", "denied", "blocked", "escalations"), 0)
+        for (action, outcome), count in decisions.items():
+            out[f"{action}_{outcome}"] = count
+            out[outcome] += count
+        for (action, _dimension), count in escalations.items():
+            out[f"{action}_escalations"] = out.get(f"{action}_escalations", 0) + count
+            out["escalations"] += count
+        return out
+
+    def decision_counts(self) -> dict[tuple[str, str], int]:
+        """(action, outcome) -> count, outcome "allowed", "denied" or "blocked" (for metrics)."""
+        with self._counts_lock:
+            return dict(self._decisions)
+
+    def escalation_counts(self) -> dict[tuple[str, str], int]:
+        """(action, subject) -> blocks started by this process (for metrics)."""
+        with self._counts_lock:
+            return dict(self._escalations)
+
+    # --- escalation ------------------------------------------------------------------------
+
+    def _count(self, action: str, outcome: str) -> None:
+        with self._counts_lock:
+            self._decisions[action, outcome] = self._decisions.get((action, outcome), 0) + 1
+
+    def _blocked(self, plan: Plan) -> DomainLimitResult | None:
+        """The denial of a block in force on one of the request's subjects, else None."""
+        if not self._escalation.violations:
+            return None
+        for subject, value in plan.subjects:
+            key = block_key(plan.action, plan.scope, subject, value)
+            block = self._cache.get(key)
+            if block is None:
+                continue
+            retry = float(max(self._cache.ttl(key), 1))
+            dimension = block.get("dimension") if isinstance(block, dict) else None
+            if _logger.isEnabledFor(logging.DEBUG):
+                _logger.debug("rate limit block holds: %s %s", plan.action, subject)
+            return DomainLimitResult(False, plan.action, dimension or subject, retry, blocked=True)
+        return None
+
+    def _violated(
+        self, plan: Plan, denying: Sequence[tuple[Dimension, RateLimitResult]]
+    ) -> None:
+        """Count a violation of each denying subject; escalate the one that reached the limit."""
+        escalation = self._escalation
+        if not escalation.violations:
+            return
+        seen: set[str] = set()
+        for dim, _result in denying:
+            if dim.subject in seen:
+                continue
+            seen.add(dim.subject)
+            value = dict(plan.subjects)[dim.subject]
+            counted = self._cache.hit_rate_limit(
+                violation_key(plan.action, plan.scope, dim.subject, value),
+                escalation.violations,
+                escalation.window_seconds,
+            )
+            shown = _shown(dim.subject, value)
+            if counted.allowed and counted.remaining > 0:
+                if counted.remaining < escalation.violations - 1:
+                    _logger.warning(
+                        "repeated rate limit violation: %s %s=%s (%d of %d before a block)",
+                        plan.action,
+                        dim.subject,
+                        shown,
+                        escalation.violations - counted.remaining,
+                        escalation.violations,
+                    )
+                continue
+            self._cache.set(
+                block_key(plan.action, plan.scope, dim.subject, value),
+                {"dimension": dim.name, "violations": escalation.violations},
+                ttl=escalation.block_seconds,
+            )
+            with self._counts_lock:
+                key = (plan.action, dim.subject)
+                self._escalations[key] = self._escalations.get(key, 0) + 1
+            _logger.warning(
+                "rate limit escalation: %s %s=%s blocked for %g s after %d violations in %g s",
+                plan.action,
+                dim.subject,
+                shown,
+                escalation.block_seconds,
+                escalation.violations,
+                escalation.window_seconds,
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} actions={sorted(self._rules)}>"
+
+
+def _shown(subject: str, value: str) -> str:
+    """A subject value for a log line: phone numbers masked (they are personal data)."""
+    if subject != "phone":
+        return value
+    return value[:3] + "*" * max(len(value) - 5, 0) + value[-2:]

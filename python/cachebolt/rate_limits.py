@@ -1,0 +1,44 @@
+"""Domain rate limits: `EnhancedRateLimitService` (blocking) and `AsyncEnhancedRateLimitService`.
+
+```python
+from cachebolt import CacheService
+from cachebolt.rate_limits import EnhancedRateLimitService
+
+limiter = EnhancedRateLimitService(CacheService())
+result = limiter.check_otp("+1 (555) 010-0100", "203.0.113.7")
+if not result:
+    print(result.dimension, result.retry_after)
+```
+
+The rule table, tiers and escalation policy are data: `Dimension`, `Escalation`,
+`DEFAULT_RULES`, `DEFAULT_TIERS`, `DEFAULT_ESCALATION`. See `cachebolt._async.rate_limits` for
+the design (atomic multi-dimension check, cluster hash tags, escalation to temporary blocks).
+"""
+
+from __future__ import annotations
+
+from ._async.rate_limits import AsyncEnhancedRateLimitService
+from ._domain import (
+    DEFAULT_ESCALATION,
+    DEFAULT_RULES,
+    DEFAULT_TIERS,
+    Dimension,
+    DomainLimitResult,
+    Escalation,
+    normalize_ip,
+    normalize_phone,
+)
+from ._sync.rate_limits import EnhancedRateLimitService
+
+__all__ = [
+    "DEFAULT_ESCALATION",
+    "DEFAULT_RULES",
+    "DEFAULT_TIERS",
+    "AsyncEnhancedRateLimitService",
+    "Dimension",
+    "DomainLimitResult",
+    "EnhancedRateLimitService",
+    "Escalation",
+    "normalize_ip",
+    "normalize_phone",
+]
