@@ -5,101 +5,23 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import pytest
-from cachebolt import AsyncCacheService, CacheConfig, CacheService
-from cachebolt._core import MemoryStore
+from _web import PEER, Harness, open_harness
+from cachebolt import AsyncCacheService, CacheConfig
 from cachebolt.fastapi import RateLimit, WithLock, client_address
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.testclient import TestClient
 from starlette.requests import Request as StarletteRequest
-
-PEER = ("198.51.100.7", 40000)
-
-
-# --- an app per test, on the service under test ---------------------------------------------
-
-
-class Harness:
-    """An app with `app.state.cachebolt` set to the service under test, and a virtual clock.
-
-    `call(name, *args)` runs a service method from the test (awaited on the client's loop for the
-    asyncio service). `advance(seconds)` moves the clock of rate limits: the store's manual
-    clock on memory, the Redis backend's test clock (the scripts' `now`) on Redis.
-    """
-
-    def __init__(self, service: CacheService | AsyncCacheService, store: Any) -> None:
-        self.service = service
-        self.store = store
-        self.client: TestClient | None = None
-        self._virtual_ms = 0
-        if not isinstance(store, MemoryStore):
-            origin = int(time.time() * 1000)
-            primary = service._fallback._primary  # type: ignore[union-attr]
-            primary._test_clock = lambda: origin + self._virtual_ms
-
-        @asynccontextmanager
-        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            yield
-            if isinstance(service, AsyncCacheService):
-                await service.close()  # on the loop that used it
-
-        self.app = FastAPI(lifespan=lifespan)
-        self.app.state.cachebolt = service
-
-    def advance(self, seconds: float) -> None:
-        ms = round(seconds * 1000)
-        if isinstance(self.store, MemoryStore):
-            self.store.advance_clock(ms)
-        else:
-            self._virtual_ms += ms
-
-    def start(self, client: tuple[str, int] = PEER) -> TestClient:
-        self.client = TestClient(self.app, client=client, raise_server_exceptions=False)
-        self.client.__enter__()
-        return self.client
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        method = getattr(self.service, name)
-        if isinstance(self.service, AsyncCacheService):
-            assert self.client is not None, "start() the client first: it owns the loop"
-            portal = self.client.portal
-            assert portal is not None
-            return portal.call(lambda: method(*args, **kwargs))
-        return method(*args, **kwargs)
-
-    def keys(self, pattern: str) -> list[str]:
-        """Every key matching `pattern` (a whole SCAN walk), sorted."""
-        found: list[str] = []
-        cursor = 0
-        while True:
-            cursor, keys = self.call("scan", cursor, pattern, 1000)
-            found.extend(keys)
-            if cursor == 0:
-                return sorted(found)
-
-    def stop(self) -> None:
-        if self.client is not None:
-            self.client.__exit__(None, None, None)
-        if isinstance(self.service, CacheService):
-            self.service.close()
 
 
 @pytest.fixture(params=["sync", "async"])
 def harness(
     request: pytest.FixtureRequest, store: Any, service_config: CacheConfig | None
 ) -> Iterator[Harness]:
-    kwargs: dict[str, Any] = (
-        {"store": store} if service_config is None else {"config": service_config}
-    )
-    service: CacheService | AsyncCacheService = (
-        CacheService(**kwargs) if request.param == "sync" else AsyncCacheService(**kwargs)
-    )
-    made = Harness(service, store)
-    yield made
-    made.stop()
+    with open_harness(request.param, store, service_config) as made:
+        yield made
 
 
 def user_header(x_user: Annotated[str | None, Header()] = None) -> str | None:
