@@ -23,10 +23,13 @@ import redis
 from cachebolt._async.redis_backend import AsyncRedisBackend
 from cachebolt._core import MemoryStore
 from cachebolt._redis import escape_glob
+from cachebolt._redis_clients import _pack_py
 from cachebolt._redis_errors import BackendUnavailable, map_redis_errors
 from cachebolt._sync.redis_backend import RedisBackend
 from cachebolt.config import CacheConfig
 from cachebolt.exceptions import CacheError, WrongTypeError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests._servers import RedisCluster, RedisServer, make_tls_files
 
@@ -614,6 +617,31 @@ def test_killed_server_then_restart(private_redis: RedisServer, flavour: str) ->
         backend.close()
 
 
+def test_scripts_survive_script_flush_and_killed_connections(
+    rb: Any, redis_client: redis.Redis
+) -> None:
+    # Scripts go straight to the connection (not through redis-py's command path): NOSCRIPT
+    # loads them again, a killed connection fails one call and the next reconnects.
+    assert rb.rate_limit("r", 2, 60)[0] is True
+    token = rb.acquire_lock("l", 60_000)
+    redis_client.script_flush()
+    assert rb.rate_limit("r", 2, 60)[:2] == (True, 0)
+    assert rb.rate_limit("r", 2, 60)[0] is False
+    redis_client.script_flush()
+    assert rb.extend_lock("l", token, 60_000) is True
+    redis_client.script_flush()
+    assert rb.release_lock("l", token) is True
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(rb.rate_limit("r2", 5, 60)[0])
+        except BackendUnavailable:
+            outcomes.append("unavailable")
+    assert outcomes[-1] is True, outcomes
+    assert redis_client.zcard("t:ratelimit:r2") == outcomes.count(True)
+
+
 def test_wrong_password_is_unavailable_and_never_shown(tmp_path: Path, flavour: str) -> None:
     with RedisServer(tmp_path / "auth", password=SECRET) as server:
         wrong = open_backend(config_for(server, password="not-" + SECRET), flavour)
@@ -718,3 +746,17 @@ def test_cluster(redis_cluster: RedisCluster, flavour: str) -> None:
                 assert client.dbsize() == 0
     finally:
         backend.close()
+
+
+@given(
+    st.lists(
+        st.one_of(st.binary(), st.text(), st.integers(min_value=-(2**63), max_value=2**64)),
+        max_size=8,
+    )
+)
+def test_script_packer_matches_hiredis(args: list[Any]) -> None:
+    # Without redis[hiredis] scripts are packed by `_pack_py`: the bytes hiredis sends.
+    import hiredis  # in the dev extra
+
+    command = (b"EVALSHA", *args)
+    assert _pack_py(command) == hiredis.pack_command(command)

@@ -5,6 +5,17 @@ scripts registered with it; `shared` is what `backend.client` / `get_client()` h
 `get()` is the client for the command at hand. Scripts run on that one:
 `scripts[name](keys=..., args=..., client=client)`.
 
+A script call is the hottest Redis command (every rate-limit check, every lock release), so on a
+standalone server it skips redis-py's command machinery (retry wrapper, per-argument type
+checks, the observability hooks, the Script object's import and Pipeline check: about half of
+the client's CPU per EVALSHA): the command is packed once (`_pack`) and written to the
+connection, whose own `read_response` reads the reply. Everything that makes a command safe is
+the connection's and stays: the socket timeout, and the disconnect on a timeout, a connection
+error or any exception while writing or reading (so no half-read reply is left behind). An
+error reply is read whole and raised; NOSCRIPT (a restarted or flushed server) loads the script
+and runs it once more - the server did not run it. Cluster mode keeps redis-py's `Script`
+(routing by slot, MOVED/ASK).
+
 * `AsyncClientSource`: every task uses the shared client. Its pool lends each concurrent command
   its own connection; one asyncio connection would serialise the tasks.
 * `ClientSource` (threads), standalone: each thread gets its own single-connection client on the
@@ -30,12 +41,14 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Final
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.exceptions import NoScriptError
 
 from . import _redis
 from ._redis_errors import RedisErrorMapper
@@ -48,8 +61,84 @@ _IDLE_CHECK_SECONDS: Final = 0.01
 _monotonic = time.monotonic
 
 
+def _pack_py(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP (arguments `bytes`, `str` or `int`), as redis-py would send it."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = b"%d" % arg
+        elif not isinstance(arg, bytes):
+            raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+_pack: Callable[[tuple[Any, ...]], bytes] = _pack_py
+try:  # the C packer of redis[hiredis]: the same bytes
+    from hiredis import pack_command
+
+    _pack = pack_command
+except ImportError:  # pragma: no cover - hiredis is an optional extra
+    pass
+
+
+class _Script:
+    """A registered Lua script, called as redis-py's `Script` is: `(keys=, args=, client=)`.
+
+    On a standalone server's per-thread client the call is direct (see the module docstring);
+    on any other client (the cluster client) it is redis-py's `Script`.
+    """
+
+    __slots__ = ("_script", "_sha")
+
+    def __init__(self, script: Any) -> None:
+        self._script = script
+        self._sha = script.sha.encode()
+
+    def __call__(self, keys: list[Any], args: list[Any], client: Any) -> Any:
+        conn = getattr(client, "connection", None)  # a single-connection client's own
+        if conn is None:
+            return self._script(keys=keys, args=args, client=client)
+        packed = [_pack((b"EVALSHA", self._sha, len(keys), *keys, *args))]
+        try:
+            conn.send_packed_command(packed, check_health=False)
+            return conn.read_response()
+        except NoScriptError:
+            client.script_load(self._script.script)
+            conn.send_packed_command(packed, check_health=False)
+            return conn.read_response()
+
+
+class _AsyncScript(_Script):
+    """`_Script` for redis.asyncio: direct on a standalone client's pooled connections."""
+
+    __slots__ = ()
+
+    async def __call__(self, keys: list[Any], args: list[Any], client: Any) -> Any:
+        pool = getattr(client, "connection_pool", None)
+        if pool is None or client.connection is not None:
+            return await self._script(keys=keys, args=args, client=client)
+        packed = [_pack((b"EVALSHA", self._sha, len(keys), *keys, *args))]
+        conn = await pool.get_connection()
+        try:
+            try:
+                await conn.send_packed_command(packed, check_health=False)
+                return await conn.read_response()
+            except NoScriptError:
+                await conn.send_packed_command(
+                    [_pack((b"SCRIPT", b"LOAD", self._script.script))], check_health=False
+                )
+                await conn.read_response()
+                await conn.send_packed_command(packed, check_health=False)
+                return await conn.read_response()
+        finally:
+            await pool.release(conn)
+
+
 def _shared_client(
-    config: CacheConfig, standalone: Any, cluster: Any
+    config: CacheConfig, standalone: Any, cluster: Any, script_type: type[_Script]
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here)."""
     if config.cluster:
@@ -57,7 +146,8 @@ def _shared_client(
     else:
         client = standalone(**_redis.client_kwargs(config))
     scripts = {
-        name: client.register_script(_redis.script_text(name)) for name in _redis.SCRIPT_NAMES
+        name: script_type(client.register_script(_redis.script_text(name)))
+        for name in _redis.SCRIPT_NAMES
     }
     return client, scripts
 
@@ -83,7 +173,7 @@ class AsyncClientSource:
     def _build(self) -> Any:
         with self._errors:
             client, scripts = _shared_client(
-                self._config, redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster
+                self._config, redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster, _AsyncScript
             )
         self._shared, self.scripts = client, scripts
         return client
@@ -126,7 +216,9 @@ class ClientSource:
 
     def _build(self) -> Any:
         with self._errors:
-            client, scripts = _shared_client(self._config, redis.Redis, redis.cluster.RedisCluster)
+            client, scripts = _shared_client(
+                self._config, redis.Redis, redis.cluster.RedisCluster, _Script
+            )
         self._shared, self.scripts = client, scripts
         return client
 
