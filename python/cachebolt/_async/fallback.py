@@ -92,6 +92,10 @@ class AsyncPrimaryBackend(AsyncBackend, Protocol):
         """The redis-py client."""
         ...
 
+    def counters(self) -> dict[str, int]:
+        """This process's hit, lock and rate-limit counters (no I/O)."""
+        ...
+
     async def connect(self) -> None:
         """PING once, bounded by the connect timeout; `BackendUnavailable` when no answer."""
         ...
@@ -638,6 +642,19 @@ class AsyncFallbackBackend:
         """fallback_calls, fallback_locks and fallback_rate_limits so far."""
         with self._counts_lock:
             return {k: v for k, v in self._counts.items() if k.startswith("fallback_")}
+
+    def snapshot(self, memory: dict[str, int]) -> dict[str, int]:
+        """`stats()` without I/O: this process's live counters, `memory` (the memory store's
+        counters) and, for keys/evictions/expired, what Redis said at the last `stats()`."""
+        redis = {**self._redis_stats, **self._primary.counters()}
+        with self._counts_lock:
+            counts = dict(self._counts)
+        merged = dict(memory if not self._up else redis)
+        for name in _SUMMED:
+            merged[name] = memory.get(name, 0) + redis.get(name, 0) + counts.get(name, 0)
+        for name in ("fallback_calls", "fallback_locks", "fallback_rate_limits"):
+            merged[name] = counts[name]
+        return merged
 
     async def stats(self) -> dict[str, int]:
         """Counters of both backends summed, plus the policy answers and the fallback counts.

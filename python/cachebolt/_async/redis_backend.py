@@ -458,6 +458,17 @@ class AsyncRedisBackend:
 
     # --- stats ---------------------------------------------------------------------------------
 
+    def counters(self) -> dict[str, int]:
+        """This process's hit, lock and rate-limit counters (no I/O)."""
+        return {
+            "hits": self._hits,
+            "misses": self._misses,
+            "lock_acquired": self._lock_acquired,
+            "lock_contended": self._lock_contended,
+            "rate_limit_allowed": self._rate_limit_allowed,
+            "rate_limit_denied": self._rate_limit_denied,
+        }
+
     async def stats(self) -> dict[str, int]:
         """The store's counters: hit/lock/limit counts of this process; keys, evictions and
         expirations from the server (DBSIZE counts the whole db, not only the prefix).

@@ -715,6 +715,20 @@ class CacheService:
     def _backend_name(self) -> str:
         return "memory" if self._fallback is None else self._fallback.serving
 
+    def stats_snapshot(self) -> CacheStats:
+        """`stats()` without I/O, for metrics scrapes (also of the asyncio service, from any
+        thread): this process's counters as they stand; in Redis mode `keys`, `evictions` and
+        `expired` are those of the last `stats()` call (0 before the first)."""
+        memory = self._memory_store.stats()
+        fallback = self._fallback
+        raw = memory if fallback is None else fallback.snapshot(memory)
+        return build_stats(
+            raw,
+            backend=self._backend_name,
+            redis_available=self.is_redis_available(),
+            breaker_state="disabled" if fallback is None else fallback.state,
+        )
+
     def stats(self) -> CacheStats:
         """Counters: backend, hits, misses, hit_rate, locks, rate limits, keys, memory, fallback.
 
