@@ -84,6 +84,42 @@ except ImportError:  # pragma: no cover - hiredis is an optional extra
     pass
 
 
+def _run(conn: Any, command: tuple[Any, ...], load: tuple[Any, ...] | None = None) -> Any:
+    """`command` on `conn`, its raw reply; on NOSCRIPT, `load` first and `command` once more.
+
+    The connection disconnects itself on a timeout, a connection error or any exception while
+    writing or reading; an error reply is read whole and raised, the connection stays usable.
+    """
+    try:
+        conn.send_packed_command([_pack(command)], check_health=False)
+        return conn.read_response()
+    except NoScriptError:
+        if load is None:
+            raise
+        _run(conn, load)
+        return _run(conn, command)
+
+
+async def _async_run(
+    pool: Any, command: tuple[Any, ...], load: tuple[Any, ...] | None = None
+) -> Any:
+    """`_run` on a connection lent by `pool` (the asyncio client's, as redis-py would)."""
+    conn = await pool.get_connection()
+    try:
+        try:
+            await conn.send_packed_command([_pack(command)], check_health=False)
+            return await conn.read_response()
+        except NoScriptError:
+            if load is None:
+                raise
+            for step in (load, command):
+                await conn.send_packed_command([_pack(step)], check_health=False)
+                reply = await conn.read_response()
+            return reply
+    finally:
+        await pool.release(conn)
+
+
 class _Script:
     """A registered Lua script, called as redis-py's `Script` is: `(keys=, args=, client=)`.
 
@@ -91,24 +127,18 @@ class _Script:
     on any other client (the cluster client) it is redis-py's `Script`.
     """
 
-    __slots__ = ("_script", "_sha")
+    __slots__ = ("_load", "_script", "_sha")
 
     def __init__(self, script: Any) -> None:
         self._script = script
         self._sha = script.sha.encode()
+        self._load = (b"SCRIPT", b"LOAD", script.script)
 
     def __call__(self, keys: list[Any], args: list[Any], client: Any) -> Any:
         conn = getattr(client, "connection", None)  # a single-connection client's own
         if conn is None:
             return self._script(keys=keys, args=args, client=client)
-        packed = [_pack((b"EVALSHA", self._sha, len(keys), *keys, *args))]
-        try:
-            conn.send_packed_command(packed, check_health=False)
-            return conn.read_response()
-        except NoScriptError:
-            client.script_load(self._script.script)
-            conn.send_packed_command(packed, check_health=False)
-            return conn.read_response()
+        return _run(conn, (b"EVALSHA", self._sha, len(keys), *keys, *args), self._load)
 
 
 class _AsyncScript(_Script):
@@ -120,21 +150,8 @@ class _AsyncScript(_Script):
         pool = getattr(client, "connection_pool", None)
         if pool is None or client.connection is not None:
             return await self._script(keys=keys, args=args, client=client)
-        packed = [_pack((b"EVALSHA", self._sha, len(keys), *keys, *args))]
-        conn = await pool.get_connection()
-        try:
-            try:
-                await conn.send_packed_command(packed, check_health=False)
-                return await conn.read_response()
-            except NoScriptError:
-                await conn.send_packed_command(
-                    [_pack((b"SCRIPT", b"LOAD", self._script.script))], check_health=False
-                )
-                await conn.read_response()
-                await conn.send_packed_command(packed, check_health=False)
-                return await conn.read_response()
-        finally:
-            await pool.release(conn)
+        command = (b"EVALSHA", self._sha, len(keys), *keys, *args)
+        return await _async_run(pool, command, self._load)
 
 
 def _shared_client(
@@ -186,6 +203,16 @@ class AsyncClientSource:
     def get(self) -> Any:
         """The client for a command of the calling task: the shared one."""
         return self._shared or self._build()
+
+    async def execute(self, client: Any, *command: Any) -> Any:
+        """`command` on `client` (from `get()`), its raw reply (no redis-py response callback).
+
+        Standalone: straight on a connection of the pool (see the module docstring).
+        """
+        pool = getattr(client, "connection_pool", None)
+        if pool is None or client.connection is not None:
+            return await client.execute_command(*command)
+        return await _async_run(pool, command)
 
     async def aclose(self) -> None:
         """Close the shared client's connections; the next `get()` makes a new client."""
@@ -243,6 +270,16 @@ class ClientSource:
             _drop_if_stale(local.connection)
         local.used = now
         return client
+
+    def execute(self, client: Any, *command: Any) -> Any:
+        """`command` on `client` (from `get()`), its raw reply (no redis-py response callback).
+
+        Standalone: straight on the thread's connection (see the module docstring).
+        """
+        conn = getattr(client, "connection", None)
+        if conn is None:
+            return client.execute_command(*command)
+        return _run(conn, command)
 
     def _thread_client(self) -> Any:
         shared = self._shared or self._build()

@@ -139,7 +139,7 @@ class AsyncRedisBackend:
         full = self._prefix + store_key(key)
         client = self._clients.get()
         with self._errors:
-            value: bytes | None = await client.get(full)
+            value: bytes | None = await self._clients.execute(client, "GET", full)
         if value is None:
             self._misses += 1
         else:
@@ -153,7 +153,10 @@ class AsyncRedisBackend:
         px = None if ttl is None else seconds_to_ms(ttl, "ttl")
         client = self._clients.get()
         with self._errors:
-            await client.set(full, value, px=px)
+            if px is None:
+                await self._clients.execute(client, "SET", full, value)
+            else:
+                await self._clients.execute(client, "SET", full, value, "PX", px)
 
     async def delete(self, key: str) -> bool:
         full = self._prefix + store_key(key)

@@ -140,7 +140,7 @@ class RedisBackend:
         full = self._prefix + store_key(key)
         client = self._clients.get()
         with self._errors:
-            value: bytes | None = client.get(full)
+            value: bytes | None = self._clients.execute(client, "GET", full)
         if value is None:
             self._misses += 1
         else:
@@ -154,7 +154,10 @@ class RedisBackend:
         px = None if ttl is None else seconds_to_ms(ttl, "ttl")
         client = self._clients.get()
         with self._errors:
-            client.set(full, value, px=px)
+            if px is None:
+                self._clients.execute(client, "SET", full, value)
+            else:
+                self._clients.execute(client, "SET", full, value, "PX", px)
 
     def delete(self, key: str) -> bool:
         full = self._prefix + store_key(key)
