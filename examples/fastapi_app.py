@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -149,7 +150,7 @@ def create_app(
         except ValueError as exc:  # a phone number that does not normalise
             raise HTTPException(status_code=422, detail=str(exc)) from None
         if not result:
-            retry = max(int(-(-result.retry_after // 1)), 1)  # whole seconds, rounded up
+            retry = max(math.ceil(result.retry_after), 1)  # whole seconds, rounded up
             raise HTTPException(
                 status_code=429,
                 detail={"error": "otp_rate_limited", "dimension": result.dimension},
