@@ -1,6 +1,6 @@
-"""`cachebolt bench`: runs every operation on the memory backend, prints the table, writes JSON.
+"""`cachebolt bench`: the table, the JSON, the legs, Redis and the plot, at tiny sizes.
 
-Tiny sizes only, and no timing assertion: the numbers are only required to be positive.
+No timing assertion: the numbers are only required to be finite and positive.
 """
 
 from __future__ import annotations
@@ -8,58 +8,158 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 from cachebolt import cli
 
-OPERATIONS = [
-    "get (hit)",
-    "get (miss)",
-    "set",
-    "get_or_set (hit)",
-    "delete",
-    "incr",
-    "sadd",
-    "sismember",
-    "hset",
-    "hget",
-    "check_rate_limit",
-    "acquire_lock+release_lock",
-    "publish (1 subscriber)",
-]
+OPERATIONS = list(cli.OPERATIONS)
+HEADER = ["operation", "leg", "ops/s", "p50", "p99", "ratio to cachebolt memory"]
+FIELDS = ("ops", "seconds", "ops_per_sec", "p50_ns", "p99_ns", "mean_ns", "batch")
 
 
-def test_bench_prints_every_operation_and_writes_json(
+def _table(out: str) -> list[list[str]]:
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert rows[0] == HEADER
+    assert all(set(cell) <= set("-:") for cell in rows[1])  # the rule
+    return rows[2:]
+
+
+def _check_payload(payload: dict[str, Any], backend: str, keys: int) -> None:
+    assert payload["backend"] == backend
+    assert payload["keys"] == keys
+    assert "batch time / batch size" in payload["latency"]
+    for result in payload["results"]:
+        assert set(result) == {"operation", "leg", "ratio", *FIELDS}, result
+        assert result["operation"] in OPERATIONS and result["leg"] in payload["legs"]
+        for field in FIELDS:
+            value = result[field]
+            assert isinstance(value, int | float) and math.isfinite(value), (field, result)
+            assert value > 0, (field, result)
+        assert result["p50_ns"] <= result["p99_ns"]
+        assert 1 <= result["batch"] <= cli.BATCH
+        if result["leg"] == cli.MEMORY:
+            assert result["ratio"] == pytest.approx(1.0)
+        else:
+            assert result["ratio"] is None or result["ratio"] > 0
+
+
+def test_memory_bench_prints_every_operation_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--keys", "1000", "--quick", "--json", str(out)]) == 0
 
     captured = capsys.readouterr()
-    table = [line for line in captured.out.splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert header == ["operation", "ops/s", "p50", "p99"]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    rows = _table(captured.out)
     assert [row[0] for row in rows] == OPERATIONS
-    assert all(len(row) == 4 and all(row) for row in rows)
-    assert "[13/13]" in captured.err  # the progress line
+    assert all(row[1] == cli.MEMORY and row[5] == "1.00x" for row in rows)
+    assert all(len(row) == len(HEADER) and all(row) for row in rows)
+    assert "[13/13] publish (1 subscriber) - cachebolt memory" in captured.err  # progress
 
     payload = json.loads(out.read_text(encoding="utf-8"))
-    assert payload["backend"] == "memory"
-    assert payload["keys"] == 1000
+    _check_payload(payload, "memory", 1000)
+    assert payload["legs"] == [cli.MEMORY]
     assert [r["operation"] for r in payload["results"]] == OPERATIONS
-    for result in payload["results"]:
-        for field in ("ops", "seconds", "ops_per_sec", "p50_ns", "p99_ns", "mean_ns"):
-            value = result[field]
-            assert isinstance(value, int | float) and math.isfinite(value), (field, result)
-            assert value > 0, (field, result)
-        assert result["p50_ns"] <= result["p99_ns"]
 
 
-def test_bench_with_fewer_keys_than_a_batch(capsys: pytest.CaptureFixture[str]) -> None:
+def test_peers_add_the_installed_libraries_per_operation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    assert (
+        cli.main(["bench", "--keys", "50", "--seconds", "0.005", "--peers", "--json", str(out)])
+        == 0
+    )
+    payload = json.loads(out.read_text(encoding="utf-8"))
+    _check_payload(payload, "memory", 50)
+    # benches' extra installs every peer; each appears only on the operations it has.
+    assert payload["legs"] == [
+        cli.MEMORY,
+        "cachetools TTLCache",
+        "moka-py",
+        "theine",
+        "limits (memory, fixed window)",
+    ]
+    legs_of = {
+        op: [r["leg"] for r in payload["results"] if r["operation"] == op] for op in OPERATIONS
+    }
+    assert legs_of["get (hit)"] == payload["legs"][:4]
+    assert legs_of["check_rate_limit"] == [cli.MEMORY, "limits (memory, fixed window)"]
+    assert legs_of["incr"] == [cli.MEMORY]
+    rows = _table(capsys.readouterr().out)
+    assert len(rows) == len(payload["results"])
+
+
+def test_fewer_keys_than_a_batch(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "--keys", "7", "--seconds", "0.01"]) == 0
-    out = capsys.readouterr().out
-    assert all(op in out for op in OPERATIONS)
+    assert [row[0] for row in _table(capsys.readouterr().out)] == OPERATIONS
+
+
+def test_redis_and_memory_side_by_side_leave_no_key_behind(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redis_client.set("someone-else", "keep")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--backend", "all", "--url", redis_url, "--keys", "40", "--seconds", "0.005"]
+    assert cli.main([*argv, "--peers", "--json", str(out)]) == 0
+
+    payload = json.loads(out.read_text(encoding="utf-8"))
+    _check_payload(payload, "all", 40)
+    assert payload["legs"][:4] == [
+        cli.MEMORY,
+        cli.REDIS,
+        "redis-py",
+        "limits-redis (moving window)",
+    ]
+    redis_rows = [r for r in payload["results"] if r["leg"] == cli.REDIS]
+    assert [r["operation"] for r in redis_rows] == OPERATIONS
+    assert all(r["ratio"] > 0 for r in redis_rows)  # against memory, same run
+    rows = _table(capsys.readouterr().out)
+    assert {row[1] for row in rows} == set(payload["legs"])
+    # Only the bench's own prefix was used, and it was cleaned up.
+    assert redis_client.keys("*") == ["someone-else"]
+
+
+def test_redis_from_the_valkey_environment(
+    redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("VALKEY_URL", redis_url)
+    monkeypatch.setenv("VALKEY_KEY_PREFIX", "app:")
+    assert cli.main(["bench", "--backend", "redis", "--keys", "20", "--seconds", "0.005"]) == 0
+    rows = _table(capsys.readouterr().out)
+    assert [row[0] for row in rows] == OPERATIONS
+    assert all(row[1] == cli.REDIS and row[5] == "-" for row in rows)  # no memory leg to compare
+    assert redis_client.keys("*") == []
+
+
+def test_unreachable_redis_fails_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "redis://127.0.0.1:1/0"
+    assert cli.main(["bench", "--backend", "redis", "--url", url, "--keys", "5", "--quick"]) == 1
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in capsys.readouterr().err
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="--plot needs the optional extra `plot`")
+    png = tmp_path / "bench.png"
+    assert (
+        cli.main(["bench", "--keys", "20", "--seconds", "0.005", "--peers", "--plot", str(png)])
+        == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = cli._installed
+    monkeypatch.setattr(cli, "_installed", lambda name: name != "matplotlib" and real(name))
+    assert cli.main(["bench", "--quick", "--plot", str(tmp_path / "x.png")]) == 2
+    assert "pip install 'cachebolt[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_without_a_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +173,11 @@ def test_without_a_command_prints_help_and_fails(capsys: pytest.CaptureFixture[s
         ["bench", "--keys", "0"],
         ["bench", "--seconds", "-1"],
         ["bench", "--seconds", "nan"],
+        ["bench", "--duration", "inf"],
         ["bench", "--quick", "--seconds", "1"],
+        ["bench", "--quick", "--duration", "1"],
+        ["bench", "--backend", "nope"],
+        ["bench", "--url", "redis://127.0.0.1:6379/0"],  # --url without a Redis backend
         ["nope"],
     ],
 )
