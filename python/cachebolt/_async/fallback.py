@@ -667,15 +667,7 @@ class AsyncFallbackBackend:
                 self._redis_stats = dict(await self._primary.stats())
             except BackendUnavailable as exc:
                 self._tripped(exc)
-        redis = self._redis_stats
-        with self._counts_lock:
-            counts = dict(self._counts)
-        merged = dict(memory if not self._up else redis)
-        for name in _SUMMED:
-            merged[name] = memory.get(name, 0) + redis.get(name, 0) + counts.get(name, 0)
-        for name in ("fallback_calls", "fallback_locks", "fallback_rate_limits"):
-            merged[name] = counts[name]
-        return merged
+        return self.snapshot(memory)
 
     async def aclose(self) -> None:
         """Stop the probe, close the Redis client and the memory backend (idempotent).
