@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -96,25 +95,30 @@ def test_every_route_refuses_the_three_bad_tokens(million: CacheService) -> None
     figure("admin.bad_tokens", routes=len(ROUTES), attempts=refused, refused=refused)
 
 
-def test_listing_a_million_keys_answers_each_page_within_200_ms(million: CacheService) -> None:
-    keys = len(million._memory_store)  # type: ignore[attr-defined]
-    with _client(million) as client:
+def _list_and_report(cache: CacheService, backend: str, keys: int) -> None:
+    """Page through the keyspace (all keys, then a sparse pattern), record the figure, check the
+    bound: 9 pages in 10 within 200 ms."""
+    with _client(cache) as client:
         _page_times(client, "*")  # warm-up: the app's first request builds its routes
         times, seen = _page_times(client, "*")
         sparse, _ = _page_times(client, "feed:user:99999*")  # few matches per step
-    worst = max(times + sparse)
+    every = times + sparse
     figure(
         "admin.list_keys",
-        backend="memory",
+        backend=backend,
         keys=keys,
         page_ms=round(statistics.median(times), 2),
-        p90_page_ms=round(_p90(times + sparse), 2),
-        worst_page_ms=round(worst, 2),
+        p90_page_ms=round(_p90(every), 2),
+        worst_page_ms=round(max(every), 2),
         sparse_page_ms=round(statistics.median(sparse), 2),
         pages=len(times),
     )
-    assert seen == len(times) * 1000 or seen == keys
-    assert _p90(times + sparse) < PAGE_BOUND_MS
+    assert seen >= len(times) * 1000 or seen == keys
+    assert _p90(every) < PAGE_BOUND_MS
+
+
+def test_listing_a_million_keys_answers_each_page_within_200_ms(million: CacheService) -> None:
+    _list_and_report(million, "memory", len(million._memory_store))  # type: ignore[attr-defined]
 
 
 def test_listing_a_large_redis_keyspace_answers_each_page_within_200_ms(
@@ -127,23 +131,8 @@ def test_listing_a_large_redis_keyspace_answers_each_page_within_200_ms(
         if i % 10_000 == 9_999:
             pipe.execute()
     pipe.execute()
-    cache: Any = CacheService(redis_config)
+    cache = CacheService(redis_config)
     try:
-        with _client(cache) as client:
-            _page_times(client, "*")
-            times, _ = _page_times(client, "*")
-            sparse, _ = _page_times(client, "feed:user:99999*")
+        _list_and_report(cache, "redis", keys)
     finally:
         cache.close()
-    worst = max(times + sparse)
-    figure(
-        "admin.list_keys",
-        backend="redis",
-        keys=keys,
-        page_ms=round(statistics.median(times), 2),
-        p90_page_ms=round(_p90(times + sparse), 2),
-        worst_page_ms=round(worst, 2),
-        sparse_page_ms=round(statistics.median(sparse), 2),
-        pages=len(times),
-    )
-    assert _p90(times + sparse) < PAGE_BOUND_MS
