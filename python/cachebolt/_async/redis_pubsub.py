@@ -10,7 +10,10 @@ Each message goes to `deliver(channel, data)` (the service's dispatcher, which r
 logs a failing one and carries on). A lost connection (killed, `CLIENT KILL TYPE pubsub`, a
 restart) is logged once as a WARNING; the listener waits with a capped backoff (50 ms doubling to
 2 s), reconnects and SUBSCRIBEs every active channel again, then logs one INFO line. Messages
-published while it was disconnected are lost: Redis pub/sub delivers at most once.
+published while it was disconnected are lost: Redis pub/sub delivers at most once. So once Redis
+confirms a channel again after a loss (or after a first connection that failed), the listener
+calls `resubscribed(channel)`: from then on no message is missed, and a subscriber that keeps
+state derived from messages (an invalidated local cache) must treat everything before as unknown.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class AsyncRedisListener:
         prefix: the key prefix, prepended to every channel name on Redis.
         deliver: called with (channel without the prefix, message bytes) for each message.
         confirm_timeout: how long `add()` waits for Redis to confirm a SUBSCRIBE, in seconds.
+        resubscribed: called with a channel (without the prefix) when Redis confirms it again
+            after the connection was lost: messages published meanwhile were missed.
     """
 
     def __init__(
@@ -60,11 +65,14 @@ class AsyncRedisListener:
         deliver: Callable[[str, bytes], object],
         *,
         confirm_timeout: float,
+        resubscribed: Callable[[str], object] | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._deliver = deliver
         self._confirm_timeout = confirm_timeout
+        self._resubscribed = resubscribed
+        self._missed: set[str] = set()  # channels that may have missed messages (lost connection)
         self._lock = threading.Lock()
         self._wanted: dict[str, AsyncFlag] = {}  # channel -> set once Redis confirmed it
         self._live: set[str] = set()  # channels Redis confirmed and has not unsubscribed
@@ -208,8 +216,15 @@ class AsyncRedisListener:
             with self._lock:
                 self._live.add(channel)
                 flag = self._wanted.get(channel)
+                missed = channel in self._missed
+                self._missed.discard(channel)
             if flag is not None:
                 flag.set()
+            if missed and self._resubscribed is not None:
+                try:
+                    self._resubscribed(channel)
+                except Exception:
+                    _logger.exception("resubscribe callback for %r failed", channel)
             return True
         if kind == "unsubscribe":
             with self._lock:
@@ -220,6 +235,7 @@ class AsyncRedisListener:
         # Subscriptions made while disconnected wait for the next confirmation.
         with self._lock:
             self._live.clear()
+            self._missed.update(self._wanted)
             for channel in self._wanted:
                 self._wanted[channel] = AsyncFlag()
 

@@ -99,6 +99,7 @@ class AsyncCacheService:
         "_flights",
         "_listener",
         "_memory_store",
+        "_resubscribe_hooks",
     )
 
     def __init__(self, config: CacheConfig | None = None, *, store: MemoryStore | None = None):
@@ -108,6 +109,7 @@ class AsyncCacheService:
         self._broker = LocalBroker()
         self._dispatcher = AsyncDispatcher()
         self._listener: AsyncRedisListener | None = None
+        self._resubscribe_hooks: dict[Subscription, Callable[[], object]] = {}
         self._closed = False
         memory = async_memory_backend(self._memory_store)
         self._backend: AsyncBackend = memory
@@ -178,18 +180,22 @@ class AsyncCacheService:
         check_optional_ttl(ttl)
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        landed = self._flights.landed
         data = await self._backend.get(key)
         if data is None:
             if _logger.isEnabledFor(logging.DEBUG):
                 _logger.debug("cache miss: %s", key)
-            data = await self._flights.run(key, partial(self._fill, key, ttl, fn))
+            data = await self._flights.run(key, partial(self._fill, key, ttl, fn, landed))
         elif _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("cache hit: %s", key)
         return decode(key, data)
 
-    async def _fill(self, key: str, ttl: float | None, fn: Callable[[], object]) -> bytes:
-        # A flight that ended between our miss and this one's start may have stored the value.
-        if await self._backend.exists(key):
+    async def _fill(
+        self, key: str, ttl: float | None, fn: Callable[[], object], landed: int
+    ) -> bytes:
+        # A flight that ended between our miss and this one's start may have stored the value:
+        # look again only then (a miss is otherwise one lookup, `fn` and one store).
+        if self._flights.landed != landed and await self._backend.exists(key):
             data = await self._backend.get(key)
             if data is not None:
                 return data
@@ -482,9 +488,7 @@ class AsyncCacheService:
             keys.append(item[0])
             limit_values.append(item[1])
             windows.append(item[2])
-        answers = await self._backend.rate_limit_many(
-            keys, limit_values, windows, cost, algorithm
-        )
+        answers = await self._backend.rate_limit_many(keys, limit_values, windows, cost, algorithm)
         results = tuple(
             RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
             for limit, (allowed, remaining, reset_after, retry_after) in zip(limit_values, answers)
@@ -495,9 +499,13 @@ class AsyncCacheService:
 
     # --- pub/sub -----------------------------------------------------------------------------
 
-    # --- pub/sub -----------------------------------------------------------------------------
-
-    async def subscribe(self, channel: str, callback: MessageCallback) -> Subscription:
+    async def subscribe(
+        self,
+        channel: str,
+        callback: MessageCallback,
+        *,
+        on_resubscribe: Callable[[], object] | None = None,
+    ) -> Subscription:
         """Call `callback` with every message published on `channel` from now on.
 
         The callback gets the JSON-decoded message; an exception in it is logged (logger
@@ -507,13 +515,31 @@ class AsyncCacheService:
         (at most the command timeout, not at all while Redis is down); it subscribes again by
         itself after a reconnect.
 
+        Redis delivers at most once: messages published while the listener was disconnected
+        (Redis restarted or unreachable, the connection killed or cut off by the server's
+        output-buffer limit) are lost. `on_resubscribe` is then called, with no argument, once
+        Redis has confirmed the channel again (and after a first connection that failed): from
+        that moment no message is missed, so a subscriber that keeps state derived from the
+        messages (e.g. a local cache invalidated by them) should drop it there.
+
+        Args:
+            channel: the channel name (the key prefix is prepended on Redis).
+            callback: called with each JSON-decoded message.
+            on_resubscribe: a plain function (not a coroutine function), run on the listener
+                after a resubscription; an exception in it is logged. Never called in memory
+                mode (nothing is ever missed there).
+
         Returns:
             The subscription; `.unsubscribe()` or leaving its `with` block ends it.
         """
         check_key(channel, "channel")
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        if on_resubscribe is not None and not callable(on_resubscribe):
+            raise TypeError(f"on_resubscribe must be callable, not {type(on_resubscribe).__name__}")
         subscription = Subscription(channel, callback, self._unsubscribe)
+        if on_resubscribe is not None:
+            self._resubscribe_hooks[subscription] = on_resubscribe
         self._dispatcher.register(subscription)
         self._broker.add(subscription)
         fallback = self._fallback
@@ -527,11 +553,23 @@ class AsyncCacheService:
                     self._config.key_prefix,
                     self._deliver,
                     confirm_timeout=self._config.command_timeout_ms / 1000,
+                    resubscribed=self._resubscribed,
                 )
             await self._listener.add(channel, wait=fallback.redis_available)
         return subscription
 
+    def _resubscribed(self, channel: str) -> None:
+        # Called by the listener when Redis confirms `channel` again after a lost connection.
+        for subscription in self._broker.receivers(channel):
+            hook = self._resubscribe_hooks.get(subscription)
+            if hook is not None:
+                try:
+                    hook()
+                except Exception:
+                    _logger.exception("on_resubscribe of %r failed", subscription)
+
     def _unsubscribe(self, subscription: Subscription) -> None:
+        self._resubscribe_hooks.pop(subscription, None)
         self._broker.remove(subscription)
         self._dispatcher.unregister(subscription)
         listener = self._listener
