@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
-from cachebolt import AsyncCacheService, CacheService, SerializationError
-from conftest import Clock
+from cachebolt import AsyncCacheService, CacheConfig, CacheService, SerializationError
+from conftest import Clock, ServiceFactory
 
 WORKERS = 32
 
@@ -196,3 +196,15 @@ async def test_cancelled_waiter_cancels_neither_the_computation_nor_others(
     finish.set()
     assert await follower == "done"
     assert await async_cache.get("k") == "done"
+
+
+def test_a_miss_is_one_lookup_and_one_store(
+    svc: ServiceFactory, redis_config: CacheConfig, redis_client: Any
+) -> None:
+    # The leader looks again only when another flight landed since the caller's miss.
+    cache = svc(redis_config)
+    redis_client.config_resetstat()
+    assert cache.get_or_set("cold", 60, lambda: 1) == 1
+    stats = redis_client.info("commandstats")
+    assert "cmdstat_exists" not in stats
+    assert stats["cmdstat_get"]["calls"] == 1 and stats["cmdstat_set"]["calls"] == 1

@@ -107,11 +107,16 @@ class _Flight:
 
 
 class SingleFlight:
-    """Runs one call per key at a time across threads; concurrent callers share its outcome."""
+    """Runs one call per key at a time across threads; concurrent callers share its outcome.
+
+    `landed` counts the flights that have ended (any key): a caller that read it before its
+    lookup knows, when it is unchanged, that no flight stored anything since.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
+        self.landed = 0
 
     def run(self, key: str, fn: Callable[[], _T]) -> _T:
         """Call `fn` unless a call for `key` is in flight; then wait for it and share its result.
@@ -137,6 +142,7 @@ class SingleFlight:
             # Unregister before waking the waiters: a later miss starts a fresh flight.
             with self._lock:
                 del self._flights[key]
+                self.landed += 1
             flight.done.set()
         return cast(_T, flight.result)
 
@@ -145,11 +151,12 @@ class AsyncSingleFlight:
     """Runs one call per key at a time across tasks; concurrent callers share its outcome.
 
     The call runs in its own task, so cancelling one caller cancels neither the computation nor
-    the other callers.
+    the other callers. `landed` counts the flights that have ended (see `SingleFlight`).
     """
 
     def __init__(self) -> None:
         self._flights: dict[str, asyncio.Task[Any]] = {}
+        self.landed = 0
 
     async def run(self, key: str, fn: Callable[[], Awaitable[_T]]) -> _T:
         """Await `fn()` unless a call for `key` is in flight; then share its result (or error)."""
@@ -161,6 +168,7 @@ class AsyncSingleFlight:
         return cast(_T, await asyncio.shield(task))
 
     def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
+        self.landed += 1
         if self._flights.get(key) is task:
             del self._flights[key]
         if not task.cancelled():

@@ -191,7 +191,9 @@ class CacheService:
             _logger.debug("cache hit: %s", key)
         return decode(key, data)
 
-    def _fill(self, key: str, ttl: float | None, fn: Callable[[], object], landed: int) -> bytes:
+    def _fill(
+        self, key: str, ttl: float | None, fn: Callable[[], object], landed: int
+    ) -> bytes:
         # A flight that ended between our miss and this one's start may have stored the value:
         # look again only then (a miss is otherwise one lookup, `fn` and one store).
         if self._flights.landed != landed and self._backend.exists(key):
@@ -220,7 +222,9 @@ class CacheService:
         """Delete every key of this service (only those under the key prefix in Redis mode)."""
         self._backend.flush()
 
-    def scan(self, cursor: int = 0, pattern: str = "*", count: int = 100) -> tuple[int, list[str]]:
+    def scan(
+        self, cursor: int = 0, pattern: str = "*", count: int = 100
+    ) -> tuple[int, list[str]]:
         """One step of an incremental walk over the keys matching a Redis glob `pattern`.
 
         Start with cursor 0 and pass each returned cursor back until it is 0 again. Every key
@@ -333,7 +337,9 @@ class CacheService:
         return self._backend.extend_lock(lock_key, token, ttl_ms)
 
     @contextmanager
-    def lock(self, lock_key: str, ttl_ms: int, *, wait_seconds: float = 0) -> Iterator[str]:
+    def lock(
+        self, lock_key: str, ttl_ms: int, *, wait_seconds: float = 0
+    ) -> Iterator[str]:
         """Hold the lock for the body of a `with` block; yields the token.
 
         Waits up to `wait_seconds` for a held lock (polling with a short jittered backoff) and
