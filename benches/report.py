@@ -206,10 +206,17 @@ def goals(res: Results) -> list[tuple[str, str, bool | None]]:
             a, b = res.ns(scenario, hi, leg), res.ns(scenario, lo, leg)
             if a is None or b is None:
                 continue
+            measured = f"{a / b:.2f}x: {_fmt(a)} vs {_fmt(b)}"
+            # The same growth of a floor shows what the memory hierarchy alone costs.
+            for floor in ("floor", "floor async", "core", "bare PyO3 call"):
+                fa, fb = res.ns(scenario, hi, floor), res.ns(scenario, lo, floor)
+                if fa is not None and fb is not None:
+                    measured += f" ({floor}: {fa / fb:.2f}x)"
+                    break
             rows.append(
                 (
                     f"{scenario}: {leg} at {size_label(hi)} <= 1.5x its cost at {size_label(lo)}",
-                    f"{a / b:.2f}x: {_fmt(a)} vs {_fmt(b)}",
+                    measured,
                     a <= 1.5 * b,
                 )
             )

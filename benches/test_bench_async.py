@@ -5,7 +5,8 @@ Legs (in the same scenario groups as the blocking ones, so the report shows them
 - `cachebolt async`: `AsyncCacheService` on the memory backend (JSON round trip as always).
 - `floor async`: an `async def` around `FloorCache` (the price of the coroutine layer alone).
 - `cashews`: `Cache().setup("mem://")`, `aiocache`: `SimpleMemoryCache` - both store the dict
-  object (no serialization). Skipped when not installed.
+  object (no serialization). Skipped when not installed. At 5-25 µs per call they hold and loop
+  over at most the first 100k keys (the note says so at 1M).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 import pytest
 from cachebolt import AsyncCacheService
-from conftest import Measure, aloop1, aloop2
+from conftest import PEER_OPS, Measure, aloop1, aloop2
 from floor import FloorCache
 
 TTL = 300
 LEGS = ["cachebolt async", "floor async", "cashews", "aiocache"]
+PEERS = ("cashews", "aiocache")
 Item = tuple[str, Any]
 
 
@@ -74,6 +76,13 @@ def setter(name: str, obj: Any) -> Callable[[str, Any], Coroutine[Any, Any, obje
     return lambda k, v: plain_set(k, v, TTL)
 
 
+def work(name: str, data: list[Any]) -> tuple[list[Any], str]:
+    """The slice a leg runs over, and the note saying so when it is not all of it."""
+    if name in PEERS and len(data) > PEER_OPS:
+        return data[:PEER_OPS], f"first {PEER_OPS:,} keys"
+    return data, ""
+
+
 class AsyncPool:
     """Populated async caches of one module and size."""
 
@@ -82,11 +91,11 @@ class AsyncPool:
         self.caches: dict[str, Any] = {}
 
     def get(self, name: str) -> Any:
-        if name in ("cashews", "aiocache"):
+        if name in PEERS:
             pytest.importorskip(name)
         if name not in self.caches:
             obj = self.loop.run_until_complete(_build(name)())
-            aloop2(self.loop, setter(name, obj), self.items)()
+            aloop2(self.loop, setter(name, obj), work(name, self.items)[0])()
             self.caches[name] = obj
         return self.caches[name]
 
@@ -110,7 +119,8 @@ def test_async_get_hit(
 ) -> None:
     obj = apool.get(leg)
     assert aio_loop.run_until_complete(obj.get(keys[0])) == apool.items[0][1]
-    measure(aloop1(aio_loop, obj.get, keys), len(keys))
+    ks, note = work(leg, keys)
+    measure(aloop1(aio_loop, obj.get, ks), len(ks), note=note)
 
 
 @pytest.mark.benchmark(group="get-miss")
@@ -119,7 +129,8 @@ def test_async_get_miss(
     leg: str, apool: AsyncPool, measure: Measure, aio_loop: Any, missing_keys: list[str]
 ) -> None:
     obj = apool.get(leg)
-    measure(aloop1(aio_loop, obj.get, missing_keys), len(missing_keys))
+    ks, note = work(leg, missing_keys)
+    measure(aloop1(aio_loop, obj.get, ks), len(ks), note=note)
 
 
 @pytest.mark.benchmark(group="set")
@@ -129,7 +140,8 @@ def test_async_set(
 ) -> None:
     """Overwrite. cashews/aiocache pass the TTL by keyword (their API)."""
     obj = apool.get(leg)
-    measure(aloop2(aio_loop, setter(leg, obj), items), len(items))
+    its, note = work(leg, items)
+    measure(aloop2(aio_loop, setter(leg, obj), its), len(its), note=note)
 
 
 @pytest.mark.benchmark(group="get_or_set-hit")
@@ -138,6 +150,7 @@ def test_async_get_or_set_hit(
     leg: str, apool: AsyncPool, measure: Measure, aio_loop: Any, keys: list[str]
 ) -> None:
     obj = apool.get(leg)
+    keys, note = work(leg, keys)
 
     async def compute() -> object:
         raise AssertionError("a hit never computes")
@@ -156,4 +169,4 @@ def test_async_get_or_set_hit(
             for k in keys:
                 await get_or_set(k, TTL, compute)
 
-    measure(lambda: aio_loop.run_until_complete(run()), len(keys))
+    measure(lambda: aio_loop.run_until_complete(run()), len(keys), note=note)

@@ -20,7 +20,7 @@ import limits
 import pytest
 from cachebolt import CacheService
 from cachebolt._core import MemoryStore
-from conftest import Measure, aloop1, new_async_service
+from conftest import PEER_OPS, Measure, aloop1, new_async_service
 from limits.storage import MemoryStorage
 from limits.strategies import (
     FixedWindowRateLimiter,
@@ -29,7 +29,6 @@ from limits.strategies import (
 )
 
 WINDOW = 3600
-PEER_OPS = 100_000
 UNDER, AT = 1_000_000, 5
 STRATEGIES: dict[str, Any] = {
     "limits-fixed": FixedWindowRateLimiter,
