@@ -389,6 +389,27 @@ def test_a_retrying_client_would_run_it_twice(
 BOOKKEEPING = ("lock:", "ratelimit:", "fence:")
 
 
+def test_a_call_that_rewrites_the_only_entry_keeps_the_ttl(
+    redis_config: CacheConfig, redis_client: redis.Redis
+) -> None:
+    # The sliding log rewrites its newest entry's note when older entries expire and the call
+    # admits nothing (a peek, a denial). Rewriting it by ZREM + ZADD deleted the key when that
+    # entry was the only one left and created it again without a TTL (found by the random test
+    # below). The pinned clock makes the sequence exact; Redis keeps such keys >= 60 s real.
+    cache = CacheService(redis_config)
+    clock = [0]
+    primary = cache._fallback._primary  # type: ignore[union-attr]
+    primary._test_clock = lambda: ORIGIN_MS + clock[0]
+    for at, cost in ((0, 1), (500, 1), (1200, 0), (1300, 5)):
+        clock[0] = at
+        cache.hit_rate_limit("one", 3, 1.0, cost=cost)
+        cache.hit_rate_limits([("many:a", 3, 1.0), ("many:b", 5, 1.0)], cost=cost)
+    ttls = {key: redis_client.pttl(key) for key in redis_client.keys("ratelimit:*")}
+    assert sorted(ttls) == ["ratelimit:many:a", "ratelimit:many:b", "ratelimit:one"]
+    assert all(ttl > 0 for ttl in ttls.values()), ttls
+    cache.close()
+
+
 def test_no_immortal_keys(redis_config: CacheConfig, redis_client: redis.Redis) -> None:
     """After random operations of every family, every key the library's own bookkeeping made
     (locks, fence counters, rate-limit state) has a TTL; a key without one was created by the
@@ -449,7 +470,13 @@ def test_no_immortal_keys(redis_config: CacheConfig, redis_client: redis.Redis) 
                 cost=rng.choice([0, 1, 2, 5]), algorithm=algorithm,
             )  # fmt: skip
         elif family == 10:
-            cache.check_rate_limit(f"C{n}", 2, rng.choice([0.05, 10]))
+            if rng.random() < 0.5:
+                cache.check_rate_limit(f"C{n}", 2, rng.choice([0.05, 10]))
+            else:
+                window = rng.choice([0.05, 1])
+                cache.hit_rate_limits(
+                    [(f"M{n}:a", 2, window), (f"M{n}:b", 3, window)], cost=rng.choice([0, 1, 4])
+                )
         else:
             cache.delete(rng.choice([f"s{n}", f"set{n}", f"h{n}", f"c{n}"]))
     immortal_bookkeeping, unexplained, keys = [], [], 0

@@ -103,10 +103,15 @@ for i = 1, #KEYS do
     redis.call('PEXPIRE', log, testing and math.max(window, 60000) or window)
     st.top_ts = t
   elseif st.renote then
+    -- New note first: a ZREM of the only member would delete the key, and the ZADD would then
+    -- create it again without its TTL (an immortal key).
     local units = match(st.top, '^%d+:(%d+)')
-    redis.call('ZREM', log, st.top)
-    redis.call('ZADD', log, st.top_ts, format('%016d:%s:%d:%d:%d', st.top_cum, units,
-      st.top_ts - st.first_ts, st.used, st.first_cost))
+    local note = format('%016d:%s:%d:%d:%d', st.top_cum, units, st.top_ts - st.first_ts,
+      st.used, st.first_cost)
+    if note ~= st.top then
+      redis.call('ZADD', log, st.top_ts, note)
+      redis.call('ZREM', log, st.top)
+    end
   end
 
   local retry_after = 0

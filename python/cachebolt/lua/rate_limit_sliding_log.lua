@@ -20,7 +20,7 @@
 --   denied, nothing expired:      ZRANGE (newest); + ZRANGEBYLEX, ZSCORE when the wait depends
 --                                 on an entry after the oldest (cost > 1 or mixed costs)
 --   the noted oldest has expired: + ZREMRANGEBYSCORE and ZRANGE (new oldest); a call that then
---                                 admits nothing rewrites the newest's note (ZREM + ZADD)
+--                                 admits nothing rewrites the newest's note (ZADD + ZREM)
 --   the newest has expired:       DEL (then as an empty log)
 -- The oldest entry held is always the noted one (anything older was removed when the note was
 -- written), so units in the window = <held> while the noted oldest is in the window. A hit at
@@ -95,9 +95,14 @@ if allowed and cost > 0 then
   redis.call('PEXPIRE', log, ttl)
   top_ts = now
 elseif renote then
+  -- The new note goes in before the old one leaves: a ZREM of the only member would delete the
+  -- key, and the ZADD would then create it again without its TTL (an immortal key).
   local units = match(top, '^%d+:(%d+)')
-  redis.call('ZREM', log, top)
-  redis.call('ZADD', log, top_ts, format('%016d:%s:%d:%d:%d', top_cum, units, top_ts - first_ts, used, first_cost))
+  local note = format('%016d:%s:%d:%d:%d', top_cum, units, top_ts - first_ts, used, first_cost)
+  if note ~= top then
+    redis.call('ZADD', log, top_ts, note)
+    redis.call('ZREM', log, top)
+  end
 end
 
 local retry_after = 0
