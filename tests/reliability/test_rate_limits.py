@@ -23,6 +23,7 @@ from _servers import RedisServer, no_retry
 from cachebolt import CacheConfig, CacheService
 from cachebolt._core import MemoryStore
 from cachebolt._redis import script_text
+from cachebolt.rate_limits import EnhancedRateLimitService
 from conftest import ServiceFactory, wait_until
 
 from ._figures import figure, size
@@ -386,7 +387,7 @@ def test_a_retrying_client_would_run_it_twice(
 
 # --- 10. no immortal keys ------------------------------------------------------------------------
 
-BOOKKEEPING = ("lock:", "ratelimit:", "fence:")
+BOOKKEEPING = ("lock:", "ratelimit:", "fence:", "domain-block:")
 
 
 def test_a_call_that_rewrites_the_only_entry_keeps_the_ttl(
@@ -412,11 +413,13 @@ def test_a_call_that_rewrites_the_only_entry_keeps_the_ttl(
 
 def test_no_immortal_keys(redis_config: CacheConfig, redis_client: redis.Redis) -> None:
     """After random operations of every family, every key the library's own bookkeeping made
-    (locks, fence counters, rate-limit state) has a TTL; a key without one was created by the
-    workload itself without a TTL (set(ttl=None), sadd, hset, incr, get_or_set(ttl=None))."""
+    (locks, fence counters, rate-limit state, domain-limit blocks) has a TTL; a key without
+    one was created by the workload itself without a TTL (set(ttl=None), sadd, hset, incr,
+    get_or_set(ttl=None))."""
     operations = size(5_000, 10_000)
     rng = random.Random(10)
     cache = CacheService(dataclasses.replace(redis_config, key_prefix="imm:"))
+    limiter = EnhancedRateLimitService(cache)
     no_ttl: set[str] = set()  # user keys the workload created without a TTL
     tokens: dict[str, str] = {}
 
@@ -477,6 +480,8 @@ def test_no_immortal_keys(redis_config: CacheConfig, redis_client: redis.Redis) 
                 cache.hit_rate_limits(
                     [(f"M{n}:a", 2, window), (f"M{n}:b", 3, window)], cost=rng.choice([0, 1, 4])
                 )
+        elif rng.random() < 0.5:  # domain limits: violations escalate to temporary blocks
+            limiter.check_otp(f"+1555010010{n}", f"203.0.113.{n}")
         else:
             cache.delete(rng.choice([f"s{n}", f"set{n}", f"h{n}", f"c{n}"]))
     immortal_bookkeeping, unexplained, keys = [], [], 0
