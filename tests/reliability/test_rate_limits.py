@@ -485,9 +485,12 @@ def test_no_immortal_keys(redis_config: CacheConfig, redis_client: redis.Redis) 
         else:
             cache.delete(rng.choice([f"s{n}", f"set{n}", f"h{n}", f"c{n}"]))
     immortal_bookkeeping, unexplained, keys = [], [], 0
+    seen = dict.fromkeys(BOOKKEEPING, 0)
     for raw in redis_client.scan_iter(match="imm:*", count=500):
         keys += 1
         name = raw[len("imm:") :]
+        for namespace in BOOKKEEPING:
+            seen[namespace] += name.startswith(namespace)
         if redis_client.pttl(raw) != -1:
             continue
         if name.startswith(BOOKKEEPING):
@@ -500,7 +503,9 @@ def test_no_immortal_keys(redis_config: CacheConfig, redis_client: redis.Redis) 
         keys=keys,
         bookkeeping_without_ttl=len(immortal_bookkeeping),
         unexplained_without_ttl=len(unexplained),
+        bookkeeping_keys=seen,
     )
     assert cache.stats()["fallback_calls"] == 0
     assert immortal_bookkeeping == [] and unexplained == []
+    assert all(seen.values()), seen  # the workload made every kind of bookkeeping key
     cache.close()
