@@ -12,6 +12,7 @@ from ._pubsub import Subscription
 from ._results import CacheStats, FencedLock, RateLimitResult
 from ._sync import CacheService
 from .config import CacheConfig
+from .patterns import escape_pattern
 from .rate_limits import (
     AsyncEnhancedRateLimitService,
     Dimension,
@@ -50,4 +51,5 @@ __all__ = [
     "Subscription",
     "WrongTypeError",
     "__version__",
+    "escape_pattern",
 ]

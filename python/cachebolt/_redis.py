@@ -24,6 +24,7 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from .config import CacheConfig
+from .patterns import escape_pattern
 
 __all__ = [
     "FENCE_KEEP_MS",
@@ -31,6 +32,7 @@ __all__ = [
     "LOCK_NAMESPACE",
     "RATE_LIMIT_NAMESPACE",
     "SCAN_BATCH",
+    "SCAN_BATCH_COMPLEX",
     "SCRIPT_NAMES",
     "client_kwargs",
     "cluster_kwargs",
@@ -39,6 +41,7 @@ __all__ = [
     "encode_cursor",
     "escape_glob",
     "fence_key",
+    "scan_batch",
     "script_text",
 ]
 
@@ -51,6 +54,10 @@ FENCE_NAMESPACE: Final = "fence:"
 FENCE_KEEP_MS: Final = 86_400_000
 # Keys asked per SCAN step and unlinked per UNLINK in del_pattern / flush.
 SCAN_BATCH: Final = 1000
+# Redis matches every key of a SCAN step against the pattern in one go: a pattern with several
+# `*` (or classes) over long keys costs ~10 us per key, so a 1000-key step would stall the
+# server (and every other client) for ~10 ms. Such patterns scan smaller steps.
+SCAN_BATCH_COMPLEX: Final = 100
 SCRIPT_NAMES: Final = (
     "lock_release",
     "lock_extend",
@@ -60,7 +67,6 @@ SCRIPT_NAMES: Final = (
     "rate_limit_sliding_counter",
     "rate_limit_many_sliding_log",
 )
-_GLOB_SPECIAL: Final = frozenset("*?[]\\")
 
 
 @functools.cache
@@ -69,11 +75,15 @@ def script_text(name: str) -> str:
     return (resources.files("cachebolt") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
+def scan_batch(match: str) -> int:
+    """Keys asked per SCAN step for `match`: fewer when the pattern is costly to match."""
+    wild = match.count("*") + match.count("[")
+    return SCAN_BATCH if wild <= 2 else SCAN_BATCH_COMPLEX
+
+
 def escape_glob(literal: str) -> str:
     """`literal` as a Redis glob matching only itself (`app[1]:` must not match `app1:`)."""
-    if not _GLOB_SPECIAL.intersection(literal):
-        return literal
-    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in literal)
+    return escape_pattern(literal)
 
 
 def _slot(key: str) -> int:

@@ -234,9 +234,10 @@ class AsyncRedisBackend:
         client = self._clients.get()
         removed = 0
         cursor = 0
+        batch = _redis.scan_batch(match)
         with self._errors:
             while True:
-                cursor, raw = await self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
+                cursor, raw = await self._scan_step(client, cursor, match, batch)
                 if raw:
                     # RedisCluster splits a multi-key UNLINK by slot itself.
                     removed += int(await client.unlink(*raw))
@@ -436,7 +437,10 @@ class AsyncRedisBackend:
             keys, limits, windows, cost, algorithm
         )
         full = [self._limit_prefix + key for key in names]
-        if self._config.cluster and len({key_slot(key.encode('utf-8', 'surrogateescape')) for key in full}) > 1:
+        if (
+            self._config.cluster
+            and len({key_slot(key.encode("utf-8", "surrogateescape")) for key in full}) > 1
+        ):
             raise ValueError(
                 "rate_limit_many keys must share one cluster slot: put them under one hash tag, "
                 f"e.g. 'domain:{{otp}}:phone:...'; got {names!r}"

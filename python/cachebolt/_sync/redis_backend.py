@@ -215,18 +215,14 @@ class RedisBackend:
                 return 0, list(raw)
         return _redis.encode_cursor(node_cursor, index, nodes), list(raw)
 
-    def scan(
-        self, cursor: int = 0, pattern: str = "*", count: int = 100
-    ) -> tuple[int, list[str]]:
+    def scan(self, cursor: int = 0, pattern: str = "*", count: int = 100) -> tuple[int, list[str]]:
         """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
         cursor = _unsigned(cursor, "cursor")
         str_arg(pattern, "pattern")
         count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         client = self._clients.get()
         with self._errors:
-            next_cursor, raw = self._scan_step(
-                client, cursor, self._glob_prefix + pattern, count
-            )
+            next_cursor, raw = self._scan_step(client, cursor, self._glob_prefix + pattern, count)
         cut = self._prefix_bytes
         return next_cursor, [_text(name[cut:]) for name in raw]
 
@@ -235,9 +231,10 @@ class RedisBackend:
         client = self._clients.get()
         removed = 0
         cursor = 0
+        batch = _redis.scan_batch(match)
         with self._errors:
             while True:
-                cursor, raw = self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
+                cursor, raw = self._scan_step(client, cursor, match, batch)
                 if raw:
                     # RedisCluster splits a multi-key UNLINK by slot itself.
                     removed += int(client.unlink(*raw))
@@ -437,7 +434,10 @@ class RedisBackend:
             keys, limits, windows, cost, algorithm
         )
         full = [self._limit_prefix + key for key in names]
-        if self._config.cluster and len({key_slot(key.encode('utf-8', 'surrogateescape')) for key in full}) > 1:
+        if (
+            self._config.cluster
+            and len({key_slot(key.encode("utf-8", "surrogateescape")) for key in full}) > 1
+        ):
             raise ValueError(
                 "rate_limit_many keys must share one cluster slot: put them under one hash tag, "
                 f"e.g. 'domain:{{otp}}:phone:...'; got {names!r}"
