@@ -80,6 +80,15 @@ BENCH_PYTEST := $(PY) -m pytest benches --benchmark-only --benchmark-columns=min
 bench: system-deps $(STAMP)-dev build-dev ## every benchmark scenario at 10k/100k/1M keys vs the peers (~20 min)
 	$(BENCH_PYTEST) --benchmark-json=.benchmarks/bench.json
 
+# Rewrites the generated parts of benches/RESULTS.md from the last `make bench`: the machine and
+# versions, the ratio report and goal verdicts, and a fresh `cachebolt bench --peers` table and plot.
+.PHONY: bench-results
+bench-results: $(STAMP)-dev ## rewrite benches/RESULTS.md from .benchmarks/bench.json (+ machine, cachebolt bench table, plot)
+	$(PY) benches/environment.py > .benchmarks/environment.md
+	$(VENV)/bin/cachebolt bench --peers --json .benchmarks/cli.json --plot benches/results.png > .benchmarks/cli.md
+	$(PY) benches/report.py .benchmarks/bench.json --results benches/RESULTS.md \
+		--insert environment=.benchmarks/environment.md --insert cli=.benchmarks/cli.md
+
 .PHONY: bench-quick
 bench-quick: system-deps $(STAMP)-dev build-dev ## the same scenarios at 10k keys, fewer rounds (~3 min)
 	BENCH_SIZES=10000 BENCH_ROUNDS=3 BENCH_SLOW_OPS=1000 BENCH_MEMORY_KEYS=100000 BENCH_THREAD_KEYS=200000 \

@@ -115,7 +115,7 @@ def _gc_off() -> Iterator[None]:
 
 
 Measure = Callable[..., float]
-_NOT_LEG = {"n", "kind", "contender", "share"}
+_NOT_LEG = {"n", "kind", "contender", "share", "scenario"}
 
 
 def loop1(fn: Callable[[Any], object], args: list[Any]) -> Callable[[], None]:

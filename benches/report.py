@@ -8,8 +8,10 @@ code renders the end-of-session report and regenerates it from a saved pytest-be
         [--out .benchmarks/results-latest.md] [--results benches/RESULTS.md]
 
 `--results` rewrites the part of RESULTS.md between `<!-- report:begin -->` and
-`<!-- report:end -->` with the report, so a rerun of `make bench` on a quiet machine updates the
-published tables mechanically (`make bench` does it).
+`<!-- report:end -->` with the report, and `--insert NAME=FILE` the part between
+`<!-- NAME:begin -->` and `<!-- NAME:end -->` with a file (the machine, the `cachebolt bench`
+table), so a rerun on a quiet machine updates the published tables mechanically
+(`make bench-results`).
 
 Figures are ns per operation, loop included. The tables show the fastest round of each leg (the
 least disturbed by other processes on a shared machine) and the ratio of fastest rounds, all
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 GOAL_SIZE = 100_000
-BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
+BEGIN, END = "<!-- {}:begin -->", "<!-- {}:end -->"
 # Scenario order in the report (anything else follows, sorted).
 ORDER = (
     "get-hit", "get-hit-int", "get-miss", "set", "set-int", "set-insert", "get_or_set-hit",
@@ -265,14 +267,15 @@ def render(all_infos: list[Info], header: str = "") -> str:
     return "\n".join(parts)
 
 
-def replace_between_markers(path: Path, body: str) -> None:
-    """Rewrite the text between BEGIN and END in `path` (they must be present)."""
+def replace_between_markers(path: Path, body: str, name: str = "report") -> None:
+    """Rewrite the text between the `name` markers in `path` (they must be present)."""
+    begin, end = BEGIN.format(name), END.format(name)
     text = path.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path}: markers {BEGIN} / {END} not found")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}", encoding="utf-8")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path}: markers {begin} / {end} not found")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{body.strip()}\n{end}{tail}", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--out", type=Path, help="write the report there (default: stdout)")
     parser.add_argument("--results", type=Path, help="update the report section of RESULTS.md")
+    parser.add_argument(
+        "--insert",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="with --results: also put FILE between the NAME markers",
+    )
     args = parser.parse_args(argv)
     data = json.loads(args.json.read_text(encoding="utf-8"))
     machine = data.get("machine_info", {})
@@ -292,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(report + "\n", encoding="utf-8")
     if args.results:
         replace_between_markers(args.results, report)
+        for spec in args.insert:
+            name, _, file = spec.partition("=")
+            body = Path(file).read_text(encoding="utf-8")
+            replace_between_markers(args.results, body, name)
     if not args.out and not args.results:
         print(report)
     return 0

@@ -104,7 +104,9 @@ class Contender:
 @pytest.fixture
 def contender(request: pytest.FixtureRequest, aio_loop: Any) -> Iterator[Contender]:
     algorithm = getattr(request, "param", "sliding_log")
-    c = Contender(request.node.callspec.params["leg"], algorithm, aio_loop)
+    params = request.node.callspec.params
+    name = params["peer"] if params["leg"] == "peer" else params["leg"]
+    c = Contender(name, algorithm, aio_loop)
     yield c
     c.close()
 
@@ -136,17 +138,17 @@ def test_rate_limit_at_limit(
     measure(contender.loop(AT, ids), len(ids), note=note)
 
 
-@pytest.mark.benchmark(group="rate-limit-fixed-window")
-@pytest.mark.parametrize("leg", [*OURS, "limits-fixed"])
-@pytest.mark.parametrize("contender", ["fixed_window"], indirect=True, ids=[""])
-def test_fixed_window(leg: str, contender: Contender, measure: Measure, keys: list[str]) -> None:
-    ids, note = _ids(leg, keys)
-    measure(contender.loop(UNDER, ids), len(ids), note=note)
-
-
-@pytest.mark.benchmark(group="rate-limit-sliding-counter")
-@pytest.mark.parametrize("leg", [*OURS, "limits-sliding-counter"])
-@pytest.mark.parametrize("contender", ["sliding_counter"], indirect=True, ids=[""])
-def test_sliding_counter(leg: str, contender: Contender, measure: Measure, keys: list[str]) -> None:
-    ids, note = _ids(leg, keys)
-    measure(contender.loop(UNDER, ids), len(ids), note=note)
+@pytest.mark.parametrize(
+    ("contender", "peer"),
+    [("fixed_window", "limits-fixed"), ("sliding_counter", "limits-sliding-counter")],
+    indirect=["contender"],
+    ids=["fixed-window", "sliding-counter"],
+)
+@pytest.mark.parametrize("leg", [*OURS, "peer"])
+def test_other_algorithms(
+    leg: str, peer: str, contender: Contender, measure: Measure, keys: list[str], benchmark: Any
+) -> None:
+    """`hit_rate_limit(..., algorithm=...)` against limits' strategy of the same algorithm."""
+    benchmark.group = f"rate-limit-{contender.algorithm.replace('_', '-')}"
+    ids, note = _ids(contender.name, keys)
+    measure(contender.loop(UNDER, ids), len(ids), note=note, leg=contender.name)
