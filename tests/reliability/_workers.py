@@ -86,6 +86,15 @@ def run_workers(target: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> 
                 process.join(5)
 
 
+def run_threads(count: int, target: Callable[[int], object]) -> None:
+    """Run `target(0)` ... `target(count - 1)` in threads and wait for all of them."""
+    pool = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
 def new_barrier(parties: int) -> Any:
     """A barrier that worker processes can share."""
     return _CTX.Barrier(parties)
@@ -225,11 +234,7 @@ def limit_worker(
                 admitted[index] += 1
 
     start.wait(RESULT_TIMEOUT)
-    pool = [threading.Thread(target=hammer, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    run_threads(threads, hammer)
     fallback = cache.stats()["fallback_calls"]
     cache.close()
     return {"admitted": sum(admitted), "fallback_calls": fallback}
@@ -277,11 +282,7 @@ def stampede_worker(url: str, key: str, threads: int, calls_key: str, start: Any
         values[index] = cache.get_or_set(key, 60, compute)
 
     start.wait(RESULT_TIMEOUT)
-    pool = [threading.Thread(target=call, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    run_threads(threads, call)
     cache.close()
     raw.close()
     return values

@@ -26,6 +26,7 @@ from ._workers import (
     exclusion_worker,
     herd_worker,
     new_barrier,
+    run_threads,
     run_workers,
     service,
     start_paused_holder,
@@ -90,7 +91,7 @@ def test_mutual_exclusion_across_threads_in_memory() -> None:
     max_inside = [0]
     barrier = threading.Barrier(threads)
 
-    def worker() -> None:
+    def worker(_: int) -> None:
         barrier.wait()
         for _ in range(rounds):
             asked = time.monotonic()
@@ -101,11 +102,7 @@ def test_mutual_exclusion_across_threads_in_memory() -> None:
                 cache.decr("mx:inside")
                 intervals.append((entered, time.monotonic_ns()))
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    run_threads(threads, worker)
     overlaps = overlapping_pairs(intervals)
     elapsed = (max(end for _, end in intervals) - min(start for start, _ in intervals)) / 1e9
     figure(

@@ -28,7 +28,7 @@ from conftest import ServiceFactory, wait_until
 
 from ._figures import figure, size
 from ._proxy import FaultProxy
-from ._workers import limit_worker, new_barrier, run_workers, skewed_worker
+from ._workers import limit_worker, new_barrier, run_threads, run_workers, skewed_worker
 
 ALGORITHMS = ["sliding_log", "fixed_window", "sliding_counter"]
 
@@ -91,11 +91,7 @@ def test_exact_under_concurrency_in_memory(algorithm: str) -> None:
         for _ in range(hits):
             admitted[index] += bool(cache.hit_rate_limit("hot", limit, 60, algorithm=algorithm))
 
-    pool = [threading.Thread(target=hammer, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    run_threads(threads, hammer)
     figure(
         f"rate_limits.exactness.memory.{algorithm}",
         threads=threads,
