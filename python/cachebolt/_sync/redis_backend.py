@@ -215,14 +215,18 @@ class RedisBackend:
                 return 0, list(raw)
         return _redis.encode_cursor(node_cursor, index, nodes), list(raw)
 
-    def scan(self, cursor: int = 0, pattern: str = "*", count: int = 100) -> tuple[int, list[str]]:
+    def scan(
+        self, cursor: int = 0, pattern: str = "*", count: int = 100
+    ) -> tuple[int, list[str]]:
         """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
         cursor = _unsigned(cursor, "cursor")
         str_arg(pattern, "pattern")
         count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         client = self._clients.get()
         with self._errors:
-            next_cursor, raw = self._scan_step(client, cursor, self._glob_prefix + pattern, count)
+            next_cursor, raw = self._scan_step(
+                client, cursor, self._glob_prefix + pattern, count
+            )
         cut = self._prefix_bytes
         return next_cursor, [_text(name[cut:]) for name in raw]
 
