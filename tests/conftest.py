@@ -109,9 +109,11 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture
 def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A raw redis-py client (str replies) on the session server, FLUSHALLed before the test."""
+    """A raw redis-py client (str replies) on the session server, FLUSHALLed before the test
+    and its statistics reset (`stats()` reads the server's expired/evicted counts)."""
     with redis_server.client() as client:
         client.flushall()
+        client.config_resetstat()
         yield client
 
 
@@ -192,6 +194,7 @@ def cluster_client(_cluster_session_client: redis.RedisCluster) -> redis.RedisCl
     Shared by the session: do not close it.
     """
     _cluster_session_client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    _cluster_session_client.config_resetstat(target_nodes=redis.RedisCluster.PRIMARIES)
     return _cluster_session_client
 
 
