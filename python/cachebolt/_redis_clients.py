@@ -38,6 +38,8 @@ connection idle across a restart reconnects instead of failing its next command.
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import threading
 import time
 import weakref
@@ -154,14 +156,44 @@ class _AsyncScript(_Script):
         return await _async_run(pool, command, self._load)
 
 
+# SO_LINGER on, 0 s: closing the socket resets the connection and drops the bytes not yet sent.
+_RESET_ON_CLOSE: Final = struct.pack("ii", 1, 0)
+
+
+def _reset_on_close(conn: Any) -> None:
+    """Connect hook of the blocking client's connections (standalone): reset on close.
+
+    A command that timed out is given up: redis-py closes its connection. Without this, the
+    kernel keeps retransmitting the unsent command after the close, so a server behind a
+    firewall that dropped packets for a while would run it when the path heals - after the
+    commands the service has sent since, on a new connection (a `set` going back in time).
+    With it, closing discards the command and resets the connection.
+    """
+    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    conn.on_connect()
+
+
+async def _async_reset_on_close(conn: Any) -> None:
+    """`_reset_on_close` for redis.asyncio connections."""
+    sock = conn._writer.transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    await conn.on_connect()
+
+
 def _shared_client(
     config: CacheConfig, standalone: Any, cluster: Any, script_type: type[_Script]
 ) -> tuple[Any, dict[str, Any]]:
-    """The shared client and its registered scripts (a cluster client connects here)."""
+    """The shared client and its registered scripts (a cluster client connects here).
+
+    Standalone connections reset on close (`_reset_on_close`); the cluster client keeps its own
+    connect hook (READONLY on replicas), so its connections close the usual way.
+    """
     if config.cluster:
         client = cluster(**_redis.cluster_kwargs(config))
     else:
-        client = standalone(**_redis.client_kwargs(config))
+        hook = _async_reset_on_close if script_type is _AsyncScript else _reset_on_close
+        client = standalone(**_redis.client_kwargs(config), redis_connect_func=hook)
     scripts = {
         name: script_type(client.register_script(_redis.script_text(name)))
         for name in _redis.SCRIPT_NAMES

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from cachebolt import CacheConfig, CacheService
 from cachebolt._constants import DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS
+from conftest import ServiceFactory, wait_until
 
 from ._chaos_worker import work
 from ._figures import figure, size
@@ -157,6 +158,34 @@ class SilentListener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def test_a_timed_out_write_never_lands_after_newer_ones(
+    ns_redis: NetnsRedisServer, netns: NetNamespace, svc: ServiceFactory
+) -> None:
+    # A `set` that timed out behind a firewall DROP is given up. Its bytes must not reach
+    # Redis when the path heals (the kernel would retransmit them from the closed socket),
+    # after the `set` the service made since on a new connection.
+    config = CacheConfig(
+        enabled=True, host=ns_redis.host, port=ns_redis.port, command_timeout_ms=300
+    )
+    cache = svc(config)
+    rounds = size(3, 10)
+    late = 0
+    for n in range(rounds):
+        cache.set("k", {"v": f"{n}:before"})
+        netns.drop(ns_redis.port)
+        cache.set("k", {"v": f"{n}:timed out"})  # served by memory after the timeout
+        assert not cache.is_redis_available()
+        netns.undrop()
+        wait_until(cache.is_redis_available, timeout=RECOVERY_BOUND)
+        cache.set("k", {"v": f"{n}:after"})
+        time.sleep(2.5)  # longer than the next retransmission of the given-up segment
+        with ns_redis.client() as raw:
+            if json.loads(raw.get("k")) != {"v": f"{n}:after"}:
+                late += 1
+    figure("faults.late_delivery", rounds=rounds, timed_out_writes_landing_late=late)
+    assert late == 0
 
 
 def _timed_calls(cache: CacheService, rounds: int) -> list[float]:
