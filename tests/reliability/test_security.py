@@ -397,6 +397,11 @@ def test_pathological_pattern_keeps_redis_responsive(
             pipe.set(f"{i}:" + "a" * 200, 1)
         pipe.execute()
     window = 1.5
+    # The server's own account of each SCAN step (how long it blocked every other client),
+    # besides a PING loop in another process (whose latency also counts its own scheduling).
+    redis_client.config_set("slowlog-log-slower-than", 0)
+    redis_client.config_set("slowlog-max-len", 100_000)
+    redis_client.slowlog_reset()
     pinger = subprocess.Popen(
         [PYTHON, "-c", _PINGER, str(redis_server.port), str(window)],
         stdin=subprocess.PIPE,
@@ -415,7 +420,14 @@ def test_pathological_pattern_keeps_redis_responsive(
                 assert cache.del_pattern("*a*a*a*a*a*a*b") == 0
                 passes += 1
         pings = sorted(json.loads(pinger.stdout.readline()))
+        scans = [
+            entry["duration"]
+            for entry in redis_client.slowlog_get(100_000)
+            if bytes(entry["command"]).upper().startswith(b"SCAN")
+        ]
     finally:
+        redis_client.config_set("slowlog-log-slower-than", 10_000)
+        redis_client.config_set("slowlog-max-len", 128)
         pinger.stdin.close()
         pinger.wait(10)
         pinger.stdout.close()
@@ -424,11 +436,16 @@ def test_pathological_pattern_keeps_redis_responsive(
         "security.glob_pathological[redis]",
         keys=size(20_000, 100_000),
         del_pattern_passes=passes,
+        scan_steps=len(scans),
+        longest_scan_step_ms=round(max(scans) / 1000, 2),
         pings=len(pings),
         ping_p99_ms=round(p99 * 1000, 2),
         ping_max_ms=round(pings[-1] * 1000, 2),
     )
-    assert p99 < 0.010
+    # A PING waits at most for the SCAN step in progress: no step may block the server 10 ms.
+    # (The PING p99 above is the figure; on a loaded 2-core machine it also measures how long
+    # the pinging process waited for a core, so the bound is checked on the server's clock.)
+    assert scans and max(scans) < 10_000
 
 
 # --- 19. hostile keys and values -------------------------------------------------------------
