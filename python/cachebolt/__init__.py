@@ -12,14 +12,6 @@ from ._pubsub import Subscription
 from ._results import CacheStats, FencedLock, RateLimitResult
 from ._sync import CacheService
 from .config import CacheConfig
-from .patterns import escape_pattern
-from .rate_limits import (
-    AsyncEnhancedRateLimitService,
-    Dimension,
-    DomainLimitResult,
-    EnhancedRateLimitService,
-    Escalation,
-)
 from .exceptions import (
     CacheError,
     CapacityError,
@@ -28,6 +20,14 @@ from .exceptions import (
     RateLimitExceeded,
     SerializationError,
     WrongTypeError,
+)
+from .patterns import escape_pattern
+from .rate_limits import (
+    AsyncEnhancedRateLimitService,
+    Dimension,
+    DomainLimitResult,
+    EnhancedRateLimitService,
+    Escalation,
 )
 
 __all__ = [

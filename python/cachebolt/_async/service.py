@@ -491,7 +491,9 @@ class AsyncCacheService:
         answers = await self._backend.rate_limit_many(keys, limit_values, windows, cost, algorithm)
         results = tuple(
             RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
-            for limit, (allowed, remaining, reset_after, retry_after) in zip(limit_values, answers)
+            for limit, (allowed, remaining, reset_after, retry_after) in zip(
+                limit_values, answers, strict=True
+            )
         )
         if _logger.isEnabledFor(logging.DEBUG) and not all(results):
             _logger.debug("rate limit exceeded: %s", ", ".join(keys))

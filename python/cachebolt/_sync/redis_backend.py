@@ -447,7 +447,7 @@ class RedisBackend:
                 f"e.g. 'domain:{{otp}}:phone:...'; got {names!r}"
             )
         args: list[int | str] = [cost, "" if self._test_clock is None else self._test_clock()]
-        for limit, window_ms in zip(limits, windows_ms):
+        for limit, window_ms in zip(limits, windows_ms, strict=True):
             args += (limit, window_ms)
         client = self._clients.get()
         with self._errors:
