@@ -11,7 +11,10 @@ show the password.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
+import struct
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -642,6 +645,48 @@ def test_scripts_survive_script_flush_and_killed_connections(
     assert redis_client.zcard("t:ratelimit:r2") == outcomes.count(True)
 
 
+def lingers_to(ports: set[int], but: Any = None) -> list[tuple[int, int]]:
+    """(on, seconds) of SO_LINGER of every TCP socket of this process connected to `ports`,
+    but those of the raw redis-py client `but`."""
+    skip = set()
+    if but is not None:
+        pool = but.connection_pool
+        for conn in [*pool._available_connections, *pool._in_use_connections]:
+            if conn._sock is not None:
+                skip.add(conn._sock.getsockname())
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue  # not a socket (or gone)
+        with sock:
+            if sock.type != socket.SOCK_STREAM or sock.family not in (
+                socket.AF_INET,
+                socket.AF_INET6,
+            ):
+                continue
+            try:
+                port = sock.getpeername()[1]
+            except OSError:
+                continue
+            if port in ports and sock.getsockname() not in skip:
+                raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
+                found.append(struct.unpack("ii", raw))
+    return found
+
+
+def test_connections_reset_on_close(
+    rb: Any, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    # A command given up after a timeout must never be delivered later (tests/reliability:
+    # test_a_timed_out_write_never_lands_after_newer_ones): SO_LINGER 0 on every connection.
+    rb.set("k", b"v")
+    assert rb.rate_limit("r", 1, 1)[0]
+    lingers = lingers_to({redis_server.port}, but=redis_client)
+    assert lingers and set(lingers) == {(1, 0)}, lingers
+
+
 def test_wrong_password_is_unavailable_and_never_shown(tmp_path: Path, flavour: str) -> None:
     with RedisServer(tmp_path / "auth", password=SECRET) as server:
         wrong = open_backend(config_for(server, password="not-" + SECRET), flavour)
@@ -728,6 +773,9 @@ def test_cluster(redis_cluster: RedisCluster, flavour: str) -> None:
         stats = backend.stats()
         assert stats["keys"] == 200 and stats["evictions"] == 0
         assert 0 < backend.ping() < 1
+        if flavour == "sync":  # redis.asyncio's cluster client takes no connect hook
+            lingers = lingers_to({port for _, port in cluster.addresses})
+            assert lingers and set(lingers) == {(1, 0)}, lingers
         seen: list[str] = []
         cursor, keys = backend.scan(0, "k*", 30)
         seen += keys

@@ -169,8 +169,12 @@ def _reset_on_close(conn: Any) -> None:
     commands the service has sent since, on a new connection (a `set` going back in time).
     With it, closing discards the command and resets the connection.
     """
-    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    _set_reset_on_close(conn)
     conn.on_connect()
+
+
+def _set_reset_on_close(conn: Any) -> None:
+    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
 
 
 async def _async_reset_on_close(conn: Any) -> None:
@@ -186,13 +190,17 @@ def _shared_client(
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here).
 
-    Standalone connections reset on close (`_reset_on_close`); the cluster client keeps its own
-    connect hook (READONLY on replicas), so its connections close the usual way.
+    Every connection resets on close (`_reset_on_close`) but the asyncio cluster client's,
+    which takes no connect hook.
     """
+    asyncio = script_type is _AsyncScript
     if config.cluster:
-        client = cluster(**_redis.cluster_kwargs(config))
+        kwargs = _redis.cluster_kwargs(config)
+        if not asyncio:  # called after the cluster client's own hook (the asyncio one has none)
+            kwargs["redis_connect_func"] = _set_reset_on_close
+        client = cluster(**kwargs)
     else:
-        hook = _async_reset_on_close if script_type is _AsyncScript else _reset_on_close
+        hook = _async_reset_on_close if asyncio else _reset_on_close
         client = standalone(**_redis.client_kwargs(config), redis_connect_func=hook)
     scripts = {
         name: script_type(client.register_script(_redis.script_text(name)))
