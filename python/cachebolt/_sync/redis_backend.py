@@ -500,12 +500,7 @@ class RedisBackend:
             "used_bytes": 0,
             "evictions": sum(int(n.get("evicted_keys", 0)) for n in nodes),
             "expired": sum(int(n.get("expired_keys", 0)) for n in nodes),
-            "hits": self._hits,
-            "misses": self._misses,
-            "lock_acquired": self._lock_acquired,
-            "lock_contended": self._lock_contended,
-            "rate_limit_allowed": self._rate_limit_allowed,
-            "rate_limit_denied": self._rate_limit_denied,
+            **self.counters(),
             "max_keys": 0,
             "max_bytes": 0,
         }
