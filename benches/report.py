@@ -280,7 +280,12 @@ def replace_between_markers(path: Path, body: str, name: str = "report") -> None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
+    parser.add_argument(
+        "json",
+        type=Path,
+        nargs="+",
+        help="pytest-benchmark JSON (--benchmark-json); a later file's legs replace an earlier's",
+    )
     parser.add_argument("--out", type=Path, help="write the report there (default: stdout)")
     parser.add_argument("--results", type=Path, help="update the report section of RESULTS.md")
     parser.add_argument(
@@ -291,13 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         help="with --results: also put FILE between the NAME markers",
     )
     args = parser.parse_args(argv)
-    data = json.loads(args.json.read_text(encoding="utf-8"))
-    machine = data.get("machine_info", {})
+    runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.json]
+    machine = runs[0].get("machine_info", {})
     header = (
-        f"Run {data.get('datetime', '?')} on {machine.get('cpu', {}).get('brand_raw', '?')}, "
-        f"Python {machine.get('python_version', '?')}, from `{args.json}`.\n"
+        f"Run {runs[0].get('datetime', '?')} on {machine.get('cpu', {}).get('brand_raw', '?')}, "
+        f"Python {machine.get('python_version', '?')}, from "
+        + ", ".join(f"`{path}`" for path in args.json)
+        + ".\n"
     )
-    report = render(infos(data["benchmarks"]), header)
+    report = render(infos([b for run in runs for b in run["benchmarks"]]), header)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")
     if args.results:

@@ -20,7 +20,7 @@ from cachebolt import AsyncCacheService
 from conftest import PEER_OPS, Measure, aloop1, aloop2
 from floor import FloorCache
 
-TTL = 300
+TTL = 3600  # longer than a whole run at 1M keys: a key must not expire mid-module
 LEGS = ["cachebolt async", "floor async", "cashews", "aiocache"]
 PEERS = ("cashews", "aiocache")
 Item = tuple[str, Any]
