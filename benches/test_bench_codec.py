@@ -1,6 +1,7 @@
 """Codec: orjson (cachebolt's choice) vs msgspec.json vs stdlib json on the cache's values.
 
-Every leg encodes/decodes the same 100k distinct ~200-byte dicts. msgspec uses a pre-built
+Every leg encodes/decodes the same 100k distinct ~200-byte dicts (one size only: a codec's cost
+does not depend on the number of keys of a cache). msgspec uses a pre-built
 untyped Encoder/Decoder (a cache value has no schema, so a typed Struct decode does not apply).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from conftest import Measure
+from conftest import Measure, make_value
 
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 
@@ -29,6 +30,13 @@ def _codecs() -> dict[str, Codec]:
 
 
 LEGS = ["orjson", "msgspec", "json"]
+N_VALUES = 100_000
+
+
+@pytest.fixture(scope="module")
+def values() -> list[dict[str, Any]]:
+    """100k distinct values (this module's own: the codecs run at one size)."""
+    return [make_value(i) for i in range(N_VALUES)]
 
 
 @pytest.mark.benchmark(group="codec-encode")
