@@ -11,6 +11,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 PEER = ("198.51.100.7", 40000)
+# Every route of `admin_router`, each with a pattern where it takes one.
+ROUTES = [
+    ("GET", "/cache/stats"),
+    ("GET", "/cache/keys?pattern=*"),
+    ("DELETE", "/cache/keys?pattern=*"),
+    ("POST", "/cache/clear-locks"),
+    ("GET", "/cache/health"),
+]
 
 
 class Harness:

@@ -6,20 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _web import PEER, Harness, open_harness
+from _web import PEER, ROUTES, Harness, open_harness
 from cachebolt import CacheConfig
 from cachebolt.fastapi import admin_router
 from fastapi.testclient import TestClient
 
 TOKEN = "s3cret-admin-token-0123456789"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
-ROUTES = [
-    ("GET", "/cache/stats"),
-    ("GET", "/cache/keys?pattern=*"),
-    ("DELETE", "/cache/keys?pattern=*"),
-    ("POST", "/cache/clear-locks"),
-    ("GET", "/cache/health"),
-]
 BAD_AUTH = {
     "none": {},
     "wrong": {"Authorization": "Bearer nope"},

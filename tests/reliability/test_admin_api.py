@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from _web import ROUTES
 from cachebolt import CacheConfig, CacheService
 from cachebolt._core import MemoryStore
 from cachebolt.fastapi import admin_router
@@ -25,13 +26,6 @@ from ._figures import figure, size
 TOKEN = "reliability-admin-token-0123456789"
 PAGE_BOUND_MS = 200.0
 PAGES = 30
-ROUTES = [
-    ("GET", "/cache/stats"),
-    ("GET", "/cache/keys?pattern=*"),
-    ("DELETE", "/cache/keys?pattern=*"),
-    ("POST", "/cache/clear-locks"),
-    ("GET", "/cache/health"),
-]
 BAD = {
     "no token": {},
     "wrong token": {"Authorization": "Bearer wrong"},
