@@ -527,6 +527,16 @@ def _interleaved(rounds: int, n: int) -> None:  # pragma: no cover - manual
                 for k in keys:
                     moving(item, f"ilm:{k}")
 
+            def cb_lock() -> None:
+                for k in keys:
+                    svc.release_lock(k, svc.acquire_lock(k, TTL_MS))
+
+            def redis_py_lock() -> None:
+                for k in keys:
+                    held = raw1.lock(f"lock:{k}", timeout=TTL)
+                    held.acquire(blocking=False)
+                    held.release()
+
             groups: dict[str, dict[str, Loop]] = {
                 "get-hit": {
                     REF: get_loop(svc.get, False),
@@ -539,6 +549,10 @@ def _interleaved(rounds: int, n: int) -> None:  # pragma: no cover - manual
                     f"redis-py pooled [{MAIN}]": set_loop(rawp.set, True),
                 },
                 "rate-limit-under": {REF: cb_rl, f"limits MovingWindow [{MAIN}]": limits_rl},
+                "lock-acquire-release": {
+                    REF: cb_lock,
+                    f"redis-py Lock 1conn [{MAIN}]": redis_py_lock,
+                },
             }
             print(f"{state.placement}; {n} ops per round, {rounds} rounds")
             for group, legs in groups.items():

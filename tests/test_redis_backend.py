@@ -783,9 +783,8 @@ def test_cluster(redis_cluster: RedisCluster, flavour: str) -> None:
         stats = backend.stats()
         assert stats["keys"] == 200 and stats["evictions"] == 0
         assert 0 < backend.ping() < 1
-        if flavour == "sync":  # redis.asyncio's cluster client takes no connect hook
-            lingers = lingers_to(ports, others)
-            assert lingers and set(lingers.values()) == {(1, 0)}, lingers
+        lingers = lingers_to(ports, others)
+        assert lingers and set(lingers.values()) == {(1, 0)}, lingers
         seen: list[str] = []
         cursor, keys = backend.scan(0, "k*", 30)
         seen += keys

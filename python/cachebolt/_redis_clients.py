@@ -185,20 +185,34 @@ async def _async_reset_on_close(conn: Any) -> None:
     await conn.on_connect()
 
 
+def _hook_async_cluster(client: Any) -> None:
+    """Give redis.asyncio's `RedisCluster`, which takes no connect hook, `_async_reset_on_close`.
+
+    Its nodes make their connections with the keyword arguments they were built with: the
+    startup nodes' own copies, and the client's dict, which the nodes it discovers copy. No
+    connection exists yet (construction does no I/O).
+    """
+    for kwargs in (client.connection_kwargs, *(n.connection_kwargs for n in client.startup_nodes)):
+        if "redis_connect_func" in kwargs:  # the client's own (read_from_replicas), not used here
+            raise RuntimeError("the asyncio cluster client has a connect hook of its own")
+        kwargs["redis_connect_func"] = _async_reset_on_close
+
+
 def _shared_client(
     config: CacheConfig, standalone: Any, cluster: Any, script_type: type[_Script]
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here).
 
-    Every connection resets on close (`_reset_on_close`) but the asyncio cluster client's,
-    which takes no connect hook.
+    Every connection resets on close (`_reset_on_close`).
     """
     asyncio = script_type is _AsyncScript
     if config.cluster:
         kwargs = _redis.cluster_kwargs(config)
-        if not asyncio:  # called after the cluster client's own hook (the asyncio one has none)
+        if not asyncio:  # called after the cluster client's own hook
             kwargs["redis_connect_func"] = _set_reset_on_close
         client = cluster(**kwargs)
+        if asyncio:
+            _hook_async_cluster(client)
     else:
         hook = _async_reset_on_close if asyncio else _reset_on_close
         client = standalone(**_redis.client_kwargs(config), redis_connect_func=hook)
