@@ -250,6 +250,20 @@ def test_escalation_blocks_then_expires(
     assert stats["escalations"] == 1
 
 
+def test_peeks_at_an_exhausted_limit_never_escalate(cache: Any, store: Any) -> None:
+    limiter = make_limiter(
+        cache,
+        store,
+        rules={"otp": (Dimension("phone", "phone", 1, 30), Dimension("ip", "ip", 50, 30))},
+        escalation=Escalation(violations=3, window_seconds=60, block_seconds=120),
+    )
+    assert limiter.check_otp(PHONE, IP)
+    peeks = [limiter.check("otp", phone=PHONE, ip=IP, cost=0) for _ in range(6)]
+    assert [(p.allowed, p.blocked, p.dimension) for p in peeks] == [(False, False, "phone")] * 6
+    assert limiter.stats()["escalations"] == 0
+    assert not limiter.check_otp(PHONE, IP).blocked  # an attempt is the first violation
+
+
 def test_result_is_frozen_and_truthy() -> None:
     result = DomainLimitResult(True, "otp", None, 0.0)
     assert bool(result) and not DomainLimitResult(False, "otp", "ip", 1.0)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import pytest
 from _web import PEER, Harness, open_harness
-from cachebolt import AsyncCacheService, CacheConfig
+from cachebolt import AsyncCacheService, CacheConfig, CacheService
 from cachebolt.fastapi import RateLimit, WithLock, client_address
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.testclient import TestClient
@@ -160,6 +160,25 @@ def test_rate_limit_per_router_and_as_a_parameter(harness: Harness) -> None:
     assert first.headers["RateLimit-Limit"] == "2" and first.headers["RateLimit-Remaining"] == "1"
     assert client.get("/b").status_code == 200
     assert client.get("/b").status_code == 429
+
+
+def test_two_limits_at_one_counter_are_refused(harness: Harness) -> None:
+    # Without their own key= both would count each request at one counter (twice, or as
+    # another algorithm's state): a clear error instead of a silently halved limit.
+    @harness.app.get(
+        "/twice", dependencies=[Depends(RateLimit(100, 60)), Depends(RateLimit(2, 3600))]
+    )
+    def twice() -> str:
+        return "x"
+
+    client = harness.start()  # answers an exception raised in the app as a 500
+    assert client.get("/twice").status_code == 500
+    if not isinstance(harness.service, CacheService):
+        return  # an asyncio service lives on the harness client's loop
+    with TestClient(harness.app) as raising:  # raises it instead
+        raising.app.state.cachebolt = harness.service
+        with pytest.raises(RuntimeError, match=r"two RateLimit dependencies of /twice.*own key="):
+            raising.get("/twice")
 
 
 def test_spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(harness: Harness) -> None:

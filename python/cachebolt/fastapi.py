@@ -264,7 +264,12 @@ class RateLimit:
     on its response (with several limits on a route, the one with the fewest remaining wins; a
     handler that returns its own `Response` object gets none). A denied request gets 429, a JSON
     body and the same headers plus `Retry-After`: whole seconds rounded up, so a client that
-    waits that long is never refused for this limit. A denied request consumes nothing.
+    waits that long is never refused for this limit. A denied request consumes nothing of this
+    limit. Several limits on one route each need their own `key=` (two that would count the
+    same request at one counter raise `RuntimeError`), and each records its hit on its own: a
+    request that one of them denies still counts in those checked before it. To check several
+    limits together, consuming nothing when any denies, use `hit_rate_limits` or
+    `EnhancedRateLimitService`.
 
     Args:
         limit: requests allowed per window, >= 1.
@@ -323,6 +328,15 @@ class RateLimit:
     ) -> RateLimitResult:
         service = _service(request, self._cache)
         key = self.scope_key(request, identity)
+        counted = getattr(request.state, "cachebolt_rate_limit_keys", None)
+        if counted is None:
+            counted = request.state.cachebolt_rate_limit_keys = set()
+        if key in counted:
+            raise RuntimeError(
+                f"two RateLimit dependencies of {_route_path(request)} count this request at "
+                f"ratelimit:{key}: give each its own key="
+            )
+        counted.add(key)
         result: RateLimitResult = await _call(
             service,
             "hit_rate_limit",

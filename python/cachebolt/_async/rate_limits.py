@@ -155,7 +155,8 @@ class AsyncEnhancedRateLimitService:
         self._count(plan.action, "denied")
         denying = [(dim, r) for dim, r in zip(plan.dimensions, results, strict=True) if not r]
         worst, worst_result = max(denying, key=lambda pair: pair[1].retry_after)
-        await self._violated(plan, denying)
+        if cost > 0:  # a peek (cost 0) asks; only an attempt counts as a violation
+            await self._violated(plan, denying)
         return DomainLimitResult(
             False,
             plan.action,

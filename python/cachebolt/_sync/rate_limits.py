@@ -156,7 +156,8 @@ class EnhancedRateLimitService:
         self._count(plan.action, "denied")
         denying = [(dim, r) for dim, r in zip(plan.dimensions, results, strict=True) if not r]
         worst, worst_result = max(denying, key=lambda pair: pair[1].retry_after)
-        self._violated(plan, denying)
+        if cost > 0:  # a peek (cost 0) asks; only an attempt counts as a violation
+            self._violated(plan, denying)
         return DomainLimitResult(
             False,
             plan.action,
