@@ -384,6 +384,31 @@ def test_rate_limit_under(leg: str, bench: Bench, benchmark: Any, measure: Measu
 LOCK_LEGS = _legs("cachebolt redis [{p}]", "redis-py Lock 1conn [{p}]")
 
 
+def _cachebolt_lock_once(service: Any) -> Callable[[str], None]:
+    """acquire (free lock) + release of one name on the service."""
+    acquire, release = service.acquire_lock, service.release_lock
+
+    def one(name: str) -> None:
+        token = acquire(name, LOCK_TTL_MS)
+        if token is None or not release(name, token):
+            raise AssertionError(name)
+
+    return one
+
+
+def _redis_py_lock_once(client: Any) -> Callable[[str], None]:
+    """The same with redis-py's `Lock` on `client`."""
+    lock = client.lock
+
+    def one(name: str) -> None:
+        held = lock(name, timeout=10)
+        if not held.acquire(blocking=False):
+            raise AssertionError(name)
+        held.release()
+
+    return one
+
+
 @pytest.mark.benchmark(group="lock-acquire-release")
 @pytest.mark.parametrize("leg", LOCK_LEGS)
 def test_lock(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
@@ -392,21 +417,9 @@ def test_lock(leg: str, bench: Bench, benchmark: Any, measure: Measure) -> None:
     service = None
     if leg.startswith("cachebolt"):
         service = bench.service(parser)
-        acquire, release = service.acquire_lock, service.release_lock
-
-        def one(name: str) -> None:
-            token = acquire(name, LOCK_TTL_MS)
-            if token is None or not release(name, token):
-                raise AssertionError(name)
-
+        one = _cachebolt_lock_once(service)
     else:
-        lock = bench.client(parser).lock
-
-        def one(name: str) -> None:
-            held = lock(name, timeout=10)
-            if not held.acquire(blocking=False):
-                raise AssertionError(name)
-            held.release()
+        one = _redis_py_lock_once(bench.client(parser))
 
     cost = round_trips(bench, lambda i: one(f"probe{LOCK_LEGS.index(leg)}:{i}"))
     benchmark.extra_info["note"] = f"per acquire+release: {cost}"
@@ -527,15 +540,12 @@ def _interleaved(rounds: int, n: int) -> None:  # pragma: no cover - manual
                 for k in keys:
                     moving(item, f"ilm:{k}")
 
-            def cb_lock() -> None:
-                for k in keys:
-                    svc.release_lock(k, svc.acquire_lock(k, TTL_MS))
+            def lock_loop(one: Callable[[str], None], prefix: str) -> Loop:
+                def loop() -> None:
+                    for k in keys:
+                        one(f"{prefix}:{k}")
 
-            def redis_py_lock() -> None:
-                for k in keys:
-                    held = raw1.lock(f"lock:{k}", timeout=TTL)
-                    held.acquire(blocking=False)
-                    held.release()
+                return loop
 
             groups: dict[str, dict[str, Loop]] = {
                 "get-hit": {
@@ -550,8 +560,8 @@ def _interleaved(rounds: int, n: int) -> None:  # pragma: no cover - manual
                 },
                 "rate-limit-under": {REF: cb_rl, f"limits MovingWindow [{MAIN}]": limits_rl},
                 "lock-acquire-release": {
-                    REF: cb_lock,
-                    f"redis-py Lock 1conn [{MAIN}]": redis_py_lock,
+                    REF: lock_loop(_cachebolt_lock_once(svc), "ilk"),
+                    f"redis-py Lock 1conn [{MAIN}]": lock_loop(_redis_py_lock_once(raw1), "ilr"),
                 },
             }
             print(f"{state.placement}; {n} ops per round, {rounds} rounds")

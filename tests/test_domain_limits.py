@@ -216,16 +216,21 @@ def test_concurrent_overlapping_checks_admit_exactly_the_oracle(cache: Any, stor
     assert {p: first[p] + second[p] for p in phones} == dict.fromkeys(phones, 3)
 
 
-def test_escalation_blocks_then_expires(
-    cache: Any, store: Any, clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="cachebolt")
-    limiter = make_limiter(
+def one_otp_then_escalate(cache: Any, store: Any) -> Any:
+    """One OTP per phone per 30 s; the third violation in 60 s blocks the phone for 120 s."""
+    return make_limiter(
         cache,
         store,
         rules={"otp": (Dimension("phone", "phone", 1, 30), Dimension("ip", "ip", 50, 30))},
         escalation=Escalation(violations=3, window_seconds=60, block_seconds=120),
     )
+
+
+def test_escalation_blocks_then_expires(
+    cache: Any, store: Any, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cachebolt")
+    limiter = one_otp_then_escalate(cache, store)
     assert limiter.check_otp(PHONE, IP)
     outcomes = [limiter.check_otp(PHONE, IP) for _ in range(3)]
     assert [r.blocked for r in outcomes] == [False, False, False]
@@ -251,12 +256,7 @@ def test_escalation_blocks_then_expires(
 
 
 def test_peeks_at_an_exhausted_limit_never_escalate(cache: Any, store: Any) -> None:
-    limiter = make_limiter(
-        cache,
-        store,
-        rules={"otp": (Dimension("phone", "phone", 1, 30), Dimension("ip", "ip", 50, 30))},
-        escalation=Escalation(violations=3, window_seconds=60, block_seconds=120),
-    )
+    limiter = one_otp_then_escalate(cache, store)
     assert limiter.check_otp(PHONE, IP)
     peeks = [limiter.check("otp", phone=PHONE, ip=IP, cost=0) for _ in range(6)]
     assert [(p.allowed, p.blocked, p.dimension) for p in peeks] == [(False, False, "phone")] * 6

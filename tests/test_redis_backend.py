@@ -649,7 +649,9 @@ def lingers_to(
     ports: set[int], others: Container[tuple[Any, ...]] = ()
 ) -> dict[tuple[Any, ...], tuple[int, int]]:
     """(on, seconds) of SO_LINGER of every TCP socket of this process connected to `ports`, by
-    local address, but those at the addresses `others`."""
+    local address, but those at the addresses `others`: pass what it found before a backend was
+    made, so other clients' connections (earlier tests' leftovers until the garbage collector
+    closes them) are not counted as the backend's."""
     found = {}
     for name in os.listdir("/proc/self/fd"):
         try:
@@ -679,8 +681,6 @@ def test_connections_reset_on_close(
 ) -> None:
     # A command given up after a timeout must never be delivered later (tests/reliability:
     # test_a_timed_out_write_never_lands_after_newer_ones): SO_LINGER 0 on every connection.
-    # Connections other clients of this process still hold (earlier tests' leftovers until the
-    # garbage collector closes them) are not the backend's.
     others = lingers_to({redis_server.port})
     backend = open_backend(config_for(redis_server, key_prefix="t:"), flavour)
     try:
@@ -763,8 +763,6 @@ def test_cluster(redis_cluster: RedisCluster, flavour: str) -> None:
     cluster.flush()
     host, port = cluster.addresses[0]
     ports = {port for _, port in cluster.addresses}
-    # Connections other clients of this process still hold (earlier tests' leftovers until
-    # the garbage collector closes them) are not the backend's.
     others = lingers_to(ports)
     backend = open_backend(
         CacheConfig(enabled=True, host=host, port=port, cluster=True, key_prefix="c:"), flavour
