@@ -6,7 +6,8 @@ retry with backoff (about 4 s against a refused port, about a minute against a f
 * `socket_connect_timeout` = `connect_timeout_ms`, `socket_timeout` = `command_timeout_ms`;
 * `retry=Retry(NoBackoff(), 0)` (redis-py 6+ retries timeouts too unless told; its
   `retry_on_timeout` is deprecated): a failed command is never sent again, so a script that may
-  have run is never run twice, and the caller hears at once;
+  have run is never run twice, and the caller hears at once. asyncio clients get
+  `redis.asyncio.retry.Retry` (redis-py 8.2+ warns when given the blocking one);
 * TLS verifies certificates (`ssl_cert_reqs="required"`) against `tls_ca_cert` (or the system
   store) and checks the host name: a certificate for a server reached as `127.0.0.1` must carry
   that IP address in its subjectAltName (trustme and the test fixtures issue such certificates).
@@ -19,6 +20,7 @@ import itertools
 from importlib import resources
 from typing import Any, Final
 
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
@@ -121,7 +123,7 @@ def fence_key(prefix: str, key: str) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _common_kwargs(config: CacheConfig) -> dict[str, Any]:
+def _common_kwargs(config: CacheConfig, asyncio: bool) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
@@ -129,7 +131,7 @@ def _common_kwargs(config: CacheConfig) -> dict[str, Any]:
         "password": config.password,
         "socket_connect_timeout": config.connect_timeout_ms / 1000,
         "socket_timeout": config.command_timeout_ms / 1000,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": (AsyncRetry if asyncio else Retry)(NoBackoff(), 0),
         "decode_responses": False,
         "client_name": "cachebolt",
     }
@@ -143,16 +145,16 @@ def _common_kwargs(config: CacheConfig) -> dict[str, Any]:
     return kwargs
 
 
-def client_kwargs(config: CacheConfig) -> dict[str, Any]:
-    """Keyword arguments of `redis.Redis` / `redis.asyncio.Redis` for a standalone server."""
-    kwargs = _common_kwargs(config)
+def client_kwargs(config: CacheConfig, *, asyncio: bool) -> dict[str, Any]:
+    """Keyword arguments of `redis.Redis` (or `redis.asyncio.Redis`) for a standalone server."""
+    kwargs = _common_kwargs(config, asyncio)
     kwargs.update(db=config.db, health_check_interval=0)
     return kwargs
 
 
-def cluster_kwargs(config: CacheConfig) -> dict[str, Any]:
-    """Keyword arguments of `RedisCluster` (sync or asyncio): no db, no retries either."""
-    kwargs = _common_kwargs(config)
+def cluster_kwargs(config: CacheConfig, *, asyncio: bool) -> dict[str, Any]:
+    """Keyword arguments of `RedisCluster` (or its asyncio twin): no db, no retries either."""
+    kwargs = _common_kwargs(config, asyncio)
     # `retry` is the cluster client's own (no re-routing retries); its nodes get none either.
     kwargs["require_full_coverage"] = True
     return kwargs

@@ -37,6 +37,8 @@ connection idle across a restart reconnects instead of failing its next command.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import struct
@@ -53,6 +55,7 @@ import redis.cluster
 from redis.exceptions import NoScriptError
 
 from . import _redis
+from ._constants import LOGGER_NAME
 from ._redis_errors import RedisErrorMapper
 from .config import CacheConfig
 
@@ -60,6 +63,7 @@ __all__ = ["AsyncClientSource", "ClientSource"]
 
 # A thread's connection unused for this long is polled (`can_read`) before its next command.
 _IDLE_CHECK_SECONDS: Final = 0.01
+_logger = logging.getLogger(LOGGER_NAME)
 _monotonic = time.monotonic
 
 
@@ -174,15 +178,43 @@ def _reset_on_close(conn: Any) -> None:
 
 
 def _set_reset_on_close(conn: Any) -> None:
-    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    _set_linger(getattr(conn, "_sock", None))
 
 
 async def _async_reset_on_close(conn: Any) -> None:
     """`_reset_on_close` for redis.asyncio connections."""
-    sock = conn._writer.transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    transport = getattr(getattr(conn, "_writer", None), "transport", None)
+    _set_linger(transport.get_extra_info("socket") if transport is not None else None)
     await conn.on_connect()
+
+
+def _set_linger(sock: Any) -> None:
+    """Reset-on-close for `sock`, the connection's socket as redis-py keeps it.
+
+    redis-py has no public accessor for a connection's socket: it is read from the connection's
+    private attributes (`_sock`, `_writer.transport`), present in every supported release. Where
+    a release keeps it elsewhere, the connection works as redis-py made it (a close lingers as
+    usual) and one WARNING says so.
+    """
+    if hasattr(sock, "setsockopt"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    else:
+        _warn_once(
+            "linger",
+            "redis-py %s keeps its sockets where cachebolt cannot reach them: connections close "
+            "without a reset, so a command given up after a timeout may still reach the server",
+            redis.__version__,
+        )
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(topic: str, message: str, *args: Any) -> None:
+    """Log `message` at WARNING the first time `topic` comes up in this process."""
+    if topic not in _warned:
+        _warned.add(topic)
+        _logger.warning(message, *args)
 
 
 def _hook_async_cluster(client: Any) -> None:
@@ -192,7 +224,10 @@ def _hook_async_cluster(client: Any) -> None:
     startup nodes' own copies, and the client's dict, which the nodes it discovers copy. No
     connection exists yet (construction does no I/O).
     """
-    for kwargs in (client.connection_kwargs, *(n.connection_kwargs for n in client.startup_nodes)):
+    # `nodes_manager.startup_nodes` (a dict by node name) is where every redis-py release from 5.0
+    # keeps the startup nodes; 8.x also lists them as `client.startup_nodes`.
+    nodes = client.nodes_manager.startup_nodes.values()
+    for kwargs in (client.get_connection_kwargs(), *(n.connection_kwargs for n in nodes)):
         if "redis_connect_func" in kwargs:  # the client's own (read_from_replicas), not used here
             raise RuntimeError("the asyncio cluster client has a connect hook of its own")
         kwargs["redis_connect_func"] = _async_reset_on_close
@@ -207,7 +242,7 @@ def _shared_client(
     """
     asyncio = script_type is _AsyncScript
     if config.cluster:
-        kwargs = _redis.cluster_kwargs(config)
+        kwargs = _redis.cluster_kwargs(config, asyncio=asyncio)
         if not asyncio:  # called after the cluster client's own hook
             kwargs["redis_connect_func"] = _set_reset_on_close
         client = cluster(**kwargs)
@@ -215,7 +250,9 @@ def _shared_client(
             _hook_async_cluster(client)
     else:
         hook = _async_reset_on_close if asyncio else _reset_on_close
-        client = standalone(**_redis.client_kwargs(config), redis_connect_func=hook)
+        client = standalone(
+            **_redis.client_kwargs(config, asyncio=asyncio), redis_connect_func=hook
+        )
     scripts = {
         name: script_type(client.register_script(_redis.script_text(name)))
         for name in _redis.SCRIPT_NAMES
@@ -374,14 +411,23 @@ class ClientSource:
 
 def _drop_if_stale(conn: Any) -> None:
     """Disconnect `conn` when the server closed it or left bytes on it (the pool's check)."""
-    if conn is None or not conn.is_connected:
-        return
     try:
+        if conn is None or not _is_connected(conn):
+            return
         stale = conn.can_read()
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except Exception:  # a socket error, or a redis-py release without what is read here
         stale = True
     if stale:
-        conn.disconnect()  # the next command connects again
+        with contextlib.suppress(Exception):
+            conn.disconnect()  # the next command connects again
+
+
+def _is_connected(conn: Any) -> bool:
+    """Whether `conn` has a socket: `is_connected` from redis-py 8, the socket itself before."""
+    connected = getattr(conn, "is_connected", None)
+    if connected is None:
+        return getattr(conn, "_sock", None) is not None
+    return bool(connected)
 
 
 _SOURCES: weakref.WeakSet[ClientSource] = weakref.WeakSet()
@@ -394,3 +440,32 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def open_pubsub(client: Any) -> tuple[Any, Any]:
+    """A redis-py `PubSub` for `client`, and the cluster node it is on once known (else None).
+
+    redis.asyncio's `RedisCluster` has `pubsub()` from redis-py 8.0; before, the connection is a
+    plain `PubSub` on one node of the cluster (a message PUBLISHed on any node reaches the
+    subscribers of every node), made with that node's own connection settings.
+    """
+    if hasattr(client, "pubsub"):
+        return client.pubsub(), None
+    node = client.get_random_node()
+    pool = redis.asyncio.ConnectionPool(
+        connection_class=node.connection_class, **node.connection_kwargs
+    )
+    return redis.asyncio.client.PubSub(pool), node
+
+
+def publish(client: Any, channel: str, data: bytes, node: Any) -> Any:
+    """PUBLISH `data` on `channel` (on `node` of a cluster when given); awaitable when async.
+
+    redis.asyncio's `RedisCluster` has no `publish()` before redis-py 8.0: the command is sent
+    to `node` (or a random node), where every release routes it.
+    """
+    if node is None and hasattr(client, "publish"):
+        return client.publish(channel, data)
+    if not hasattr(client, "publish"):
+        node = node or client.get_random_node()
+    return client.execute_command("PUBLISH", channel, data, target_nodes=node)

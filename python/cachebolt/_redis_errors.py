@@ -7,7 +7,10 @@
   the one type the fallback layer catches;
 * `WRONGTYPE`, "value is not an integer or out of range" and "increment or decrement would
   overflow" -> `WrongTypeError` with the Rust store's messages;
-* any other server or client error -> `CacheError`.
+* any other server or client error -> `CacheError`;
+* any other exception raised inside redis-py (an `AttributeError` from a release that moved
+  something) -> `BackendUnavailable` naming it, so the call is served from memory and never
+  surfaces redis-py's internals to the caller.
 
 Messages never carry a password: the mapper is given the secret and masks it, and redis-py's own
 texts (host:port, errno) do not contain it. `NOSCRIPT` never reaches here: redis-py's `Script`
@@ -72,8 +75,8 @@ def _script_free(message: str) -> str:
     return message if cut < 0 else message[:cut]
 
 
-def translate(exc: BaseException, secret: str | None = None) -> BaseException | None:
-    """The cachebolt exception for a redis-py (or socket) error, or None to let it through."""
+def translate(exc: BaseException, secret: str | None = None) -> CacheError:
+    """The cachebolt exception for an exception raised by redis-py (or a socket)."""
     if isinstance(exc, rx.ResponseError):
         if isinstance(exc, _UNAVAILABLE_REPLIES):
             return BackendUnavailable(_scrub(f"Redis unavailable: {exc}", secret))
@@ -90,7 +93,7 @@ def translate(exc: BaseException, secret: str | None = None) -> BaseException | 
         return BackendUnavailable(_scrub(f"Redis unavailable: {detail}", secret))
     if isinstance(exc, rx.RedisError):
         return CacheError(_scrub(f"Redis error: {exc}", secret))
-    return None
+    return BackendUnavailable(_scrub(f"Redis client failed: {type(exc).__name__}: {exc}", secret))
 
 
 class RedisErrorMapper:
@@ -114,8 +117,6 @@ class RedisErrorMapper:
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
         mapped = translate(exc, self._secret)
-        if mapped is None:
-            return
         # Chained for debugging; redis-py's texts name host:port and errno, never a password.
         raise mapped from (exc if self._secret is None or self._secret not in str(exc) else None)
 

@@ -54,7 +54,7 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._redis_errors import BackendUnavailable, map_redis_errors
+from .._redis_errors import BackendUnavailable
 from .._synchronization import AsyncFlag, AsyncMutex, AsyncWorker
 from .._validate import (
     check_algorithm,
@@ -94,6 +94,10 @@ class AsyncPrimaryBackend(AsyncBackend, Protocol):
 
     def counters(self) -> dict[str, int]:
         """This process's hit, lock and rate-limit counters (no I/O)."""
+        ...
+
+    async def publish(self, channel: str, data: bytes, node: Any = None) -> int:
+        """PUBLISH (channel already prefixed) on `node` of a cluster, or where redis-py routes."""
         ...
 
     async def connect(self) -> None:
@@ -626,11 +630,7 @@ class AsyncFallbackBackend:
         """
         if self._up or await self._first():
             try:
-                with map_redis_errors():
-                    client = self._primary.client
-                    if node is None:
-                        return int(await client.publish(channel, data))
-                    return int(await client.publish(channel, data, target_nodes=node))
+                return await self._primary.publish(channel, data, node)
             except BackendUnavailable as exc:
                 self._tripped(exc)
         self._count("fallback_calls")

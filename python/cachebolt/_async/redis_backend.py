@@ -30,7 +30,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .. import _redis
-from .._redis_clients import AsyncClientSource
+from .._redis_clients import AsyncClientSource, publish
 from .._redis_errors import BackendUnavailable, map_redis_errors
 from .._validate import (
     count_arg,
@@ -132,6 +132,18 @@ class AsyncRedisBackend:
                 await self._clients.aclose()
         except BackendUnavailable:
             pass  # nothing left to close on a dead connection
+
+    async def publish(self, channel: str, data: bytes, node: Any = None) -> int:
+        """PUBLISH `data` on `channel` (already prefixed); the receivers Redis counted.
+
+        Args:
+            node: cluster mode: the node to publish on, else redis-py routes the command.
+
+        Raises:
+            BackendUnavailable: the server did not answer.
+        """
+        with self._errors:
+            return int(await publish(self._clients.shared, channel, data, node))
 
     # --- strings -------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._redis_errors import BackendUnavailable, map_redis_errors
+from .._redis_errors import BackendUnavailable
 from .._synchronization import Flag, Mutex, Worker
 from .._validate import (
     check_algorithm,
@@ -95,6 +95,10 @@ class PrimaryBackend(Backend, Protocol):
 
     def counters(self) -> dict[str, int]:
         """This process's hit, lock and rate-limit counters (no I/O)."""
+        ...
+
+    def publish(self, channel: str, data: bytes, node: Any = None) -> int:
+        """PUBLISH (channel already prefixed) on `node` of a cluster, or where redis-py routes."""
         ...
 
     def connect(self) -> None:
@@ -627,11 +631,7 @@ class FallbackBackend:
         """
         if self._up or self._first():
             try:
-                with map_redis_errors():
-                    client = self._primary.client
-                    if node is None:
-                        return int(client.publish(channel, data))
-                    return int(client.publish(channel, data, target_nodes=node))
+                return self._primary.publish(channel, data, node)
             except BackendUnavailable as exc:
                 self._tripped(exc)
         self._count("fallback_calls")

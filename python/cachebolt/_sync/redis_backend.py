@@ -31,7 +31,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .. import _redis
-from .._redis_clients import ClientSource
+from .._redis_clients import ClientSource, publish
 from .._redis_errors import BackendUnavailable, map_redis_errors
 from .._validate import (
     count_arg,
@@ -133,6 +133,18 @@ class RedisBackend:
                 self._clients.close()
         except BackendUnavailable:
             pass  # nothing left to close on a dead connection
+
+    def publish(self, channel: str, data: bytes, node: Any = None) -> int:
+        """PUBLISH `data` on `channel` (already prefixed); the receivers Redis counted.
+
+        Args:
+            node: cluster mode: the node to publish on, else redis-py routes the command.
+
+        Raises:
+            BackendUnavailable: the server did not answer.
+        """
+        with self._errors:
+            return int(publish(self._clients.shared, channel, data, node))
 
     # --- strings -------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from .._constants import (
     PUBSUB_RECONNECT_INITIAL_SECONDS,
     PUBSUB_RECONNECT_MAX_SECONDS,
 )
+from .._redis_clients import open_pubsub
 from .._redis_errors import BackendUnavailable, translate
 from .._synchronization import Flag, Worker
 
@@ -133,7 +134,7 @@ class RedisListener:
             pubsub: Any = None
             subscribed: set[str] = set()
             try:
-                pubsub = self._client().pubsub()
+                pubsub, self._node = open_pubsub(self._client())
                 while not self._stop.is_set():
                     self._sync_channels(pubsub, subscribed)
                     if not subscribed:
@@ -197,7 +198,7 @@ class RedisListener:
             subscribed |= new
             # redis-py's ClusterPubSub picks its node at the first SUBSCRIBE (the slot of the
             # first channel); a standalone PubSub has no `node`.
-            self._node = getattr(pubsub, "node", None)
+            self._node = getattr(pubsub, "node", None) or self._node
         if gone:
             pubsub.unsubscribe(*(self._prefix + c for c in sorted(gone)))
             subscribed -= gone
