@@ -13,16 +13,26 @@ STAMP := $(VENV)/.stamp
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
+# Dependencies come from requirements/dev.lock (`make lock` writes it): every extra, for CPython
+# 3.10-3.13, exact versions, installed with uv (pinned in requirements/tools.txt).
+UV := $(VENV)/bin/uv
+UV_PIP := VIRTUAL_ENV=$(abspath $(VENV)) $(abspath $(UV)) pip
+LOCK := requirements/dev.lock
+
 $(STAMP)-venv:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "maturin>=1.9.4,<2"
+	$(PIP) install -q -r requirements/tools.txt
+	$(UV_PIP) install -q $$(grep -E '^maturin==' $(LOCK))
 	touch $@
 
-$(STAMP)-dev: $(STAMP)-venv pyproject.toml scripts/requirements.py
-	$(PY) scripts/requirements.py dev bench > $(VENV)/requirements-dev.txt
-	$(PIP) install -q -r $(VENV)/requirements-dev.txt
+$(STAMP)-dev: $(STAMP)-venv $(LOCK)
+	$(UV_PIP) install -q -r $(LOCK)
 	touch $@
+
+.PHONY: lock
+lock: $(STAMP)-venv ## re-resolve requirements/dev.lock to the newest versions (then run make test)
+	$(UV) pip compile pyproject.toml requirements/dev.in --all-extras --universal \
+		--python-version 3.10 --upgrade -q -o $(LOCK)
 
 # The tests start their own redis-server (standalone, ACL, TLS, cluster) from Debian's package;
 # the reliability suite black-holes one in a network namespace (ip netns + iptables DROP).
@@ -46,9 +56,19 @@ run: build-dev ## build and run `cachebolt bench` on the embedded memory backend
 	$(VENV)/bin/cachebolt bench
 
 .PHONY: test
-test: system-deps $(STAMP)-dev build-dev ## install test dependencies, build, run cargo test and pytest
+test: system-deps $(STAMP)-dev build-dev ## install the locked test dependencies, build, run cargo test and pytest
 	cargo test --quiet
 	$(PY) -m pytest tests
+
+# The whole suite in a venv of its own (.venv-latest, .venv-oldest), on the newest release of every
+# dependency (pre-releases off), or on every runtime dependency and extra at its declared floor.
+.PHONY: test-latest
+test-latest: system-deps ## the whole suite on the newest release of every dependency
+	$(PYTHON) scripts/testenv.py latest
+
+.PHONY: test-oldest
+test-oldest: system-deps ## the whole suite on every dependency at the floor pyproject.toml declares
+	$(PYTHON) scripts/testenv.py oldest
 
 .PHONY: lint
 lint: $(STAMP)-dev build-dev ## ruff, mypy --strict, stubtest, unasync --check, cargo fmt and clippy

@@ -38,6 +38,7 @@ connection idle across a restart reconnects instead of failing its next command.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -110,7 +111,7 @@ async def _async_run(
     pool: Any, command: tuple[Any, ...], load: tuple[Any, ...] | None = None
 ) -> Any:
     """`_run` on a connection lent by `pool` (the asyncio client's, as redis-py would)."""
-    conn = await pool.get_connection()
+    conn = await pool.get_connection(*_GET_CONNECTION_ARGS)
     try:
         try:
             await conn.send_packed_command([_pack(command)], check_health=False)
@@ -124,6 +125,19 @@ async def _async_run(
             return reply
     finally:
         await pool.release(conn)
+
+
+def _get_connection_args() -> tuple[str, ...]:
+    """What redis.asyncio's `ConnectionPool.get_connection` is called with.
+
+    Before redis-py 5.3 it takes a command name (unused); from 5.3 passing one is deprecated.
+    """
+    signature = inspect.signature(redis.asyncio.ConnectionPool.get_connection)
+    name = signature.parameters.get("command_name")
+    return ("EVALSHA",) if name is not None and name.default is name.empty else ()
+
+
+_GET_CONNECTION_ARGS: Final = _get_connection_args()
 
 
 class _Script:

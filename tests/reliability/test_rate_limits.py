@@ -363,7 +363,13 @@ def test_a_retrying_client_would_run_it_twice(
 
     with FaultProxy(redis_server.port) as proxy:
         for retry, expected in ((Retry(NoBackoff(), 3), 2), (no_retry(), None)):
-            client = redis.Redis(port=proxy.port, retry=retry, socket_timeout=5)
+            # retry_on_error: redis-py < 6 retries only the errors it is given.
+            client = redis.Redis(
+                port=proxy.port,
+                retry=retry,
+                retry_on_error=[redis.ConnectionError],
+                socket_timeout=5,
+            )
             script = client.register_script(script_text("rate_limit_sliding_log"))
             key = f"retry-{expected}"
             script(keys=[key], args=[1000, 3_600_000, 1, ""])  # loads it (SCRIPT LOAD + EVALSHA)
