@@ -70,6 +70,17 @@ test-latest: system-deps ## the whole suite on the newest release of every depen
 test-oldest: system-deps ## the whole suite on every dependency at the floor pyproject.toml declares
 	$(PYTHON) scripts/testenv.py oldest
 
+# CI's check that today's releases still work: the Redis backend, pub/sub and locks, both flavours.
+SMOKE_TESTS := tests/test_redis_compat.py tests/test_redis_backend.py tests/test_pubsub.py \
+	tests/test_locks.py tests/test_fallback.py
+.PHONY: smoke-latest
+smoke-latest: system-deps ## a short run of the suite on the newest release of every dependency
+	$(PYTHON) scripts/testenv.py latest -- $(SMOKE_TESTS) -q
+
+.PHONY: test-matrix
+test-matrix: system-deps $(STAMP)-venv ## CPython 3.10-3.13 x redis-py floor/newest x Redis/Valkey, wheel smoke (~1 h)
+	$(PYTHON) scripts/matrix.py
+
 .PHONY: lint
 lint: $(STAMP)-dev build-dev ## ruff, mypy --strict, stubtest, unasync --check, cargo fmt and clippy
 	$(PY) -m ruff check python tests benches scripts
