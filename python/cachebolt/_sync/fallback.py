@@ -250,11 +250,14 @@ class FallbackBackend:
         seconds = self.breaker.open_seconds()
         if not self.breaker.reset() or self._closed:
             return
+        # Switch first, then drop: calls stop writing to memory before it is emptied. Dropping
+        # first let the calls made during the drop (memory still served them) leave values that
+        # a later outage then read back.
+        self._up = True
         try:
-            self._drop_outage_data()  # before the switch: the next outage starts clean
+            self._drop_outage_data()
         except Exception:
             _logger.exception("could not clear the memory backend after the outage")
-        self._up = True
         with self._counts_lock:
             counted = self._counts["fallback_calls"]
         _logger.info(
