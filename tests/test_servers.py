@@ -125,6 +125,7 @@ def test_password(tmp_path: Path) -> None:
             client.ping()
 
 
+@pytest.mark.usefixtures("needs_tls")
 def test_tls_server(tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "tls")
     with RedisServer(tmp_path / "srv", tls=tls) as server:
