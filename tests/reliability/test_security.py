@@ -564,7 +564,9 @@ class _UnverifiedTLSServer(RedisServer):
 
 
 @pytest.fixture(scope="module")
-def expired_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, Path]]:
+def expired_tls(
+    tmp_path_factory: pytest.TempPathFactory, needs_tls: None
+) -> Iterator[tuple[RedisServer, Path]]:
     """A TLS server whose certificate (from a CA the client trusts) expired yesterday."""
     import trustme
 
