@@ -33,8 +33,9 @@ from .._constants import (
     PUBSUB_RECONNECT_MAX_SECONDS,
 )
 from .._redis_clients import open_pubsub
-from .._redis_errors import BackendUnavailable, translate
+from .._redis_errors import translate
 from .._synchronization import AsyncFlag, AsyncWorker
+from ..exceptions import BackendUnavailable
 
 __all__ = ["AsyncRedisListener"]
 

@@ -55,7 +55,6 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._redis_errors import BackendUnavailable
 from .._synchronization import Flag, Mutex, Worker
 from .._validate import (
     check_algorithm,
@@ -66,6 +65,7 @@ from .._validate import (
     check_ttl_ms,
     rate_limit_many_args,
 )
+from ..exceptions import BackendUnavailable
 from .backend import Backend
 
 __all__ = ["FallbackBackend", "PrimaryBackend"]
