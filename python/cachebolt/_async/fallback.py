@@ -40,6 +40,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
+from .._asyncio_synchronization import AsyncFlag, AsyncMutex, AsyncWorker
 from .._breaker import BreakerState, CircuitBreaker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
@@ -54,7 +55,6 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._synchronization import AsyncFlag, AsyncMutex, AsyncWorker
 from .._validate import (
     check_algorithm,
     check_cost,

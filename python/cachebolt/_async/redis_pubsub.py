@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._asyncio_synchronization import AsyncFlag, AsyncWorker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
     LOGGER_NAME,
@@ -34,7 +35,6 @@ from .._constants import (
 )
 from .._redis_clients import open_pubsub
 from .._redis_errors import translate
-from .._synchronization import AsyncFlag, AsyncWorker
 from ..exceptions import BackendUnavailable
 
 __all__ = ["AsyncRedisListener"]

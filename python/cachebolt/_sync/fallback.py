@@ -41,6 +41,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
+from .._synchronization import Flag, Mutex, Worker
 from .._breaker import BreakerState, CircuitBreaker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
@@ -55,7 +56,6 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._synchronization import Flag, Mutex, Worker
 from .._validate import (
     check_algorithm,
     check_cost,
