@@ -9,7 +9,6 @@ plain functions (its calls must be awaited), with a `TypeError` when decorating.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import inspect
@@ -308,6 +307,9 @@ def with_lock(
 
 
 async def _acquire_polling(service: CacheService, name: str, ttl_ms: int, wait: float) -> str:
+    # Imported here, where an event loop runs, so that a blocking-only program never loads asyncio.
+    import asyncio
+
     backoff = Backoff(wait)
     while (token := service.acquire_lock(name, ttl_ms)) is None:
         delay = backoff.next_delay()
