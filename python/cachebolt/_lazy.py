@@ -1,8 +1,8 @@
 """Module attributes imported on first access (PEP 562), for names whose import loads asyncio.
 
 A blocking-only program then never imports asyncio (nor ssl, which asyncio loads). The importing
-module lists its lazy names in a table and hands each miss to `load`;
-under `TYPE_CHECKING` it imports them as usual, so type checkers and IDEs see them.
+module lists its lazy names in a table and hands each miss to `load`; under `TYPE_CHECKING` it
+imports them as usual, so type checkers and IDEs see them.
 """
 
 from __future__ import annotations
