@@ -24,17 +24,27 @@ from .exceptions import (
     WrongTypeError,
 )
 from .patterns import escape_pattern
-from .rate_limits import Dimension, DomainLimitResult, EnhancedRateLimitService, Escalation
 
-# The asyncio names are imported on first access: importing them here would load asyncio and ssl
-# into every blocking-only program.
+# Imported on first access: the asyncio names would load asyncio and ssl into every blocking-only
+# program, the domain rate limits their rule tables and ipaddress into every program that has no
+# use for them.
 _LAZY = {
     "AsyncCacheService": "._async",
-    "AsyncEnhancedRateLimitService": "._async.rate_limits",
+    "AsyncEnhancedRateLimitService": ".rate_limits",
+    "Dimension": ".rate_limits",
+    "DomainLimitResult": ".rate_limits",
+    "EnhancedRateLimitService": ".rate_limits",
+    "Escalation": ".rate_limits",
 }
 if TYPE_CHECKING:
     from ._async import AsyncCacheService
-    from ._async.rate_limits import AsyncEnhancedRateLimitService
+    from .rate_limits import (
+        AsyncEnhancedRateLimitService,
+        Dimension,
+        DomainLimitResult,
+        EnhancedRateLimitService,
+        Escalation,
+    )
 else:
 
     def __getattr__(name: str) -> Any:

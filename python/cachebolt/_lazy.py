@@ -1,6 +1,6 @@
-"""Module attributes imported on first access (PEP 562), for names whose import loads asyncio.
+"""Module attributes imported on first access (PEP 562), for names that many programs never use.
 
-A blocking-only program then never imports asyncio (nor ssl, which asyncio loads). The importing
+So a blocking-only program never imports asyncio (nor ssl, which asyncio loads). The importing
 module lists its lazy names in a table and hands each miss to `load`; under `TYPE_CHECKING` it
 imports them as usual, so type checkers and IDEs see them.
 """
