@@ -10,7 +10,6 @@ plain functions (its calls must be awaited), with a `TypeError` when decorating.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import logging
 import string
@@ -94,9 +93,13 @@ class _KeyTemplate:
 class _DerivedKey:
     """`module.qualname:<hash of the JSON of the bound arguments>`, stable across processes."""
 
-    __slots__ = ("_prefix", "_signature")
+    __slots__ = ("_prefix", "_sha256", "_signature")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
+        # hashlib loads OpenSSL's libcrypto: imported by the first derived key, not with the module.
+        from hashlib import sha256
+
+        self._sha256 = sha256
         self._signature = inspect.signature(fn)
         self._prefix = _qualified_name(fn)
 
@@ -113,7 +116,7 @@ class _DerivedKey:
             ) from exc
         # 128 bits of SHA-256 keep the key short whatever the arguments; the prefix keeps
         # del_pattern("module.function:*") working.
-        return f"{self._prefix}:{hashlib.sha256(data).hexdigest()[:32]}"
+        return f"{self._prefix}:{self._sha256(data).hexdigest()[:32]}"
 
 
 def _refuse_sync(service: AnyService, fn: Callable[..., Any], decorator: str) -> None:
