@@ -3,7 +3,8 @@
 Each line of each module goes through a list of regex substitutions (`async def` -> `def`,
 `await x` -> `x`, `AsyncCacheService` -> `CacheService`, ...). Primitives that really differ between
 asyncio and threads live outside `_async/` as hand-written pairs named so one substitution maps
-them (`AsyncSingleFlight`/`SingleFlight`, `async_sleep`/`sleep`).
+them (`AsyncSingleFlight`/`SingleFlight`, `async_sleep`/`sleep`), in modules paired the same way
+(`_asyncio_synchronization`/`_synchronization`), so the blocking service never imports asyncio.
 
     python scripts/unasync.py          # regenerate
     python scripts/unasync.py --check  # exit 1 when a generated file is stale, missing or extra
@@ -39,6 +40,7 @@ NAMES: list[tuple[str, str]] = [
     (r"\b_async\b", "_sync"),
     (r"\bredis\.asyncio\b", "redis"),  # redis.asyncio.cluster -> redis.cluster
     (r"\basync_([a-z][a-z0-9_]*)\b", r"\1"),  # async_sleep -> sleep
+    (r"\b_asyncio_([a-z][a-z0-9_]*)\b", r"_\1"),  # _asyncio_synchronization -> _synchronization
     (r"\bAsync([A-Z][A-Za-z0-9_]*)\b", r"\1"),  # AsyncCacheService -> CacheService
 ]
 SUBSTITUTIONS = KEYWORDS + NAMES

@@ -45,7 +45,8 @@ def test_generated_files_carry_the_header() -> None:
 
 def test_substitutions(unasync: ModuleType) -> None:
     source = (
-        "from .._synchronization import AsyncSingleFlight, async_sleep\n"
+        "from .._asyncio_synchronization import AsyncSingleFlight, async_sleep\n"
+        "from .._asyncio_pubsub import AsyncDispatcher\n"
         "class AsyncCacheService:\n"
         "    async def __aenter__(self) -> AsyncCacheService:\n"
         "        async with self._lock:\n"
@@ -56,6 +57,7 @@ def test_substitutions(unasync: ModuleType) -> None:
     )
     assert unasync.unasync_text(source, set()) == (
         unasync.HEADER + "from .._synchronization import SingleFlight, sleep\n"
+        "from .._pubsub import Dispatcher\n"
         "class CacheService:\n"
         "    def __enter__(self) -> CacheService:\n"
         "        with self._lock:\n"

@@ -6,7 +6,9 @@ Rust backend serves them with zero configuration.
 
 from __future__ import annotations
 
-from ._async import AsyncCacheService
+from typing import TYPE_CHECKING, Any
+
+from . import _lazy
 from ._core import __version__
 from ._pubsub import Subscription
 from ._results import CacheStats, FencedLock, RateLimitResult
@@ -22,13 +24,32 @@ from .exceptions import (
     WrongTypeError,
 )
 from .patterns import escape_pattern
-from .rate_limits import (
-    AsyncEnhancedRateLimitService,
-    Dimension,
-    DomainLimitResult,
-    EnhancedRateLimitService,
-    Escalation,
-)
+
+# Imported on first access: the asyncio names would load asyncio and ssl into every blocking-only
+# program, the domain rate limits their rule tables and ipaddress into every program that has no
+# use for them.
+_LAZY = {
+    "AsyncCacheService": "._async",
+    "AsyncEnhancedRateLimitService": ".rate_limits",
+    "Dimension": ".rate_limits",
+    "DomainLimitResult": ".rate_limits",
+    "EnhancedRateLimitService": ".rate_limits",
+    "Escalation": ".rate_limits",
+}
+if TYPE_CHECKING:
+    from ._async import AsyncCacheService
+    from .rate_limits import (
+        AsyncEnhancedRateLimitService,
+        Dimension,
+        DomainLimitResult,
+        EnhancedRateLimitService,
+        Escalation,
+    )
+else:
+
+    def __getattr__(name: str) -> Any:
+        return _lazy.load(globals(), _LAZY, name)
+
 
 __all__ = [
     "AsyncCacheService",
@@ -53,3 +74,7 @@ __all__ = [
     "__version__",
     "escape_pattern",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,15 +1,14 @@
-"""In-process pub/sub: subscriptions, the channel registry and the two dispatchers.
+"""In-process pub/sub: subscriptions, the channel registry and the blocking service's dispatcher.
 
 `publish` encodes the message once; each callback gets its own decoded copy. The blocking service
 runs callbacks on one dispatcher thread (in publish order); the asyncio service runs them on the
-event loop that subscribed, one queue per subscription so async callbacks keep publish order too.
+event loop that subscribed, one queue per subscription so async callbacks keep publish order too
+(`_asyncio_pubsub.AsyncDispatcher`, apart so that a blocking-only program never imports asyncio).
 A failing callback is logged with its traceback and delivery to the others goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import inspect
 import logging
 import queue
@@ -22,10 +21,11 @@ import orjson
 
 from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS, LOGGER_NAME
 
-__all__ = ["AsyncDispatcher", "Dispatcher", "LocalBroker", "Subscription"]
+__all__ = ["STOP", "Dispatcher", "LocalBroker", "Subscription", "report_failure"]
 
 _logger = logging.getLogger(LOGGER_NAME)
-_STOP: Final = object()
+# Queued after the last message: the delivery loop ends there.
+STOP: Final = object()
 
 MessageCallback = Callable[[Any], object]
 
@@ -110,7 +110,8 @@ class LocalBroker:
             return [s for subscribers in self._channels.values() for s in subscribers]
 
 
-def _report(subscription: Subscription) -> None:
+def report_failure(subscription: Subscription) -> None:
+    """Log the exception a callback raised, with its traceback (delivery goes on)."""
     _logger.exception(
         "pub/sub callback %r failed on channel %r", subscription.callback, subscription.channel
     )
@@ -155,7 +156,7 @@ class Dispatcher:
             thread, self._thread = self._thread, None
             if thread is None:
                 return
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
             self._queue = queue.SimpleQueue()
         if thread is not threading.current_thread():
             thread.join(DISPATCHER_STOP_TIMEOUT_SECONDS)
@@ -164,91 +165,11 @@ class Dispatcher:
 
     @staticmethod
     def _run(messages: queue.SimpleQueue[Any]) -> None:
-        while (item := messages.get()) is not _STOP:
+        while (item := messages.get()) is not STOP:
             subscription, data = item
             if not subscription.active:
                 continue
             try:
                 subscription.callback(orjson.loads(data))
             except Exception:
-                _report(subscription)
-
-
-class _Worker:
-    __slots__ = ("loop", "queue", "task")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        messages: asyncio.Queue[Any],
-        task: asyncio.Task[None],
-    ) -> None:
-        self.loop = loop
-        self.queue = messages
-        self.task = task
-
-
-class AsyncDispatcher:
-    """Runs callbacks (plain or async) on the loop that subscribed, one task per subscription."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._workers: dict[Subscription, _Worker] = {}
-
-    def register(self, subscription: Subscription) -> None:
-        """Start the delivery task of a new subscription on the running loop."""
-        loop = asyncio.get_running_loop()
-        messages: asyncio.Queue[Any] = asyncio.Queue()
-        task = loop.create_task(self._run(subscription, messages), name="cachebolt-pubsub")
-        with self._lock:
-            self._workers[subscription] = _Worker(loop, messages, task)
-
-    def unregister(self, subscription: Subscription) -> None:
-        """Stop the delivery task of a subscription."""
-        with self._lock:
-            worker = self._workers.pop(subscription, None)
-        if worker is not None:
-            self._post(worker, _STOP)
-
-    def submit(self, subscription: Subscription, data: bytes) -> None:
-        """Queue one encoded message for one subscription (thread-safe)."""
-        with self._lock:
-            worker = self._workers.get(subscription)
-        if worker is not None:
-            self._post(worker, data)
-
-    async def aclose(self) -> None:
-        """Deliver what is queued, then stop every delivery task (idempotent)."""
-        with self._lock:
-            workers = list(self._workers.values())
-            self._workers.clear()
-        for worker in workers:
-            self._post(worker, _STOP)
-        loop = asyncio.get_running_loop()
-        # Tasks of other loops are told to stop; only this loop's can be awaited.
-        tasks = [w.task for w in workers if w.loop is loop]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=DISPATCHER_STOP_TIMEOUT_SECONDS)
-            for task in pending:
-                task.cancel()
-            if pending:
-                _logger.warning("pub/sub callbacks still running at close() were cancelled")
-                await asyncio.wait(pending)
-
-    @staticmethod
-    def _post(worker: _Worker, item: object) -> None:
-        # A closed subscribing loop raises RuntimeError: nothing is left to deliver to.
-        with contextlib.suppress(RuntimeError):
-            worker.loop.call_soon_threadsafe(worker.queue.put_nowait, item)
-
-    @staticmethod
-    async def _run(subscription: Subscription, messages: asyncio.Queue[Any]) -> None:
-        while (data := await messages.get()) is not _STOP:
-            if not subscription.active:
-                continue
-            try:
-                result = subscription.callback(orjson.loads(data))
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                _report(subscription)
+                report_failure(subscription)

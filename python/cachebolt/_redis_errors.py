@@ -25,7 +25,7 @@ from types import TracebackType
 
 from redis import exceptions as rx
 
-from .exceptions import CacheError, WrongTypeError
+from .exceptions import BackendUnavailable, CacheError, WrongTypeError
 
 __all__ = ["BackendUnavailable", "RedisErrorMapper", "map_redis_errors"]
 
@@ -53,14 +53,6 @@ _UNAVAILABLE = (
     asyncio.TimeoutError,
     OSError,
 )
-
-
-class BackendUnavailable(CacheError):
-    """Redis/Valkey did not answer: refused, timed out, down, loading, or refused our login.
-
-    Raised by the Redis backend only; the service's fallback layer catches exactly this type and
-    serves the call from memory.
-    """
 
 
 def _scrub(text: str, secret: str | None) -> str:

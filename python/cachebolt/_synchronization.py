@@ -1,34 +1,28 @@
-"""Concurrency primitives that genuinely differ between asyncio and threads, as hand-written pairs.
+"""Concurrency primitives of the blocking service (threads), and `Backoff`, shared by both.
 
-Each pair differs by one substitution of scripts/unasync.py (`AsyncX` -> `X`, `async_x` -> `x`),
-so the service in `_async/` maps onto its generated twin in `_sync/` line by line.
+Their asyncio twins live in `_asyncio_synchronization`, so a blocking-only program never imports
+asyncio. Each pair differs by one substitution of scripts/unasync.py (`AsyncX` -> `X`,
+`async_x` -> `x`, `_asyncio_synchronization` -> `_synchronization`), so the service in `_async/`
+maps onto its generated twin in `_sync/` line by line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from ._constants import LOCK_BACKOFF_INITIAL_SECONDS, LOCK_BACKOFF_MAX_SECONDS
 
 __all__ = [
-    "AsyncFlag",
-    "AsyncMutex",
-    "AsyncSingleFlight",
-    "AsyncWorker",
     "Backoff",
     "Flag",
     "Mutex",
     "SingleFlight",
     "Worker",
-    "async_connect_at_init",
-    "async_invoke",
-    "async_sleep",
     "connect_at_init",
     "invoke",
     "sleep",
@@ -37,27 +31,13 @@ __all__ = [
 _T = TypeVar("_T")
 
 sleep = time.sleep
-async_sleep = asyncio.sleep
-# A mutual-exclusion lock: `with mutex:` / `async with mutex:`.
+# A mutual-exclusion lock: `with mutex:`.
 Mutex = threading.Lock
-AsyncMutex = asyncio.Lock
 
 
 def connect_at_init(connect: Callable[[], object]) -> None:
     """The blocking service connects in `__init__` (bounded by the connect timeout)."""
     connect()
-
-
-def async_connect_at_init(connect: Callable[[], Awaitable[object]]) -> None:
-    """The asyncio service cannot await in `__init__`: `async with` or its first call connects."""
-
-
-async def async_invoke(fn: Callable[[], object]) -> object:
-    """Call `fn` and await its result when it is awaitable (sync and async functions both work)."""
-    result = fn()
-    if inspect.isawaitable(result):
-        return await result
-    return result
 
 
 def invoke(fn: Callable[[], object]) -> object:
@@ -147,34 +127,6 @@ class SingleFlight:
         return cast(_T, flight.result)
 
 
-class AsyncSingleFlight:
-    """Runs one call per key at a time across tasks; concurrent callers share its outcome.
-
-    The call runs in its own task, so cancelling one caller cancels neither the computation nor
-    the other callers. `landed` counts the flights that have ended (see `SingleFlight`).
-    """
-
-    def __init__(self) -> None:
-        self._flights: dict[str, asyncio.Task[Any]] = {}
-        self.landed = 0
-
-    async def run(self, key: str, fn: Callable[[], Awaitable[_T]]) -> _T:
-        """Await `fn()` unless a call for `key` is in flight; then share its result (or error)."""
-        task = self._flights.get(key)
-        if task is None:
-            task = asyncio.ensure_future(fn())
-            self._flights[key] = task
-            task.add_done_callback(lambda done: self._finished(key, done))
-        return cast(_T, await asyncio.shield(task))
-
-    def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
-        self.landed += 1
-        if self._flights.get(key) is task:
-            del self._flights[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: no "exception was never retrieved" log if all left
-
-
 class Flag:
     """A flag threads wait on, with a timeout (`threading.Event`)."""
 
@@ -194,33 +146,6 @@ class Flag:
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the flag; True when it is set."""
         return self._event.wait(timeout)
-
-
-class AsyncFlag:
-    """A flag tasks wait on, with a timeout (`asyncio.Event`; set it from its loop only)."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def set(self) -> None:
-        """Raise the flag and wake every waiter."""
-        self._event.set()
-
-    def is_set(self) -> bool:
-        """True once `set()` was called."""
-        return self._event.is_set()
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the flag; True when it is set."""
-        if self._event.is_set():
-            return True
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
 
 
 class Worker:
@@ -246,44 +171,3 @@ class Worker:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
-
-
-class AsyncWorker:
-    """A background loop as a task of the running event loop, started at once."""
-
-    __slots__ = ("_task",)
-
-    def __init__(self, target: Callable[[], Awaitable[None]], name: str) -> None:
-        async def run() -> None:
-            await target()
-
-        self._task = asyncio.get_running_loop().create_task(run(), name=name)
-
-    def running(self) -> bool:
-        """True until the loop returns."""
-        return not self._task.done()
-
-    async def join(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the loop to return, then cancel it.
-
-        A task of another (or a closed) event loop cannot be awaited here: it is cancelled.
-
-        Returns:
-            True when it ended by itself.
-        """
-        task = self._task
-        if task is asyncio.current_task():
-            return True
-        loop = task.get_loop()
-        if loop is not asyncio.get_running_loop():
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(task.cancel)
-            return task.done()
-        done, _ = await asyncio.wait([task], timeout=timeout)
-        if done:
-            if not task.cancelled():
-                task.exception()  # retrieved: the loop logs its own errors
-            return True
-        task.cancel()
-        await asyncio.wait([task])
-        return False

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from . import _constants as C
 from .exceptions import ConfigError
@@ -66,6 +65,9 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
 
 def _parsed_url(name: str, url: str) -> dict[str, Any]:
     """Host, port, username, password, tls and db from a redis:// / rediss:// URL."""
+    # Imported here, with the ipaddress module it loads: most configurations have no URL.
+    from urllib.parse import unquote, urlsplit
+
     shown = _mask_url(url)
     try:
         parts = urlsplit(url.strip())

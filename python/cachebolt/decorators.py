@@ -9,9 +9,7 @@ plain functions (its calls must be awaited), with a `TypeError` when decorating.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import hashlib
 import inspect
 import logging
 import string
@@ -95,9 +93,13 @@ class _KeyTemplate:
 class _DerivedKey:
     """`module.qualname:<hash of the JSON of the bound arguments>`, stable across processes."""
 
-    __slots__ = ("_prefix", "_signature")
+    __slots__ = ("_prefix", "_sha256", "_signature")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
+        # hashlib loads OpenSSL's libcrypto: imported by the first derived key, not with the module.
+        from hashlib import sha256
+
+        self._sha256 = sha256
         self._signature = inspect.signature(fn)
         self._prefix = _qualified_name(fn)
 
@@ -114,7 +116,7 @@ class _DerivedKey:
             ) from exc
         # 128 bits of SHA-256 keep the key short whatever the arguments; the prefix keeps
         # del_pattern("module.function:*") working.
-        return f"{self._prefix}:{hashlib.sha256(data).hexdigest()[:32]}"
+        return f"{self._prefix}:{self._sha256(data).hexdigest()[:32]}"
 
 
 def _refuse_sync(service: AnyService, fn: Callable[..., Any], decorator: str) -> None:
@@ -308,6 +310,9 @@ def with_lock(
 
 
 async def _acquire_polling(service: CacheService, name: str, ttl_ms: int, wait: float) -> str:
+    # Imported here, where an event loop runs, so that a blocking-only program never loads asyncio.
+    import asyncio
+
     backoff = Backoff(wait)
     while (token := service.acquire_lock(name, ttl_ms)) is None:
         delay = backoff.next_delay()

@@ -55,6 +55,14 @@ class RateLimitExceeded(CacheError):
         self.key = key
 
 
+class BackendUnavailable(CacheError):
+    """Redis/Valkey did not answer: refused, timed out, down, loading, or refused our login.
+
+    Raised by the Redis backend only; the service's fallback layer catches exactly this type and
+    serves the call from memory.
+    """
+
+
 class LockNotAcquired(CacheError):
     """A lock was held by someone else (after waiting, when a wait was asked for)."""
 

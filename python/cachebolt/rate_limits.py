@@ -17,7 +17,9 @@ the design (atomic multi-dimension check, cluster hash tags, escalation to tempo
 
 from __future__ import annotations
 
-from ._async.rate_limits import AsyncEnhancedRateLimitService
+from typing import TYPE_CHECKING, Any
+
+from . import _lazy
 from ._domain import (
     DEFAULT_ESCALATION,
     DEFAULT_RULES,
@@ -29,6 +31,17 @@ from ._domain import (
     normalize_phone,
 )
 from ._sync.rate_limits import EnhancedRateLimitService
+
+# Imported on first access, like `cachebolt.AsyncCacheService`: a blocking-only program never
+# loads asyncio.
+_LAZY = {"AsyncEnhancedRateLimitService": "._async.rate_limits"}
+if TYPE_CHECKING:
+    from ._async.rate_limits import AsyncEnhancedRateLimitService
+else:
+
+    def __getattr__(name: str) -> Any:
+        return _lazy.load(globals(), _LAZY, name)
+
 
 __all__ = [
     "DEFAULT_ESCALATION",
@@ -42,3 +55,7 @@ __all__ = [
     "normalize_ip",
     "normalize_phone",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -40,6 +40,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
+from .._asyncio_synchronization import AsyncFlag, AsyncMutex, AsyncWorker
 from .._breaker import BreakerState, CircuitBreaker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
@@ -54,8 +55,6 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._redis_errors import BackendUnavailable
-from .._synchronization import AsyncFlag, AsyncMutex, AsyncWorker
 from .._validate import (
     check_algorithm,
     check_cost,
@@ -65,6 +64,7 @@ from .._validate import (
     check_ttl_ms,
     rate_limit_many_args,
 )
+from ..exceptions import BackendUnavailable
 from .backend import AsyncBackend
 
 __all__ = ["AsyncFallbackBackend", "AsyncPrimaryBackend"]

@@ -31,7 +31,7 @@ from redis.crc import key_slot
 
 from .. import _redis
 from .._redis_clients import AsyncClientSource, publish
-from .._redis_errors import BackendUnavailable, map_redis_errors
+from .._redis_errors import map_redis_errors
 from .._validate import (
     count_arg,
     int64_arg,
@@ -43,6 +43,7 @@ from .._validate import (
     str_args,
 )
 from ..config import CacheConfig
+from ..exceptions import BackendUnavailable
 
 __all__ = ["AsyncRedisBackend"]
 

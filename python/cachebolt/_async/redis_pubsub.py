@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._asyncio_synchronization import AsyncFlag, AsyncWorker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
     LOGGER_NAME,
@@ -33,8 +34,8 @@ from .._constants import (
     PUBSUB_RECONNECT_MAX_SECONDS,
 )
 from .._redis_clients import open_pubsub
-from .._redis_errors import BackendUnavailable, translate
-from .._synchronization import AsyncFlag, AsyncWorker
+from .._redis_errors import translate
+from ..exceptions import BackendUnavailable
 
 __all__ = ["AsyncRedisListener"]
 

@@ -29,20 +29,21 @@ from orjson import dumps as _dumps
 from orjson import loads as _loads
 
 from .. import decorators
+from .._asyncio_pubsub import AsyncDispatcher
+from .._asyncio_synchronization import (
+    AsyncSingleFlight,
+    async_connect_at_init,
+    async_invoke,
+    async_sleep,
+)
 from .._codec import OPTIONS as _OPTIONS
 from .._codec import decode, decode_error, encode, encode_error
 from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
 from .._core import MemoryStore
 from .._memory import async_memory_backend, new_memory_store
-from .._pubsub import AsyncDispatcher, LocalBroker, MessageCallback, Subscription
+from .._pubsub import LocalBroker, MessageCallback, Subscription
 from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
-from .._synchronization import (
-    AsyncSingleFlight,
-    Backoff,
-    async_connect_at_init,
-    async_invoke,
-    async_sleep,
-)
+from .._synchronization import Backoff
 from .._validate import (
     check_algorithm,
     check_cost,

@@ -41,6 +41,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
+from .._synchronization import Flag, Mutex, Worker
 from .._breaker import BreakerState, CircuitBreaker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
@@ -55,8 +56,6 @@ from .._constants import (
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
-from .._redis_errors import BackendUnavailable
-from .._synchronization import Flag, Mutex, Worker
 from .._validate import (
     check_algorithm,
     check_cost,
@@ -66,6 +65,7 @@ from .._validate import (
     check_ttl_ms,
     rate_limit_many_args,
 )
+from ..exceptions import BackendUnavailable
 from .backend import Backend
 
 __all__ = ["FallbackBackend", "PrimaryBackend"]

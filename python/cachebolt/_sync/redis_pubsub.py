@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._synchronization import Flag, Worker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
     LOGGER_NAME,
@@ -34,8 +35,8 @@ from .._constants import (
     PUBSUB_RECONNECT_MAX_SECONDS,
 )
 from .._redis_clients import open_pubsub
-from .._redis_errors import BackendUnavailable, translate
-from .._synchronization import Flag, Worker
+from .._redis_errors import translate
+from ..exceptions import BackendUnavailable
 
 __all__ = ["RedisListener"]
 

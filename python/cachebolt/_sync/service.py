@@ -30,20 +30,21 @@ from orjson import dumps as _dumps
 from orjson import loads as _loads
 
 from .. import decorators
+from .._pubsub import Dispatcher
+from .._synchronization import (
+    SingleFlight,
+    connect_at_init,
+    invoke,
+    sleep,
+)
 from .._codec import OPTIONS as _OPTIONS
 from .._codec import decode, decode_error, encode, encode_error
 from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
 from .._core import MemoryStore
 from .._memory import memory_backend, new_memory_store
-from .._pubsub import Dispatcher, LocalBroker, MessageCallback, Subscription
+from .._pubsub import LocalBroker, MessageCallback, Subscription
 from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
-from .._synchronization import (
-    SingleFlight,
-    Backoff,
-    connect_at_init,
-    invoke,
-    sleep,
-)
+from .._synchronization import Backoff
 from .._validate import (
     check_algorithm,
     check_cost,
