@@ -22,8 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
-# The extras the tests use; `bench` is for benches/ only (make bench installs the lock).
-TEST_EXTRAS = ("hiredis", "fastapi", "prometheus", "plot", "dev")
 # What the versions printed before the run are of.
 SHOWN = ("redis", "hiredis", "orjson", "fastapi", "prometheus-client", "pytest", "hypothesis")
 
@@ -37,8 +35,14 @@ def requirement_args(deps: str) -> list[str]:
     """uv pip install arguments for the dependency set `deps`."""
     if deps == "lock":
         return ["-r", str(REQUIREMENTS / "dev.lock")]
-    extras = [arg for extra in TEST_EXTRAS for arg in ("--extra", extra)]
-    common = ["-r", str(ROOT / "pyproject.toml"), *extras, "-r", str(REQUIREMENTS / "dev.in")]
+    # Every extra: tests/test_cli.py runs `cachebolt bench --peers` on the bench extra's peers.
+    common = [
+        "-r",
+        str(ROOT / "pyproject.toml"),
+        "--all-extras",
+        "-r",
+        str(REQUIREMENTS / "dev.in"),
+    ]
     if deps == "latest":
         return [*common, "--upgrade", "--prerelease", "disallow"]
     return [*common, "--resolution", "lowest-direct"]
