@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import redis
+from _servers import RedisCluster, RedisServer, make_tls_files
 from cachebolt._async.redis_backend import AsyncRedisBackend
 from cachebolt._core import MemoryStore
 from cachebolt._redis import escape_glob
@@ -33,8 +34,6 @@ from cachebolt.config import CacheConfig
 from cachebolt.exceptions import CacheError, WrongTypeError
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tests._servers import RedisCluster, RedisServer, make_tls_files
 
 SECRET = "s3cret-pa55word"
 

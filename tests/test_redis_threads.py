@@ -13,12 +13,11 @@ import threading
 import time
 from typing import Any
 
+from _servers import RedisServer
 from cachebolt._redis_errors import BackendUnavailable
 from cachebolt._sync.redis_backend import RedisBackend
 from cachebolt.config import CacheConfig
 from conftest import wait_until
-
-from tests._servers import RedisServer
 
 THREADS = 8
 CALLS = 50
