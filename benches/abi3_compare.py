@@ -44,7 +44,7 @@ OPERATIONS = ("get (hit)", "set", "check_rate_limit", "acquire_lock+release_lock
 BACKENDS = ("memory", "redis")
 BUILDS = ("abi3", "specific")
 FEATURES = {"abi3": "pyo3/extension-module,abi3", "specific": "pyo3/extension-module"}
-BOUND = 1.03  # abi3 ships when no median ratio exceeds this
+BOUND = 1.03  # the rule: abi3 when no median ratio of a run exceeds this
 BOOTSTRAP = 2000
 
 
