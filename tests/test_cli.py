@@ -98,6 +98,13 @@ def test_fewer_keys_than_a_batch(capsys: pytest.CaptureFixture[str]) -> None:
     assert [row[0] for row in _table(capsys.readouterr().out)] == OPERATIONS
 
 
+def test_run_bench_measures_only_the_operations_asked_for() -> None:
+    results, _ = cli.run_bench(20, 0.001, operations=["set", "get (hit)"])
+    assert [r.operation for r in results] == ["get (hit)", "set"]  # in reporting order
+    with pytest.raises(ValueError, match="unknown operations: get"):
+        cli.run_bench(20, 0.001, operations=["get"])
+
+
 def test_redis_and_memory_side_by_side_leave_no_key_behind(
     redis_client: redis.Redis, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -570,6 +570,7 @@ def run_bench(
     redis: CacheConfig | None = None,
     peers: bool = False,
     duration: float = DEFAULT_DURATION,
+    operations: Sequence[str] = OPERATIONS,
 ) -> tuple[list[BenchResult], dict[str, Any]]:
     """Measure every operation on every selected leg.
 
@@ -581,17 +582,22 @@ def run_bench(
         redis: the Redis settings (required for "redis" and "all"; see `redis_config`).
         peers: add the installed peer libraries' legs.
         duration: total timed seconds, shared by every (operation, leg) when `seconds` is None.
+        operations: the operations to measure (names from `OPERATIONS`; default all).
 
     Returns:
         The results in reporting order (operation, then leg), and metadata describing the run.
 
     Raises:
         ConnectionError: Redis was asked for and does not answer.
+        ValueError: an unknown backend or operation, or a Redis backend without its settings.
     """
     if backend not in ("memory", "redis", "all"):
         raise ValueError(f"backend must be memory, redis or all, not {backend!r}")
     if backend != "memory" and redis is None:
         raise ValueError("a Redis backend needs its settings (redis=...)")
+    unknown = set(operations) - set(OPERATIONS)
+    if unknown:
+        raise ValueError(f"unknown operations: {', '.join(sorted(unknown))}")
     data = _Data.build(n_keys)
     legs: list[_Leg] = []
     try:
@@ -604,6 +610,7 @@ def run_bench(
         plan = [
             (op, leg.name)
             for name in OPERATIONS
+            if name in operations
             for leg in legs
             for op in leg.operations
             if op.name == name
