@@ -57,12 +57,13 @@ def redis_floor() -> str:
 
 
 def build_wheel(python: str, out: Path) -> Path:
-    """A release wheel of this tree for `python`, in `out`."""
+    """The release wheel of this tree for `python`, built as `make wheel` builds it, in `out`."""
     shutil.rmtree(out, ignore_errors=True)
-    maturin = ROOT / ".venv" / "bin" / "maturin"
-    subprocess.run(
-        [maturin, "build", "--release", "-q", "-i", python, "-o", out], cwd=ROOT, check=True
-    )
+    venv_bin = ROOT / ".venv" / "bin"
+    command = [venv_bin / "maturin", "build", "--release", "-q", "--zig"]
+    command += ["--compatibility", "manylinux2014", "-i", python, "-o", out]
+    env = dict(os.environ, PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
     (wheel,) = out.glob("*.whl")
     return wheel
 
