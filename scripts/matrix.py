@@ -140,7 +140,7 @@ def cell(
     command += ["--venv", str(ROOT / ".venv-matrix"), "--wheel", str(wheel), "--server", server]
     if redis_py:
         command += ["--redis-py", redis_py]
-    command += ["--", "-q", "-o", "console_output_style=classic", *extra]
+    command += ["--", "-q", "--override-ini=console_output_style=classic", *extra]
     print("+", " ".join(command), flush=True)
     env = dict(os.environ)
     if binary:

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.server:
         env["CACHEBOLT_TEST_SERVER"] = args.server
-    pytest = [py, "-m", "pytest", "tests", "-p", "no:cacheprovider", *args.pytest_args]
+    # Every test unless paths are given after `--`.
+    paths = [] if any(not a.startswith("-") for a in args.pytest_args) else ["tests"]
+    pytest = [py, "-m", "pytest", *paths, "-p", "no:cacheprovider", *args.pytest_args]
     print("+", " ".join(map(str, pytest)), flush=True)
     return subprocess.run([str(c) for c in pytest], cwd=ROOT, env=env, check=False).returncode
 
