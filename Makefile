@@ -78,7 +78,7 @@ smoke-latest: system-deps ## a short run of the suite on the newest release of e
 	$(PYTHON) scripts/testenv.py latest -- $(SMOKE_TESTS) -q
 
 .PHONY: test-matrix
-test-matrix: system-deps $(STAMP)-wheel ## CPython 3.10-3.13 x redis-py floor/newest x Redis/Valkey, wheel smoke (~1 h)
+test-matrix: system-deps $(STAMP)-dev $(STAMP)-wheel ## CPython 3.10-3.13 x redis-py floor/newest x Redis/Valkey, wheel smoke (~1 h)
 	$(PYTHON) scripts/matrix.py
 
 .PHONY: lint
