@@ -111,6 +111,7 @@ def without_rust(env: dict[str, str]) -> dict[str, str]:
 def smoke(python: str, wheel: Path, venv: Path) -> str:
     """Install `wheel` alone (runtime dependencies only) and run the smoke script: its verdict."""
     shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
     env = without_rust(dict(os.environ))
     env.pop("PYTHONPATH", None)
     steps = [
