@@ -27,6 +27,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from testenv import split_pytest_args
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 BEGIN, END = "<!-- matrix:begin -->", "<!-- matrix:end -->"
@@ -165,8 +167,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "TESTING.md")
     parser.add_argument("--pythons", default=",".join(PYTHONS))
-    parser.add_argument("pytest_args", nargs="*")
-    args = parser.parse_args()
+    own, pytest_args = split_pytest_args(sys.argv[1:])
+    args = parser.parse_args(own)
 
     floor = redis_floor()
     valkey = valkey_server()
@@ -189,7 +191,7 @@ def main() -> int:
         failed |= verdict != "ok"
         for label, redis_py in (("floor", floor), ("newest", None)):
             results = [
-                cell(python, wheel, redis_py, server, binary, args.pytest_args)
+                cell(python, wheel, redis_py, server, binary, pytest_args)
                 for server, binary in (("redis", None), ("valkey", valkey))
             ]
             failed |= any(" failed" in r or " error" in r or "no result" in r for r in results)

@@ -36,7 +36,7 @@ def exercise(cache: object) -> None:
     assert isinstance(cache, CacheService)
     cache.set("k", {"n": 1}, ttl=60)
     assert cache.get("k") == {"n": 1}
-    assert cache.get_or_set("g", lambda: [1, 2], ttl=60) == [1, 2]
+    assert cache.get_or_set("g", 60, lambda: [1, 2]) == [1, 2]
     token = cache.acquire_lock("lock", 10_000)
     assert token is not None and cache.acquire_lock("lock", 10_000) is None
     assert cache.release_lock("lock", token)

@@ -60,6 +60,12 @@ def make_venv(venv: Path, python: str) -> tuple[Path, dict[str, str]]:
     return py, env
 
 
+def split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the script's own arguments, pytest's: those after `--`)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return argv[:cut], argv[cut + 1 :]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("deps", choices=["latest", "oldest", "lock"])
@@ -68,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-py", help="install this redis-py version over the chosen set")
     parser.add_argument("--wheel", type=Path, help="install this wheel instead of building")
     parser.add_argument("--server", choices=["redis", "valkey"], help="server the tests start")
-    parser.add_argument("pytest_args", nargs="*", help="after --: arguments of pytest")
-    args = parser.parse_args(argv)
+    own, pytest_args = split_pytest_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
 
     venv = (args.venv or ROOT / f".venv-{args.deps}").resolve()
     py, env = make_venv(venv, args.python)
@@ -96,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.server:
         env["CACHEBOLT_TEST_SERVER"] = args.server
     # Every test unless paths are given after `--`.
-    paths = [] if any(not a.startswith("-") for a in args.pytest_args) else ["tests"]
-    pytest = [py, "-m", "pytest", *paths, "-p", "no:cacheprovider", *args.pytest_args]
+    paths = [] if any(not a.startswith("-") for a in pytest_args) else ["tests"]
+    pytest = [py, "-m", "pytest", *paths, "-p", "no:cacheprovider", *pytest_args]
     print("+", " ".join(map(str, pytest)), flush=True)
     return subprocess.run([str(c) for c in pytest], cwd=ROOT, env=env, check=False).returncode
 
