@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
 # What the versions printed before the run are of.
-SHOWN = ("redis", "hiredis", "orjson", "fastapi", "prometheus-client", "pytest", "hypothesis")
+SHOWN = ("redis", "hiredis", "orjson", "fastapi", "prometheus-client", "pytest", "pytest-asyncio")
 
 
 def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
