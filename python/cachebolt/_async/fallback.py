@@ -25,9 +25,11 @@ extension answer False: the lock expires in Redis by its TTL). A fenced lock tak
 (`acquire_fenced_lock`) carries a fence of the memory store's own sequence (1, 2, ... in this
 process), which must not be compared with Redis fences: its "mem-" token tells the holder so.
 
-When Redis answers again, the memory backend drops what the outage left in it (values, sets,
-counters, rate-limit state), except the locks still held, so a later outage never serves data
-from an earlier one. Writes made during the outage are not copied to Redis.
+When Redis answers again, the calls go back to Redis first, then the memory backend drops what
+the outage left in it (values, sets, counters, rate-limit state), except the locks still held, so
+a later outage never serves data from an earlier one (should Redis fail again during the drop,
+the new outage's first memory writes may be dropped too: misses, never stale reads). Writes made
+during the outage are not copied to Redis.
 
 A call that timed out on Redis may have run there (an `incr`, a `set`); it is then also run in
 memory. That is the price of never making callers wait.
