@@ -480,6 +480,5 @@ def publish(client: Any, channel: str, data: bytes, node: Any) -> Any:
     """
     if node is None and hasattr(client, "publish"):
         return client.publish(channel, data)
-    if not hasattr(client, "publish"):
-        node = node or client.get_random_node()
+    node = node or client.get_random_node()  # no node yet: only the asyncio cluster before 8.0
     return client.execute_command("PUBLISH", channel, data, target_nodes=node)
