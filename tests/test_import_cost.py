@@ -34,6 +34,25 @@ def test_blocking_use_imports_neither_asyncio_ssl_nor_redis() -> None:
     assert loaded == []
 
 
+def test_orjson_is_imported_by_the_first_value_and_then_called_directly() -> None:
+    loaded = _run(
+        "import sys, cachebolt, cachebolt._sync.service as s\n"
+        "cache = cachebolt.CacheService()\n"
+        "before = 'orjson' in sys.modules\n"
+        "cache.set('k', {'a': [1, 2.5, None]})\n"
+        "import orjson\n"
+        "print((before, cache.get('k'), s._dumps is orjson.dumps, s._loads is orjson.loads))"
+    )
+    assert loaded == (False, {"a": [1, 2.5, None]}, True, True)
+
+
+def test_the_codec_options_are_orjsons() -> None:
+    import orjson
+    from cachebolt import _codec
+
+    assert (_codec.OPTIONS, _codec.SORT_KEYS) == (orjson.OPT_NON_STR_KEYS, orjson.OPT_SORT_KEYS)
+
+
 def test_the_domain_limiter_of_the_blocking_service_does_not_import_asyncio() -> None:
     loaded = _run(
         "import sys, cachebolt\n"

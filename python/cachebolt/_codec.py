@@ -3,19 +3,59 @@
 orjson with `OPT_NON_STR_KEYS`, so `{1: "a"}` comes back as `{"1": "a"}` exactly like a stdlib
 `json` round trip. The services' hot paths call `orjson` directly (no helper frame) and use the
 `*_error` builders here only on the failure path.
+
+orjson is imported on the first encode or decode, not with the package: its import loads
+datetime, uuid, platform and json, about 5 ms a program pays before it stores anything. A module
+binds a name with `first_use`, which imports orjson and rebinds that name to orjson's own
+function on the first call, so every later call is a plain global lookup.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
-
-import orjson
 
 from .exceptions import SerializationError
 
-__all__ = ["OPTIONS", "decode", "decode_error", "encode", "encode_error", "round_trip"]
+__all__ = [
+    "OPTIONS",
+    "SORT_KEYS",
+    "decode",
+    "decode_error",
+    "encode",
+    "encode_error",
+    "first_use",
+    "round_trip",
+]
 
-OPTIONS: Final = orjson.OPT_NON_STR_KEYS
+# orjson.OPT_NON_STR_KEYS and orjson.OPT_SORT_KEYS, which are part of orjson's documented API
+# (tests/test_codec.py checks them against the installed orjson).
+OPTIONS: Final = 4
+SORT_KEYS: Final = 32
+
+
+def first_use(namespace: dict[str, Any], name: str, attribute: str) -> Callable[..., Any]:
+    """A stand-in for `orjson.<attribute>` that imports orjson on its first call.
+
+    Args:
+        namespace: the `globals()` of the calling module; the first call stores the real
+            function there under `name`.
+        name: the global name the module calls.
+        attribute: `dumps` or `loads`.
+    """
+
+    def load_and_call(*args: Any, **kwargs: Any) -> Any:
+        import orjson
+
+        function = getattr(orjson, attribute)
+        namespace[name] = function
+        return function(*args, **kwargs)
+
+    return load_and_call
+
+
+_dumps = first_use(globals(), "_dumps", "dumps")
+_loads = first_use(globals(), "_loads", "loads")
 
 
 def encode_error(key: str, exc: Exception, what: str = "value for key") -> SerializationError:
@@ -31,16 +71,17 @@ def decode_error(key: str, exc: Exception) -> SerializationError:
 def encode(key: str, value: object) -> bytes:
     """JSON-encode `value`; `SerializationError` naming `key` when it cannot be encoded."""
     try:
-        return orjson.dumps(value, option=OPTIONS)
+        data: bytes = _dumps(value, option=OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise encode_error(key, exc) from exc
+    return data
 
 
 def decode(key: str, data: bytes) -> Any:
     """Decode stored JSON; `SerializationError` naming `key` for invalid bytes."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        return _loads(data)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
         raise decode_error(key, exc) from exc
 
 

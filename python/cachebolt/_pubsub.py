@@ -9,7 +9,6 @@ A failing callback is logged with its traceback and delivery to the others goes 
 
 from __future__ import annotations
 
-import inspect
 import logging
 import queue
 import threading
@@ -17,13 +16,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-import orjson
-
+from ._codec import first_use
 from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS, LOGGER_NAME
 
 __all__ = ["STOP", "Dispatcher", "LocalBroker", "Subscription", "report_failure"]
 
 _logger = logging.getLogger(LOGGER_NAME)
+_loads = first_use(globals(), "_loads", "loads")
 # Queued after the last message: the delivery loop ends there.
 STOP: Final = object()
 
@@ -131,6 +130,8 @@ class Dispatcher:
         Raises:
             TypeError: the callback is an `async def` function, which this dispatcher cannot run.
         """
+        import inspect  # loaded when the first subscription is made, not with the package
+
         if inspect.iscoroutinefunction(subscription.callback):
             raise TypeError(
                 "CacheService runs pub/sub callbacks on a thread and cannot await "
@@ -170,6 +171,6 @@ class Dispatcher:
             if not subscription.active:
                 continue
             try:
-                subscription.callback(orjson.loads(data))
+                subscription.callback(_loads(data))
             except Exception:
                 report_failure(subscription)

@@ -8,11 +8,10 @@ maps onto its generated twin in `_sync/` line by line.
 
 from __future__ import annotations
 
-import inspect
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 from ._constants import LOCK_BACKOFF_INITIAL_SECONDS, LOCK_BACKOFF_MAX_SECONDS
@@ -47,8 +46,8 @@ def invoke(fn: Callable[[], object]) -> object:
         TypeError: `fn` returned an awaitable (an `async def` function).
     """
     result = fn()
-    if inspect.isawaitable(result):
-        if inspect.iscoroutine(result):
+    if isinstance(result, Awaitable):
+        if isinstance(result, Coroutine):
             result.close()  # never awaited on purpose: no "never awaited" warning
         raise TypeError(
             f"{fn!r} returned an awaitable; CacheService needs a plain function "

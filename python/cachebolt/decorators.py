@@ -16,9 +16,7 @@ import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypeVar, cast
 
-import orjson
-
-from ._codec import OPTIONS, round_trip
+from ._codec import OPTIONS, SORT_KEYS, first_use, round_trip
 from ._constants import LOGGER_NAME
 from ._synchronization import Backoff
 from ._validate import (
@@ -47,6 +45,7 @@ Decorator = Callable[[Callable[_P, _R]], Callable[_P, _R]]
 _logger = logging.getLogger(LOGGER_NAME)
 _MISSING: Any = object()
 _formatter = string.Formatter()
+_dumps = first_use(globals(), "_dumps", "dumps")
 
 
 def _is_async_service(service: AnyService) -> bool:
@@ -107,7 +106,7 @@ class _DerivedKey:
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
         try:
-            data = orjson.dumps(bound.arguments, option=OPTIONS | orjson.OPT_SORT_KEYS)
+            data = _dumps(bound.arguments, option=OPTIONS | SORT_KEYS)
         except TypeError as exc:
             raise SerializationError(
                 f"cannot derive a cache key for {self._prefix} from its arguments ({exc}); "

@@ -24,11 +24,6 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from orjson import JSONDecodeError
-from orjson import dumps as _dumps
-from orjson import loads as _loads
-
-from .. import decorators
 from .._asyncio_pubsub import AsyncDispatcher
 from .._asyncio_synchronization import (
     AsyncSingleFlight,
@@ -37,7 +32,7 @@ from .._asyncio_synchronization import (
     async_sleep,
 )
 from .._codec import OPTIONS as _OPTIONS
-from .._codec import decode, decode_error, encode, encode_error
+from .._codec import decode, decode_error, encode, encode_error, first_use
 from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
 from .._core import MemoryStore
 from .._memory import async_memory_backend, new_memory_store
@@ -69,6 +64,9 @@ if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads red
 __all__ = ["AsyncCacheService"]
 
 _logger = logging.getLogger(LOGGER_NAME)
+# orjson's dumps and loads once the first value is encoded or decoded (see `_codec.first_use`).
+_dumps = first_use(globals(), "_dumps", "dumps")
+_loads = first_use(globals(), "_loads", "loads")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -147,7 +145,7 @@ class AsyncCacheService:
             return default
         try:
             return _loads(data)
-        except JSONDecodeError as exc:
+        except ValueError as exc:  # orjson.JSONDecodeError
             raise decode_error(key, exc) from exc
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
@@ -687,6 +685,8 @@ class AsyncCacheService:
         self, *, ttl: float | None, key: str | None = None
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function so its result is cached (see `cachebolt.decorators.cached`)."""
+        from .. import decorators
+
         return decorators.cached(self, ttl=ttl, key=key)
 
     def rate_limited(
@@ -699,6 +699,8 @@ class AsyncCacheService:
         cost: int = 1,
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function with a rate limit (see `cachebolt.decorators.rate_limited`)."""
+        from .. import decorators
+
         return decorators.rate_limited(
             self,
             limit=limit,
@@ -712,6 +714,8 @@ class AsyncCacheService:
         self, name_template: str, *, ttl_ms: int, wait_seconds: float = 0
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function to run under a lock (see `cachebolt.decorators.with_lock`)."""
+        from .. import decorators
+
         return decorators.with_lock(self, name_template, ttl_ms=ttl_ms, wait_seconds=wait_seconds)
 
     # --- service -----------------------------------------------------------------------------

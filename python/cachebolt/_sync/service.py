@@ -25,11 +25,6 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from orjson import JSONDecodeError
-from orjson import dumps as _dumps
-from orjson import loads as _loads
-
-from .. import decorators
 from .._pubsub import Dispatcher
 from .._synchronization import (
     SingleFlight,
@@ -38,7 +33,7 @@ from .._synchronization import (
     sleep,
 )
 from .._codec import OPTIONS as _OPTIONS
-from .._codec import decode, decode_error, encode, encode_error
+from .._codec import decode, decode_error, encode, encode_error, first_use
 from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
 from .._core import MemoryStore
 from .._memory import memory_backend, new_memory_store
@@ -70,6 +65,9 @@ if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads red
 __all__ = ["CacheService"]
 
 _logger = logging.getLogger(LOGGER_NAME)
+# orjson's dumps and loads once the first value is encoded or decoded (see `_codec.first_use`).
+_dumps = first_use(globals(), "_dumps", "dumps")
+_loads = first_use(globals(), "_loads", "loads")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -148,7 +146,7 @@ class CacheService:
             return default
         try:
             return _loads(data)
-        except JSONDecodeError as exc:
+        except ValueError as exc:  # orjson.JSONDecodeError
             raise decode_error(key, exc) from exc
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
@@ -688,6 +686,8 @@ class CacheService:
         self, *, ttl: float | None, key: str | None = None
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function so its result is cached (see `cachebolt.decorators.cached`)."""
+        from .. import decorators
+
         return decorators.cached(self, ttl=ttl, key=key)
 
     def rate_limited(
@@ -700,6 +700,8 @@ class CacheService:
         cost: int = 1,
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function with a rate limit (see `cachebolt.decorators.rate_limited`)."""
+        from .. import decorators
+
         return decorators.rate_limited(
             self,
             limit=limit,
@@ -713,6 +715,8 @@ class CacheService:
         self, name_template: str, *, ttl_ms: int, wait_seconds: float = 0
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function to run under a lock (see `cachebolt.decorators.with_lock`)."""
+        from .. import decorators
+
         return decorators.with_lock(self, name_template, ttl_ms=ttl_ms, wait_seconds=wait_seconds)
 
     # --- service -----------------------------------------------------------------------------
