@@ -10,14 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PySet};
 
 use super::args::{count_arg, int_arg, key_arg, ms_arg, seconds_arg};
+use super::fork::Background;
 use crate::store::clock::Clock;
-use crate::store::expiry::Sweeper;
 use crate::store::validate;
 use crate::store::{Algorithm, LimitSpec, Limits, Store};
 
@@ -27,7 +26,8 @@ pub struct MemoryStore {
     store: Arc<Store>,
     /// The one clock: read here, at the binding edge, and passed into every store command.
     clock: Arc<Clock>,
-    sweeper: Mutex<Option<Sweeper>>,
+    /// The sweeper thread, restarted in a forked child (see `fork`).
+    background: Arc<Background>,
 }
 
 impl MemoryStore {
@@ -70,23 +70,15 @@ impl MemoryStore {
         });
         let store = Arc::new(Store::new(limits));
         // A manual clock never moves on its own, so a periodic sweep would have nothing to do.
-        let sweeper = match interval_ms {
-            Some(ms) if !manual_clock => Some(
-                Sweeper::spawn(
-                    Arc::downgrade(&store),
-                    Arc::clone(&clock),
-                    Duration::from_millis(ms),
-                )
-                .map_err(|e| {
-                    PyValueError::new_err(format!("cannot start the sweep thread: {e}"))
-                })?,
-            ),
-            _ => None,
-        };
+        let interval = interval_ms
+            .filter(|_| !manual_clock)
+            .map(Duration::from_millis);
+        let background = Background::start(&store, Arc::clone(&clock), interval)
+            .map_err(|e| PyValueError::new_err(format!("cannot start the sweep thread: {e}")))?;
         Ok(Self {
             store,
             clock,
-            sweeper: Mutex::new(sweeper),
+            background,
         })
     }
 
@@ -410,8 +402,6 @@ impl MemoryStore {
     // Joins the sweeper thread while attached: it never takes the GIL, and it stops within one
     // batch, so this cannot deadlock and returns promptly.
     fn close(&self) {
-        if let Some(mut sweeper) = self.sweeper.lock().take() {
-            sweeper.stop();
-        }
+        self.background.stop();
     }
 }

@@ -2,6 +2,9 @@
 //! the clock read, and the GIL decision per method.
 
 mod args;
+mod fork;
 mod memory_store;
 
+#[cfg(unix)]
+pub use fork::register as register_fork_handlers;
 pub use memory_store::MemoryStore;

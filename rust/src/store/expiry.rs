@@ -4,11 +4,9 @@
 //! which walks each shard in batches of `BATCH` entries, releasing the lock between batches.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex};
 
 use super::clock::Clock;
 use super::stats::Stats;
@@ -119,9 +117,12 @@ impl Sweeper {
             .name("cachebolt-sweeper".to_owned())
             .spawn(move || loop {
                 {
-                    let mut guard = thread_signal.lock.lock();
+                    let guard = thread_signal
+                        .lock
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     if !thread_signal.stop.load(Ordering::Acquire) {
-                        let _ = thread_signal.wake.wait_for(&mut guard, interval);
+                        let _ = thread_signal.wake.wait_timeout(guard, interval);
                     }
                 }
                 if thread_signal.stop.load(Ordering::Acquire) {
@@ -141,13 +142,26 @@ impl Sweeper {
         {
             // Set the flag under the lock so the thread cannot miss the wake-up between its
             // check and its wait.
-            let _guard = self.signal.lock.lock();
+            let _guard = self
+                .signal
+                .lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             self.signal.stop.store(true, Ordering::Release);
             self.signal.wake.notify_all();
         }
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
+    }
+}
+
+impl Sweeper {
+    /// Let go of the thread without signalling or joining it, for a forked child: only the
+    /// forking thread is copied into the child, so joining would never return, and the signal's
+    /// lock may have been held by the thread that is gone. The handle and signal are leaked.
+    pub fn abandon(self) {
+        std::mem::forget(self);
     }
 }
 

@@ -23,7 +23,7 @@ pub mod validate;
 mod tests;
 
 use ahash::RandomState;
-use parking_lot::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use error::{StoreError, StoreResult};
 pub use keyspace::Cursor;
@@ -51,6 +51,12 @@ pub struct Limits {
 #[repr(align(64))]
 #[derive(Debug)]
 struct Padded(Mutex<Shard>);
+
+/// Every shard lock of a store, held until dropped (see `Store::lock_all`).
+#[must_use = "the shard locks are released when this is dropped"]
+pub struct AllShards<'a> {
+    _guards: Vec<MutexGuard<'a, Shard>>,
+}
 
 /// The keyspace. Thread-safe: every command locks one shard at a time, except
 /// `rate_limit_many`, which holds the shards of its keys together, taken in ascending index
@@ -108,9 +114,24 @@ impl Store {
         (hash, (hash >> (64 - SHARD_BITS)) as usize)
     }
 
+    /// A shard's lock. A panic under a shard lock leaves the shard consistent (every command
+    /// validates before it writes), so a poisoned lock is taken like any other.
     #[inline]
     fn lock(&self, idx: usize) -> MutexGuard<'_, Shard> {
-        self.shards[idx].0.lock()
+        self.shards[idx]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every shard lock, taken in ascending order (the one lock order). Held across `fork()`,
+    /// so the child copies no shard in the middle of a command; dropping the guards releases
+    /// them in the parent and in the child alike (std's futex mutex keeps no process-wide state
+    /// that a thread missing from the child could have left locked).
+    pub fn lock_all(&self) -> AllShards<'_> {
+        AllShards {
+            _guards: (0..SHARDS).map(|idx| self.lock(idx)).collect(),
+        }
     }
 
     /// Run a read-only (or lazily-expiring) command on the key's shard.

@@ -10,7 +10,7 @@
 //! * Phase 2 decides on the copies; only when every key admits are the copies written back.
 //!   A denied call writes nothing (expired state met on the way is dropped, as any read does).
 
-use parking_lot::MutexGuard;
+use std::sync::MutexGuard;
 
 use super::entry::{Entry, Payload};
 use super::limits::rate_limit_key;

@@ -392,7 +392,7 @@ fn fences_follow_the_order_of_acquisition_across_threads() {
     // 8 threads take one lock in turn; the order in which they got it (the lock key's holder
     // sequence, recorded while holding it) must be the order of their fences.
     let s = Arc::new(store());
-    let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (s, order) = (Arc::clone(&s), Arc::clone(&order));
@@ -400,7 +400,7 @@ fn fences_follow_the_order_of_acquisition_across_threads() {
                 let mut taken = 0;
                 while taken < 200 {
                     if let Some((token, fence)) = s.acquire_fenced_lock("hot", 60_000, 0) {
-                        order.lock().push(fence);
+                        order.lock().unwrap().push(fence);
                         assert!(s.release_lock("hot", &token, 0));
                         taken += 1;
                     }
@@ -411,7 +411,7 @@ fn fences_follow_the_order_of_acquisition_across_threads() {
     for thread in threads {
         thread.join().unwrap();
     }
-    let order = order.lock();
+    let order = order.lock().unwrap();
     assert_eq!(order.len(), 1600);
     assert!(
         order.windows(2).all(|w| w[0] < w[1]),
