@@ -192,3 +192,13 @@ def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as excinfo:
         cli.main(argv)
     assert excinfo.value.code == 2
+
+
+def test_usage_errors_hide_url_passwords(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse quotes the arguments it did not understand: a mistyped --url among them.
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["bench", "--backend", "redis", "--ulr", "redis://alice:Kq7vWz4rTn@h:1/0"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --ulr redis://alice:***@h:1/0" in err
+    assert "Kq7v" not in err

@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import threading
 from typing import Any
 
 import orjson
 
-from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS, LOGGER_NAME
+from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS
 from ._pubsub import STOP, Subscription, report_failure
+from ._redact import get_logger
 
 __all__ = ["AsyncDispatcher"]
 
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 
 
 class _Worker:

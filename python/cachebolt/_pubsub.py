@@ -9,7 +9,6 @@ A failing callback is logged with its traceback and delivery to the others goes 
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -17,11 +16,12 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._codec import first_use
-from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS, LOGGER_NAME
+from ._constants import DISPATCHER_STOP_TIMEOUT_SECONDS
+from ._redact import get_logger
 
 __all__ = ["STOP", "Dispatcher", "LocalBroker", "Subscription", "report_failure"]
 
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 _loads = first_use(globals(), "_loads", "loads")
 # Queued after the last message: the delivery loop ends there.
 STOP: Final = object()

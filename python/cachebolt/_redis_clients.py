@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import os
 import socket
 import struct
@@ -56,7 +55,7 @@ import redis.cluster
 from redis.exceptions import NoScriptError
 
 from . import _redis
-from ._constants import LOGGER_NAME
+from ._redact import get_logger
 from ._redis_errors import RedisErrorMapper
 from .config import CacheConfig
 
@@ -64,7 +63,7 @@ __all__ = ["AsyncClientSource", "ClientSource"]
 
 # A thread's connection unused for this long is polled (`can_read`) before its next command.
 _IDLE_CHECK_SECONDS: Final = 0.01
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 _monotonic = time.monotonic
 
 

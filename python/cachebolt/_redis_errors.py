@@ -12,9 +12,10 @@
   something) -> `BackendUnavailable` naming it, so the call is served from memory and never
   surfaces redis-py's internals to the caller.
 
-Messages never carry a password: the mapper is given the secret and masks it, and redis-py's own
-texts (host:port, errno) do not contain it. `NOSCRIPT` never reaches here: redis-py's `Script`
-reloads the script and runs it again, which is safe since the first EVALSHA did not run anything.
+Messages never carry a password: every one passes `mask_secrets` with the secret the mapper is
+given (a URL password in redis-py's texts is masked too). `NOSCRIPT` never reaches here:
+redis-py's `Script` reloads the script and runs it again, which is safe since the first EVALSHA
+did not run anything.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from types import TracebackType
 
 from redis import exceptions as rx
 
+from ._redact import mask_secrets
 from .exceptions import BackendUnavailable, CacheError, WrongTypeError
 
 __all__ = ["BackendUnavailable", "RedisErrorMapper", "map_redis_errors"]
-
-_MASK = "***"
 
 # The server's texts for WRONGTYPE-like errors, as the Rust store words them (redis-py strips
 # the "ERR " prefix of the last two).
@@ -55,12 +55,6 @@ _UNAVAILABLE = (
 )
 
 
-def _scrub(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, _MASK)
-    return text
-
-
 def _script_free(message: str) -> str:
     """An error reply raised inside a Lua script, without Redis's " script: ..." location."""
     cut = message.find(" script: ")
@@ -71,21 +65,22 @@ def translate(exc: BaseException, secret: str | None = None) -> CacheError:
     """The cachebolt exception for an exception raised by redis-py (or a socket)."""
     if isinstance(exc, rx.ResponseError):
         if isinstance(exc, _UNAVAILABLE_REPLIES):
-            return BackendUnavailable(_scrub(f"Redis unavailable: {exc}", secret))
+            return BackendUnavailable(mask_secrets(f"Redis unavailable: {exc}", secret))
         message = _script_free(str(exc))
         if message.startswith("WRONGTYPE"):
-            return WrongTypeError(_scrub(message, secret))
+            return WrongTypeError(mask_secrets(message, secret))
         if message.startswith(_NOT_AN_INTEGER) or message.startswith("ERR " + _NOT_AN_INTEGER):
             return WrongTypeError(_NOT_AN_INTEGER)
         if message.startswith(_OVERFLOW) or message.startswith("ERR " + _OVERFLOW):
             return WrongTypeError(_OVERFLOW)
-        return CacheError(_scrub(f"Redis error: {message}", secret))
+        return CacheError(mask_secrets(f"Redis error: {message}", secret))
     if isinstance(exc, _UNAVAILABLE):
         detail = str(exc) or type(exc).__name__
-        return BackendUnavailable(_scrub(f"Redis unavailable: {detail}", secret))
+        return BackendUnavailable(mask_secrets(f"Redis unavailable: {detail}", secret))
     if isinstance(exc, rx.RedisError):
-        return CacheError(_scrub(f"Redis error: {exc}", secret))
-    return BackendUnavailable(_scrub(f"Redis client failed: {type(exc).__name__}: {exc}", secret))
+        return CacheError(mask_secrets(f"Redis error: {exc}", secret))
+    failed = f"Redis client failed: {type(exc).__name__}: {exc}"
+    return BackendUnavailable(mask_secrets(failed, secret))
 
 
 class RedisErrorMapper:
@@ -109,8 +104,9 @@ class RedisErrorMapper:
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
         mapped = translate(exc, self._secret)
-        # Chained for debugging; redis-py's texts name host:port and errno, never a password.
-        raise mapped from (exc if self._secret is None or self._secret not in str(exc) else None)
+        # Chained for debugging, unless redis-py's own text would show a secret in a traceback.
+        text = str(exc)
+        raise mapped from (exc if mask_secrets(text, self._secret) == text else None)
 
 
 _DEFAULT = RedisErrorMapper()

@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
+from ._redact import mask_secrets
 from ._sync import CacheService
 from .config import CacheConfig
 from .exceptions import ConfigError
@@ -305,7 +306,8 @@ def _redis_legs(config: CacheConfig, data: _Data, peers: bool) -> list[_Leg]:
     if not cache.is_redis_available():
         cache.close()
         where = config.url or f"{config.host}:{config.port}"
-        raise ConnectionError(f"cannot reach Redis at {where} (see the log above)")
+        message = f"cannot reach Redis at {where} (see the log above)"
+        raise ConnectionError(mask_secrets(message, config.password))
     client = cache.get_client()
     prefix = config.key_prefix
     dumps = orjson.dumps
@@ -744,8 +746,19 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors (which quote the arguments) hide URL passwords."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(mask_secrets(message))
+
+
+def _fail(message: str, secret: str | None = None) -> None:
+    print(f"cachebolt bench: {mask_secrets(message, secret)}", file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cachebolt", description="cachebolt command line")
+    parser = _Parser(prog="cachebolt", description="cachebolt command line")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = commands.add_parser(
         "bench",
@@ -809,10 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.plot is not None and not _installed("matplotlib"):
-        print(
-            "cachebolt bench: --plot needs matplotlib: pip install 'cachebolt[plot]'",
-            file=sys.stderr,
-        )
+        _fail("--plot needs matplotlib: pip install 'cachebolt[plot]'")
         return 2
     if args.url is not None and args.backend == "memory":
         parser.error("--url needs --backend redis or all")
@@ -821,7 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             redis = redis_config(args.url)
         except ConfigError as exc:
-            print(f"cachebolt bench: {exc}", file=sys.stderr)
+            _fail(str(exc))
             return 2
     n_keys = args.keys or (10_000 if args.quick else 100_000)
     duration = QUICK_DURATION if args.quick else args.duration
@@ -836,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=duration,
         )
     except ConnectionError as exc:
-        print(f"cachebolt bench: {exc}", file=sys.stderr)
+        _fail(str(exc), redis.password if redis is not None else None)
         return 1
     title = (
         f"cachebolt bench: {args.backend} backend{' + peers' if args.peers else ''}, "

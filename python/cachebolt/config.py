@@ -7,25 +7,17 @@ which is never echoed: not in errors, not in `repr`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from . import _constants as C
+from ._redact import MASK, mask_secrets
 from .exceptions import ConfigError
 
 __all__ = ["CacheConfig"]
 
 _T = TypeVar("_T")
-_MASK = "***"
-_URL_PASSWORD = re.compile(r"^([^/]*//[^:@/]*:).*@", re.DOTALL)
-
-
-def _mask_url(url: str) -> str:
-    """`url` with any password replaced by `***`, for error messages and `repr`."""
-    # Greedy up to the last "@": a password containing a raw "@" is still hidden whole.
-    return _URL_PASSWORD.sub(rf"\1{_MASK}@", url, count=1)
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -63,17 +55,37 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
     return lambda name, raw: _check_choice(name, raw.strip().lower(), choices)
 
 
-def _parsed_url(name: str, url: str) -> dict[str, Any]:
-    """Host, port, username, password, tls and db from a redis:// / rediss:// URL."""
+def _parsed_url(name: str, url: str, secret: str | None = None) -> dict[str, Any]:
+    """Host, port, username, password, tls and db from a redis:// / rediss:// URL.
+
+    Args:
+        name: the variable or field, for errors.
+        url: the URL.
+        secret: a password given besides the URL, masked in errors too.
+    """
     # Imported here, with the ipaddress module it loads: most configurations have no URL.
     from urllib.parse import unquote, urlsplit
 
-    shown = _mask_url(url)
+    shown = mask_secrets(url, secret)
+    # urllib's own messages are not shown: they can quote a piece of the password.
     try:
         parts = urlsplit(url.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={shown!r} is not a valid URL") from None
+    if parts.netloc and "@" in parts.path + parts.query + parts.fragment:
+        # A raw "/", "?" or "#" in the user name or password ends the host part early: the
+        # parser would read a piece of the password as the host or the port.
+        raise ConfigError(
+            f"{name}={shown!r} is not a valid URL: percent-encode '/', '?', '#' and '@' in the "
+            "user name and password"
+        )
+    try:
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{name}={shown!r} is not a valid URL: {exc}") from None
+    except ValueError:
+        low, high = C.PORT_RANGE
+        raise ConfigError(
+            f"{name}={shown!r} is not a valid URL: the port must be a number in {low}..{high}"
+        ) from None
     if parts.scheme not in C.URL_SCHEMES:
         schemes = ", ".join(f"{s}://" for s in sorted(C.URL_SCHEMES))
         raise ConfigError(f"{name}={shown!r} has an unsupported scheme (expected {schemes})")
@@ -154,7 +166,7 @@ class CacheConfig:
         if self.url is not None:
             if not isinstance(self.url, str):
                 raise ConfigError(f"CacheConfig.url must be a str, not {type(self.url).__name__}")
-            for name, value in _parsed_url("CacheConfig.url", self.url).items():
+            for name, value in _parsed_url("CacheConfig.url", self.url, self.password).items():
                 object.__setattr__(self, name, value)
         self._check_types()
         _check_range("CacheConfig.port", self.port, C.PORT_RANGE)
@@ -194,7 +206,7 @@ class CacheConfig:
             # bool is an int subclass: a flag is not a port and a port is not a flag.
             if isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
                 continue
-            shown = _MASK if f.name == "password" else repr(value)
+            shown = MASK if f.name == "password" else repr(value)
             raise ConfigError(
                 f"CacheConfig.{f.name}={shown} must be {expected.__name__}"
                 + (" or None" if optional else "")
@@ -205,9 +217,9 @@ class CacheConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "password":
-                parts.append(f"password={_MASK!r}" if value is not None else "password=None")
+                parts.append(f"password={MASK!r}" if value is not None else "password=None")
             elif f.name == "url" and value is not None:
-                parts.append(f"url={_mask_url(value)!r}")
+                parts.append(f"url={mask_secrets(value, self.password)!r}")
             else:
                 parts.append(f"{f.name}={value!r}")
         return f"CacheConfig({', '.join(parts)})"
@@ -274,7 +286,7 @@ class CacheConfig:
         url = env.get(C.ENV_URL)
         if url is not None and url.strip():
             # Parsed here so an error names the variable; the URL then overrides its parts.
-            values.update(_parsed_url(C.ENV_URL, url))
+            values.update(_parsed_url(C.ENV_URL, url, password))
             values["url"] = url.strip()
         if values.get("cluster") and values.get("db", 0) != 0:
             raise ConfigError(f"{C.ENV_DB}={values['db']} is not allowed with {C.ENV_CLUSTER}=true")

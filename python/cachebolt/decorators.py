@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypeVar, cast
 
 from ._codec import OPTIONS, SORT_KEYS, first_use, round_trip
-from ._constants import LOGGER_NAME
+from ._redact import get_logger
 from ._synchronization import Backoff
 from ._validate import (
     check_algorithm,
@@ -42,7 +41,7 @@ __all__ = ["cached", "rate_limited", "with_lock"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 Decorator = Callable[[Callable[_P, _R]], Callable[_P, _R]]
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 _MISSING: Any = object()
 _formatter = string.Formatter()
 _dumps = first_use(globals(), "_dumps", "dumps")

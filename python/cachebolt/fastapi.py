@@ -25,7 +25,6 @@ from __future__ import annotations
 import hmac
 import inspect
 import ipaddress
-import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -40,7 +39,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     raise ImportError("cachebolt.fastapi needs FastAPI: pip install 'cachebolt[fastapi]'") from exc
 
 from ._async.service import AsyncCacheService
-from ._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
+from ._constants import DEFAULT_RATE_LIMIT_ALGORITHM
+from ._redact import get_logger
 from ._results import RateLimitResult
 from ._sync.service import CacheService
 from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
@@ -62,7 +62,7 @@ MAX_PAGE_COUNT = 1000
 _MAX_PAGE_STEPS = 8
 _ANONYMOUS = "unknown"
 
-_logger = logging.getLogger(f"{LOGGER_NAME}.fastapi")
+_logger = get_logger("fastapi")
 
 
 # --- the service and how to call it ----------------------------------------------------------

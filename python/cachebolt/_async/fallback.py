@@ -38,7 +38,6 @@ memory. That is the price of never making callers wait.
 from __future__ import annotations
 
 import builtins
-import logging
 import threading
 from typing import Any, Protocol
 
@@ -52,11 +51,11 @@ from .._constants import (
     FALLBACK_FAIL_OPEN,
     FALLBACK_MEMORY,
     LOCK_FALLBACK_POLICIES,
-    LOGGER_NAME,
     MEMORY_TOKEN_TAG,
     PROBE_MAX_SECONDS,
     RATE_LIMIT_FALLBACK_POLICIES,
 )
+from .._redact import get_logger
 from .._validate import (
     check_algorithm,
     check_cost,
@@ -71,7 +70,7 @@ from .backend import AsyncBackend
 
 __all__ = ["AsyncFallbackBackend", "AsyncPrimaryBackend"]
 
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 _LOCK_PREFIX = "lock:"
 # Counters summed over both backends (and the policy answers) in `stats()`.
 _SUMMED = (

@@ -31,7 +31,6 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 
-from .._constants import LOGGER_NAME
 from .._domain import (
     DEFAULT_ESCALATION,
     DEFAULT_RULES,
@@ -46,12 +45,13 @@ from .._domain import (
     plan_check,
     violation_key,
 )
+from .._redact import get_logger
 from .._results import RateLimitResult
 from .service import AsyncCacheService
 
 __all__ = ["AsyncEnhancedRateLimitService"]
 
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 
 
 class AsyncEnhancedRateLimitService:

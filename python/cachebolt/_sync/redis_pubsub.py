@@ -20,7 +20,6 @@ state derived from messages (an invalidated local cache) must treat everything b
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,18 +28,18 @@ from typing import Any
 from .._synchronization import Flag, Worker
 from .._constants import (
     BACKGROUND_STOP_TIMEOUT_SECONDS,
-    LOGGER_NAME,
     PUBSUB_POLL_SECONDS,
     PUBSUB_RECONNECT_INITIAL_SECONDS,
     PUBSUB_RECONNECT_MAX_SECONDS,
 )
+from .._redact import get_logger
 from .._redis_clients import open_pubsub
 from .._redis_errors import translate
 from ..exceptions import BackendUnavailable
 
 __all__ = ["RedisListener"]
 
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 _DRAIN_PING = "cachebolt-drain"
 
 

@@ -34,10 +34,11 @@ from .._synchronization import (
 )
 from .._codec import OPTIONS as _OPTIONS
 from .._codec import decode, decode_error, encode, encode_error, first_use
-from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
+from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM
 from .._core import MemoryStore
 from .._memory import memory_backend, new_memory_store
 from .._pubsub import LocalBroker, MessageCallback, Subscription
+from .._redact import get_logger
 from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
 from .._synchronization import Backoff
 from .._validate import (
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads red
 
 __all__ = ["CacheService"]
 
-_logger = logging.getLogger(LOGGER_NAME)
+_logger = get_logger()
 # orjson's dumps and loads once the first value is encoded or decoded (see `_codec.first_use`).
 _dumps = first_use(globals(), "_dumps", "dumps")
 _loads = first_use(globals(), "_loads", "loads")
