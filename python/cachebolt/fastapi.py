@@ -28,7 +28,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
 from typing import Any, TypeAlias, TypeVar
 
@@ -36,6 +36,8 @@ try:
     import anyio
     import anyio.to_thread
     from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+    from fastapi.dependencies.utils import request_params_to_args
+    from fastapi.exceptions import RequestValidationError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError("cachebolt.fastapi needs FastAPI: pip install 'cachebolt[fastapi]'") from exc
 
@@ -43,6 +45,7 @@ from ._async.service import AsyncCacheService
 from ._constants import DEFAULT_RATE_LIMIT_ALGORITHM, LOGGER_NAME
 from ._results import RateLimitResult
 from ._sync.service import CacheService
+from ._templates import KeyTemplate, escape_key_part
 from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
 
 __all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
@@ -183,10 +186,14 @@ def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str
 
 
 def _caller(identity: object, request: Request, nets: tuple[Network, ...]) -> str:
-    """`user:<identity>` when `by` named someone, else `ip:<client address>`."""
+    """`user:<identity>` when `by` named someone, else `ip:<client address>`.
+
+    The identity is escaped (`escape_key_part`): it holds no `:`, so no user is ever the
+    anonymous `ip:` caller, nor reaches the parts of the key that follow it.
+    """
     if identity is None or identity == "":
         return "ip:" + _client_address(request, nets)
-    return f"user:{identity}"
+    return "user:" + escape_key_part(str(identity))
 
 
 def _with_identity(
@@ -206,22 +213,60 @@ def _with_identity(
 
 
 class _Template:
-    """A key template over the route's path parameters (`"{order_id}"`), checked per request."""
+    """A key template over the route's path parameters (`"{order_id}"`), filled per request.
 
-    __slots__ = ("_text",)
+    The values are the path parameters as FastAPI validates them for the route (the objects
+    its functions receive: `order_id: int` makes `/orders/01` and `/orders/1` one key), by the
+    route's own field of that name: the endpoint's first, then its dependencies'. A parameter
+    no function declares is its text. A value that fails validation raises the
+    `RequestValidationError` FastAPI would (422), before any key is made.
+    """
+
+    __slots__ = ("_template",)
 
     def __init__(self, text: str, what: str) -> None:
-        check_key(text, what)
-        self._text = text
+        self._template = KeyTemplate(text, what)
+        bad = [name for name in self._template.names if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"{what} {text!r}: fields must name path parameters, not {{{bad[0]}}}")
 
-    def format(self, request: Request, **extra: str) -> str:
-        values: Mapping[str, Any] = {**request.path_params, **extra}
+    def _fields(self, route: Any) -> dict[str, Any]:
+        """Template name -> the route's field that validates it (None: no function declares it)."""
+        if not self._template.names:
+            return {}
+        declared: dict[str, Any] = {}
+        dependants = [getattr(route, "dependant", None)]
+        for dependant in dependants:  # breadth first: the endpoint's own parameters win
+            if dependant is not None:
+                for field in dependant.path_params:
+                    declared.setdefault(field.alias, field)
+                dependants.extend(dependant.dependencies)
+        return {name: declared.get(name) for name in self._template.names}
+
+    def format(self, request: Request) -> str:
+        raw = request.path_params
+        missing = [name for name in self._template.names if name not in raw]
+        if missing:
+            raise RuntimeError(
+                f"key template {self._template.text!r} names {missing[0]!r}, which is not a "
+                f"path parameter of {_route_path(request)}"
+            )
+        route = request.scope.get("route")
+        values: dict[str, Any] = {}
+        for name, field in self._fields(route).items():
+            if field is None:
+                values[name] = raw[name]
+                continue
+            validated, errors = request_params_to_args([field], raw)
+            if errors:
+                raise RequestValidationError(errors)
+            values[name] = validated[field.name]
         try:
-            return self._text.format_map(values)
+            return self._template.format(values)
         except (KeyError, IndexError, AttributeError, ValueError) as exc:
             raise RuntimeError(
-                f"key template {self._text!r} names {exc}, which is not a path parameter of "
-                f"{_route_path(request)}"
+                f"key template {self._template.text!r} cannot be filled from the path "
+                f"parameters of {_route_path(request)}: {exc!r}"
             ) from None
 
 
@@ -257,7 +302,9 @@ class RateLimit:
     The counter is `ratelimit:<caller>:<METHOD>:<route template>` (`ratelimit:user:42:POST:/orders`,
     `ratelimit:ip:203.0.113.7:GET:/items/{item_id}`): one per caller, route and method. `key=`
     replaces `<METHOD>:<route template>` with a name shared by every route that uses it, and may
-    name path parameters (`key="orders:{shop_id}"`).
+    name path parameters (`key="orders:{shop_id}"`): filled from their values as FastAPI
+    validates them for the route (`shop_id: int` counts `/shops/01` as `/shops/1`; `abc` gets
+    422 and counts nothing), each escaped by `escape_key_part`, as is the caller's identity.
 
     An allowed request gets `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds,
     IETF draft) and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix time)
@@ -378,7 +425,8 @@ class WithLock:
     The lock is `lock:<name>:<caller>` (`lock:order:create:42` for user 42, as in the original;
     `lock:order:create:ip:203.0.113.7` for an anonymous caller), or `lock:<name>:<key>` with
     `key=` (a template over path parameters: `WithLock("payment:process", 10_000,
-    key="{order_id}")` is one lock per order whoever calls). A request that finds it held gets 409
+    key="{order_id}")` is one lock per order whoever calls, filled as `RateLimit`'s `key=`: from
+    the validated values, escaped). A request that finds it held gets 409
     and a JSON body at once (no waiting). The lock is released with its own token, so never
     someone else's (after `ttl_ms` it may be), after the response has been sent, also when the
     handler raises. The dependency's value is the lock token.
@@ -423,6 +471,8 @@ class WithLock:
         if self._key is not None:
             return f"{self.name}:{self._key.format(request)}"
         caller = _caller(identity, request, self._proxies)
+        # A user's lock is `<name>:<identity>` (escaped: never `ip:...`), an anonymous caller's
+        # `<name>:ip:<address>`.
         if caller.startswith("user:"):
             caller = caller[len("user:") :]
         return f"{self.name}:{caller}"
