@@ -618,3 +618,72 @@ def test_template_fields_must_name_parameters() -> None:
             WithLock("pay", 1000, key=template)
         with pytest.raises(ValueError, match="must name path parameters"):
             RateLimit(1, 60, key=template)
+
+
+# --- admin router: token and schema ------------------------------------------------------------
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("token", "match"),
+    [
+        ("", "empty"),
+        (" \n\t", "empty"),
+        ("x" * 15, "15 characters: at least 16"),
+        (" " * 20 + "x", "1 characters: at least 16"),
+        ("admin token 0123456789", "' ' at position 5"),
+        ("admin-token\t0123456789", "'\\\\t' at position 11"),
+        ("admin-token\n0123456789", "'\\\\n' at position 11"),
+        ("admin-token\x000123456789", "'\\\\x00' at position 11"),
+        ("admin-tökén-0123456789", "'ö' at position 7"),
+    ],
+)
+def test_admin_token_is_refused_with_the_reason(token: str, match: str) -> None:
+    from cachebolt.fastapi import admin_router
+
+    with CacheService() as cache, pytest.raises(ValueError, match=match):
+        admin_router(cache, token=token)
+
+
+def test_admin_token_read_from_a_file_works(tmp_path: Any) -> None:
+    """The file's final newline (and surrounding spaces) are not part of the token."""
+    from cachebolt.fastapi import admin_router
+
+    secret = tmp_path / "token"
+    secret.write_text(f"  {ADMIN_TOKEN}\n")
+    app = FastAPI()
+    with CacheService() as cache:
+        app.include_router(admin_router(cache, token=secret.read_text()))
+        with TestClient(app) as client:
+            ok = client.get("/cache/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert ok.status_code == 200 and ok.json()["backend"] == "memory"
+            newline = {"Authorization": f"Bearer {ADMIN_TOKEN}x"}
+            assert client.get("/cache/stats", headers=newline).status_code == 403
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_admin_routes_are_out_of_the_schema_unless_asked(listed: bool) -> None:
+    from cachebolt.fastapi import admin_router
+
+    app = FastAPI()
+
+    @app.get("/items")
+    def items() -> list[int]:
+        return []
+
+    with CacheService() as cache:
+        kwargs = {"include_in_schema": True} if listed else {}
+        app.include_router(admin_router(cache, token=ADMIN_TOKEN, **kwargs))
+        with TestClient(app) as client:
+            paths = client.get("/openapi.json").json()["paths"]
+            admin = sorted(path for path in paths if path.startswith("/cache"))
+            assert admin == (
+                ["/cache/clear-locks", "/cache/health", "/cache/keys", "/cache/stats"]
+                if listed
+                else []
+            )
+            assert "/items" in paths
+            # Out of the schema, still served.
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            assert client.get("/cache/health", headers=headers).status_code == 200

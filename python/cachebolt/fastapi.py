@@ -526,12 +526,39 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor)
 
 
+def _admin_secret(token: object) -> bytes:
+    """The admin token as compared: stripped of surrounding whitespace (a token read from a
+    file ends with a newline), then checked so that a client can send it in a header."""
+    if token is None:
+        raise ValueError("admin_router needs a token: the admin API is never open")
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    token = token.strip()
+    if not token:
+        raise ValueError("admin_router token is empty (or only whitespace)")
+    for position, char in enumerate(token):
+        # Printable ASCII only: a header carries nothing else intact, and a token that no
+        # request can present would refuse every request without saying why.
+        if not "!" <= char <= "~":
+            raise ValueError(
+                f"admin_router token has {char!r} at position {position}: it must be printable "
+                "ASCII without whitespace or control characters"
+            )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"admin_router token has {len(token)} characters: at least {MIN_TOKEN_LENGTH} "
+            "are needed"
+        )
+    return token.encode("ascii")
+
+
 def admin_router(
     cache: AnyService,
     *,
     token: str,
     prefix: str = "/cache",
     trusted_proxies: Iterable[str] = (),
+    include_in_schema: bool = False,
 ) -> APIRouter:
     """The admin API of a service, behind a bearer token: include it in your app.
 
@@ -547,28 +574,26 @@ def admin_router(
 
     Every request needs `Authorization: Bearer <token>` (compared in constant time): 401 without
     it, 403 with a wrong one, both logged at WARNING. Every mutation is logged at WARNING with
-    the caller's address (see `client_address`) and what it removed.
+    the caller's address (see `client_address`) and what it removed. The routes are left out of
+    the app's OpenAPI schema (`/openapi.json`, `/docs`) unless `include_in_schema=True`.
 
     Args:
         cache: the service to administer.
-        token: the secret, at least 16 characters.
+        token: the secret: surrounding whitespace (a file's final newline) is stripped, the
+            rest must be at least 16 characters of printable ASCII without whitespace.
         prefix: where the routes live.
         trusted_proxies: proxies whose `X-Forwarded-For` names the caller in the logs.
+        include_in_schema: list the routes in the OpenAPI schema.
 
     Raises:
-        ValueError: no token (None), or one shorter than 16 characters.
+        ValueError: no token (None), an empty one, one shorter than 16 characters, or one with
+            whitespace, control or non-ASCII characters inside.
         TypeError: `cache` is not a service, `token` not a str.
     """
     if cache is None:
         raise TypeError("admin_router needs a cache service")
     _check_service(cache)
-    if token is None:
-        raise ValueError("admin_router needs a token: the admin API is never open")
-    if not isinstance(token, str):
-        raise TypeError(f"token must be a str, not {type(token).__name__}")
-    if len(token.strip()) < MIN_TOKEN_LENGTH:
-        raise ValueError(f"token must have at least {MIN_TOKEN_LENGTH} characters")
-    secret = token.encode("utf-8", "surrogateescape")
+    secret = _admin_secret(token)
     nets = _networks(trusted_proxies)
 
     def caller(request: Request) -> str:
@@ -587,7 +612,12 @@ def admin_router(
             _logger.warning("admin API: wrong bearer token from %s", caller(request))
             raise HTTPException(status_code=403, detail={"error": "forbidden"})
 
-    router = APIRouter(prefix=prefix, dependencies=[Depends(authorize)], tags=["cache admin"])
+    router = APIRouter(
+        prefix=prefix,
+        dependencies=[Depends(authorize)],
+        tags=["cache admin"],
+        include_in_schema=include_in_schema,
+    )
 
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
