@@ -620,6 +620,20 @@ def test_template_fields_must_name_parameters() -> None:
             RateLimit(1, 60, key=template)
 
 
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("2001:db8:0:0:aaaa::1", [], "2001:db8::aaaa:0:0:1"),
+        ("10.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("::ffff:203.0.113.5", [], "203.0.113.5"),
+        ("203.0.113.5", [], "203.0.113.5"),
+    ],
+)
+def test_client_address_without_grouping(peer: str, forwarded: list[str], expected: str) -> None:
+    request = _request(peer, *forwarded)
+    assert client_address(request, ["10.0.0.0/8"], group_ipv6=False) == expected
+
+
 # --- admin router: token and schema ------------------------------------------------------------
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"

@@ -146,7 +146,7 @@ def _group(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return str(address)
 
 
-def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
+def _client_address(request: Request, nets: tuple[Network, ...], group: bool = True) -> str:
     client = request.client
     if client is None or not client.host:
         return _ANONYMOUS
@@ -154,7 +154,7 @@ def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
     if peer is None:  # a non-IP transport name (a Unix socket, a test client)
         return client.host[:64]
     if not nets or not _trusted(peer, nets):
-        return _group(peer)
+        return _group(peer) if group else str(peer)
     # The peer is our proxy: each trusted hop appended the address it saw, so the right-most
     # address that is not a trusted proxy is the client; anything left of it is client-written.
     hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
@@ -168,10 +168,12 @@ def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
         found = address
         if not _trusted(address, nets):
             break
-    return _group(found)
+    return _group(found) if group else str(found)
 
 
-def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str:
+def client_address(
+    request: Request, trusted_proxies: Iterable[str] = (), *, group_ipv6: bool = True
+) -> str:
     """The client's address as the limiters see it.
 
     The direct peer, unless it is one of `trusted_proxies` (addresses or networks); then the
@@ -179,10 +181,16 @@ def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str
     written by the client and never believed). IPv4-mapped IPv6 addresses count as IPv4, IPv6
     addresses are grouped by /64 (`2001:db8::/64`).
 
+    Args:
+        request: the request.
+        trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.
+        group_ipv6: False gives an IPv6 client's own address instead of its /64, for a consumer
+            that takes addresses and groups them itself (`EnhancedRateLimitService.check_otp`).
+
     Raises:
         ValueError: an entry of `trusted_proxies` is not an address or network.
     """
-    return _client_address(request, _networks(trusted_proxies))
+    return _client_address(request, _networks(trusted_proxies), group_ipv6)
 
 
 def _caller(identity: object, request: Request, nets: tuple[Network, ...]) -> str:
