@@ -14,9 +14,12 @@ from cachebolt import (
     RateLimitExceeded,
     RateLimitResult,
     SerializationError,
+    escape_key_part,
 )
 from cachebolt._core import MemoryStore
 from conftest import Clock
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_cached_key_template_binds_defaults(cache: Any, store: MemoryStore) -> None:
@@ -188,6 +191,86 @@ def test_stacked_decorators(cache: Any) -> None:
     create_order(7, {"item": 2})
     with pytest.raises(RateLimitExceeded):
         create_order(7, {"item": 3})
+
+
+# --- templated values are escaped --------------------------------------------------------------
+
+
+def test_cached_template_values_cannot_reach_another_tenant(cache: Any, store: MemoryStore) -> None:
+    """Tenant `acme:q3` asking `payroll` used to read tenant acme's cached `q3:payroll`."""
+    calls: list[tuple[str, str]] = []
+
+    @cache.cached(ttl=300, key="search:{tenant}:{query}")
+    def search(tenant: str, query: str) -> list[str]:
+        calls.append((tenant, query))
+        return [f"{tenant} / {query}"]
+
+    assert search("acme", "q3:payroll") == ["acme / q3:payroll"]
+    assert search("acme:q3", "payroll") == ["acme:q3 / payroll"]
+    assert calls == [("acme", "q3:payroll"), ("acme:q3", "payroll")]
+    assert sorted(store.keys()) == ["search:acme%3Aq3:payroll", "search:acme:q3%3Apayroll"]
+
+
+def test_glob_characters_in_values_are_never_wildcards(cache: Any, store: MemoryStore) -> None:
+    """A tenant named `*` (or `a?`, `[a]`, `\\`) gets a key that a pattern built from its
+    escaped name matches alone: deleting its entries leaves every other tenant's."""
+
+    @cache.cached(ttl=300, key="t:{tenant}:{page}")
+    def page(tenant: str, page: int) -> str:
+        return tenant
+
+    tenants = ["*", "a?", "[a]", "a", "ab", "\\", "x\n*", "100%", "%2A"]
+    for tenant in tenants:
+        page(tenant, 1)
+    keys = store.keys()
+    assert len(keys) == len(tenants)
+    assert not any(ch in key for key in keys for ch in "*?[]\\\n")
+    assert cache.del_pattern("t:" + escape_key_part("*") + ":*") == 1
+    assert cache.del_pattern("t:" + escape_key_part("a?") + ":*") == 1
+    assert len(store.keys()) == len(tenants) - 2 and cache.get("t:a:1") == "a"
+
+
+def test_lock_and_limit_templates_escape_values(cache: Any) -> None:
+    @cache.rate_limited(limit=1, window_seconds=3600, key="export:{tenant}:{kind}")
+    @cache.with_lock("export:{tenant}:{kind}", ttl_ms=10_000)
+    def export(tenant: str, kind: str) -> str:
+        return f"{tenant}/{kind}"
+
+    assert export("acme", "q3:csv") == "acme/q3:csv"
+    assert export("acme:q3", "csv") == "acme:q3/csv"  # its own limit, not acme's
+    with pytest.raises(RateLimitExceeded):
+        export("acme:q3", "csv")
+    token = cache.acquire_lock("export:acme%3Aq3:csv", 10_000)  # the lock it took, escaped
+    assert token is not None and cache.release_lock("export:acme%3Aq3:csv", token) is True
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("42", "42"),
+        ("alice@example.com", "alice@example.com"),
+        ("Ünïcode name", "Ünïcode name"),
+        ("acme:q3", "acme%3Aq3"),
+        ("100%", "100%25"),
+        ("*?[]\\", "%2A%3F%5B%5D%5C"),
+        ("a\r\nb\x00\x7f\x85", "a%0D%0Ab%00%7F%85"),
+    ],
+)
+def test_escape_key_part(value: str, escaped: str) -> None:
+    assert escape_key_part(value) == escaped
+
+
+@given(st.text(), st.text(), st.text(), st.text())
+def test_escaped_parts_join_without_collisions(a: str, b: str, c: str, d: str) -> None:
+    joined = escape_key_part(a) + ":" + escape_key_part(b)
+    assert not set("*?[]\\").intersection(joined)
+    if (a, b) != (c, d):
+        assert joined != escape_key_part(c) + ":" + escape_key_part(d)
+
+
+def test_escape_key_part_refuses_a_non_str() -> None:
+    with pytest.raises(TypeError, match="value must be a str, not int"):
+        escape_key_part(1)  # type: ignore[arg-type]
 
 
 # --- the blocking service on async functions, the asyncio service on both ----------------------

@@ -2,6 +2,7 @@
 
 import importlib.util
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,11 +25,23 @@ def _load() -> ModuleType:
     return module
 
 
-@pytest.fixture
-def client(store: Any, service_config: CacheConfig | None) -> Iterator[TestClient]:
+@contextmanager
+def _client(store: Any, service_config: CacheConfig | None, address: str) -> Iterator[TestClient]:
     kwargs: dict[str, Any] = {"config": service_config} if service_config else {"store": store}
     app = _load().create_app(AsyncCacheService(**kwargs), admin_token=TOKEN)
-    with TestClient(app, client=("203.0.113.50", 1234)) as test_client:
+    with TestClient(app, client=(address, 1234)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(store: Any, service_config: CacheConfig | None) -> Iterator[TestClient]:
+    with _client(store, service_config, "203.0.113.50") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def ipv6_client(store: Any, service_config: CacheConfig | None) -> Iterator[TestClient]:
+    with _client(store, service_config, "2001:db8:0:0:aaaa::1") as test_client:
         yield test_client
 
 
@@ -88,6 +101,26 @@ def test_otp_is_limited_per_phone_and_per_ip(client: TestClient) -> None:
     assert statuses.count(202) == 15 and statuses[-1] == 429
     last = client.post("/auth/otp", json={"phone": "+15550109999"})
     assert last.json()["detail"]["dimension"] == "ip"
+
+
+def test_otp_from_an_ipv6_client_is_limited_per_64(ipv6_client: TestClient) -> None:
+    """An IPv6 client is served (it was 422 for every one) and counted per /64 by the limiter."""
+    statuses = [
+        ipv6_client.post("/auth/otp", json={"phone": f"+1555010{i:04d}"}).status_code
+        for i in range(21)
+    ]
+    assert statuses == [202] * 20 + [429]
+    last = ipv6_client.post("/auth/otp", json={"phone": "+15550109999"})
+    assert last.json()["detail"]["dimension"] == "ip"
+    portal = ipv6_client.portal
+    assert portal is not None
+    service = ipv6_client.app.state.cachebolt  # type: ignore[attr-defined]
+    keys: list[str] = []
+    cursor = None
+    while cursor != 0:
+        cursor, found = portal.call(service.scan, cursor or 0, "*:ip:2001:db8::/64*", 1000)
+        keys.extend(found)
+    assert keys, "no per-IP counter of the client's /64"
 
 
 def test_admin_api_of_the_example(client: TestClient) -> None:

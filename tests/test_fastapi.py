@@ -7,11 +7,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
+import anyio
 import pytest
 from _web import PEER, Harness, open_harness
 from cachebolt import AsyncCacheService, CacheConfig, CacheService
 from cachebolt.fastapi import RateLimit, WithLock, client_address
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from conftest import wait_until
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.testclient import TestClient
 from starlette.requests import Request as StarletteRequest
 
@@ -440,3 +442,262 @@ def test_release_runs_after_the_response_is_sent(harness: Harness) -> None:
     assert client.get("/export").content == b"ab"
     assert during == [None]
     assert harness.call("acquire_lock", "export:ip:198.51.100.7", 1000) is not None
+
+
+# --- keys from validated values ----------------------------------------------------------------
+
+SPELLINGS_OF_1 = ["01", "001", "+1", "%201", "1%20", "0001"]
+
+
+def test_with_lock_key_is_the_validated_value(harness: Harness) -> None:
+    """`order_id: int`: every spelling of order 1 is the one lock `pay:1`."""
+
+    @harness.app.post(
+        "/orders/{order_id}/pay", dependencies=[Depends(WithLock("pay", 5000, key="{order_id}"))]
+    )
+    def pay(order_id: int) -> int:
+        return order_id
+
+    client = harness.start()
+    token = harness.call("acquire_lock", "pay:1", 10_000)
+    for spelling in SPELLINGS_OF_1:
+        assert client.post(f"/orders/{spelling}/pay").status_code == 409, spelling
+    assert client.post("/orders/2/pay").json() == 2
+    assert harness.call("release_lock", "pay:1", token) is True
+    assert client.post("/orders/+1/pay").json() == 1
+    assert harness.keys("lock:*") == []
+
+
+def test_with_lock_key_of_a_uuid_is_its_canonical_form(harness: Harness) -> None:
+    import uuid
+
+    @harness.app.post(
+        "/carts/{cart_id}/checkout",
+        dependencies=[Depends(WithLock("checkout", 5000, key="{cart_id}"))],
+    )
+    def checkout(cart_id: uuid.UUID) -> str:
+        return str(cart_id)
+
+    cart = uuid.UUID("6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b")
+    client = harness.start()
+    token = harness.call("acquire_lock", f"checkout:{cart}", 10_000)
+    spellings = [str(cart).upper(), cart.hex, f"{{{cart}}}", cart.urn, cart.hex.upper()]
+    for spelling in spellings:
+        assert client.post(f"/carts/{spelling}/checkout").status_code == 409, spelling
+    assert harness.call("release_lock", f"checkout:{cart}", token) is True
+
+
+def test_concurrent_spellings_of_one_order_hold_one_lock(harness: Harness) -> None:
+    """7 concurrent POST /orders/{1,01,001,+1,%201,1%20,0001}/pay: one handler runs, 6 get 409."""
+    import threading
+
+    inside: list[int] = []
+    release = threading.Event()
+
+    @harness.app.post(
+        "/orders/{order_id}/pay", dependencies=[Depends(WithLock("pay", 10_000, key="{order_id}"))]
+    )
+    async def pay(order_id: int) -> int:
+        inside.append(order_id)
+        while not release.is_set():  # hold the lock until every request has been answered
+            await anyio.sleep(0.01)
+        return order_id
+
+    client = harness.start()
+    statuses: list[int] = []
+
+    def post(spelling: str) -> None:
+        statuses.append(client.post(f"/orders/{spelling}/pay").status_code)
+
+    threads = [threading.Thread(target=post, args=(s,)) for s in ["1", *SPELLINGS_OF_1]]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(inside) + statuses.count(409) == 7, timeout=30)
+        assert inside == [1]
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert sorted(statuses) == [200] + [409] * 6
+
+
+def test_rate_limit_key_is_the_validated_value(harness: Harness) -> None:
+    """3 per hour on shop 1: `01`, `001`, `+1`, `0001` are shop 1; `abc` is 422 and counts
+    nothing, creating no key."""
+
+    @harness.app.post(
+        "/shops/{shop_id}/orders",
+        dependencies=[Depends(RateLimit(3, 3600, key="orders:{shop_id}"))],
+    )
+    def order(shop_id: int) -> int:
+        return shop_id
+
+    client = harness.start()
+    rejected = client.post("/shops/abc/orders")
+    assert rejected.status_code == 422
+    assert rejected.json()["detail"][0]["loc"] == ["path", "shop_id"]
+    assert harness.keys("ratelimit:*") == []
+    assert [client.post("/shops/1/orders").status_code for _ in range(3)] == [200] * 3
+    for spelling in ["01", "001", "+1", "0001"]:
+        assert client.post(f"/shops/{spelling}/orders").status_code == 429, spelling
+    assert client.post("/shops/abc/orders").status_code == 422
+    assert harness.keys("ratelimit:*") == ["ratelimit:ip:198.51.100.7:orders:1"]
+
+
+def test_a_dependency_declaring_the_parameter_validates_it(harness: Harness) -> None:
+    """The path parameter declared by a dependency of the route (not the endpoint) is used."""
+
+    def shop(shop_id: Annotated[int, Path(ge=1)]) -> int:
+        return shop_id
+
+    @harness.app.get(
+        "/shops/{shop_id}",
+        dependencies=[Depends(RateLimit(1, 3600, key="shop:{shop_id}")), Depends(shop)],
+    )
+    def read() -> str:
+        return "ok"
+
+    client = harness.start()
+    assert client.get("/shops/0").status_code == 422  # ge=1, before any key
+    assert client.get("/shops/7").status_code == 200
+    assert client.get("/shops/007").status_code == 429
+    assert harness.keys("ratelimit:*") == ["ratelimit:ip:198.51.100.7:shop:7"]
+
+
+def test_template_values_are_escaped(harness: Harness) -> None:
+    """`{tenant}` = `acme:q3` asking `payroll` is not tenant `acme` asking `q3:payroll`, and
+    glob characters in a value are escaped."""
+
+    @harness.app.get(
+        "/search/{tenant}/{query}",
+        dependencies=[Depends(RateLimit(1, 3600, key="search:{tenant}:{query}"))],
+    )
+    def search(tenant: str, query: str) -> str:
+        return query
+
+    client = harness.start()
+    assert client.get("/search/acme/q3:payroll").status_code == 200
+    assert client.get("/search/acme:q3/payroll").status_code == 200
+    assert client.get("/search/*/[a]").status_code == 200
+    assert harness.keys("ratelimit:*") == [
+        "ratelimit:ip:198.51.100.7:search:%2A:%5Ba%5D",
+        "ratelimit:ip:198.51.100.7:search:acme%3Aq3:payroll",
+        "ratelimit:ip:198.51.100.7:search:acme:q3%3Apayroll",
+    ]
+
+
+def test_a_user_named_like_an_address_is_not_the_anonymous_caller(harness: Harness) -> None:
+    """User `ip:198.51.100.7` and the anonymous client at 198.51.100.7: two locks, two limits."""
+
+    @harness.app.post(
+        "/export",
+        dependencies=[
+            Depends(RateLimit(1, 3600, by=user_header)),
+            Depends(WithLock("export", 5000, by=user_header)),
+        ],
+    )
+    def export() -> str:
+        return "ok"
+
+    client = harness.start()
+    anonymous = harness.call("acquire_lock", "export:ip:198.51.100.7", 10_000)
+    assert anonymous is not None
+    assert client.post("/export", headers={"X-User": "ip:198.51.100.7"}).status_code == 200
+    assert harness.call("release_lock", "export:ip:198.51.100.7", anonymous) is True
+    assert client.post("/export").status_code == 200  # its own limit: not used by the user
+    assert harness.keys("ratelimit:*") == [
+        "ratelimit:ip:198.51.100.7:POST:/export",
+        "ratelimit:user:ip%3A198.51.100.7:POST:/export",
+    ]
+
+
+def test_template_fields_must_name_parameters() -> None:
+    for template in ("{}", "{0}"):
+        with pytest.raises(ValueError, match="must name path parameters"):
+            WithLock("pay", 1000, key=template)
+        with pytest.raises(ValueError, match="must name path parameters"):
+            RateLimit(1, 60, key=template)
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("2001:db8:0:0:aaaa::1", [], "2001:db8::aaaa:0:0:1"),
+        ("10.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("::ffff:203.0.113.5", [], "203.0.113.5"),
+        ("203.0.113.5", [], "203.0.113.5"),
+    ],
+)
+def test_client_address_without_grouping(peer: str, forwarded: list[str], expected: str) -> None:
+    request = _request(peer, *forwarded)
+    assert client_address(request, ["10.0.0.0/8"], group_ipv6=False) == expected
+
+
+# --- admin router: token and schema ------------------------------------------------------------
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("token", "match"),
+    [
+        ("", "empty"),
+        (" \n\t", "empty"),
+        ("x" * 15, "15 characters: at least 16"),
+        (" " * 20 + "x", "1 characters: at least 16"),
+        ("admin token 0123456789", "' ' at position 5"),
+        ("admin-token\t0123456789", "'\\\\t' at position 11"),
+        ("admin-token\n0123456789", "'\\\\n' at position 11"),
+        ("admin-token\x000123456789", "'\\\\x00' at position 11"),
+        ("admin-tökén-0123456789", "'ö' at position 7"),
+    ],
+)
+def test_admin_token_is_refused_with_the_reason(token: str, match: str) -> None:
+    from cachebolt.fastapi import admin_router
+
+    with CacheService() as cache, pytest.raises(ValueError, match=match):
+        admin_router(cache, token=token)
+
+
+def test_admin_token_read_from_a_file_works(tmp_path: Any) -> None:
+    """The file's final newline (and surrounding spaces) are not part of the token."""
+    from cachebolt.fastapi import admin_router
+
+    secret = tmp_path / "token"
+    secret.write_text(f"  {ADMIN_TOKEN}\n")
+    app = FastAPI()
+    with CacheService() as cache:
+        app.include_router(admin_router(cache, token=secret.read_text()))
+        with TestClient(app) as client:
+            ok = client.get("/cache/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert ok.status_code == 200 and ok.json()["backend"] == "memory"
+            newline = {"Authorization": f"Bearer {ADMIN_TOKEN}x"}
+            assert client.get("/cache/stats", headers=newline).status_code == 403
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_admin_routes_are_out_of_the_schema_unless_asked(listed: bool) -> None:
+    from cachebolt.fastapi import admin_router
+
+    app = FastAPI()
+
+    @app.get("/items")
+    def items() -> list[int]:
+        return []
+
+    with CacheService() as cache:
+        kwargs = {"include_in_schema": True} if listed else {}
+        app.include_router(admin_router(cache, token=ADMIN_TOKEN, **kwargs))
+        with TestClient(app) as client:
+            paths = client.get("/openapi.json").json()["paths"]
+            admin = sorted(path for path in paths if path.startswith("/cache"))
+            assert admin == (
+                ["/cache/clear-locks", "/cache/health", "/cache/keys", "/cache/stats"]
+                if listed
+                else []
+            )
+            assert "/items" in paths
+            # Out of the schema, still served.
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            assert client.get("/cache/health", headers=headers).status_code == 200

@@ -13,6 +13,7 @@ from ._core import __version__
 from ._pubsub import Subscription
 from ._results import CacheStats, FencedLock, RateLimitResult
 from ._sync import CacheService
+from ._templates import escape_key_part
 from .config import CacheConfig
 from .exceptions import (
     CacheError,
@@ -72,6 +73,7 @@ __all__ = [
     "Subscription",
     "WrongTypeError",
     "__version__",
+    "escape_key_part",
     "escape_pattern",
 ]
 

@@ -1,27 +1,28 @@
 """Decorators of both services: `cached`, `rate_limited`, `with_lock`.
 
 Used as service methods (`@cache.cached(ttl=60, key="user:{user_id}")`). Key templates are
-`str.format` templates over the decorated function's bound arguments, defaults applied; a template
-naming an unknown argument fails when decorating. Plain and `async def` functions both work:
-the blocking service gives an `async def` function an async wrapper; the asyncio service refuses
-plain functions (its calls must be awaited), with a `TypeError` when decorating.
+`str.format` templates over the decorated function's bound arguments, defaults applied, each value
+escaped by `escape_key_part` (`"acme:q3"` becomes `acme%3Aq3`: no value reaches another part of the
+key or acts as a glob wildcard); a template naming an unknown argument fails when decorating.
+Plain and `async def` functions both work: the blocking service gives an `async def` function an
+async wrapper; the asyncio service refuses plain functions (its calls must be awaited), with a
+`TypeError` when decorating.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypeVar, cast
 
 from ._codec import OPTIONS, SORT_KEYS, first_use, round_trip
 from ._redact import get_logger
 from ._synchronization import Backoff
+from ._templates import KeyTemplate
 from ._validate import (
     check_algorithm,
     check_cost,
-    check_key,
     check_limit,
     check_optional_ttl,
     check_ttl,
@@ -43,7 +44,6 @@ _R = TypeVar("_R")
 Decorator = Callable[[Callable[_P, _R]], Callable[_P, _R]]
 _logger = get_logger()
 _MISSING: Any = object()
-_formatter = string.Formatter()
 _dumps = first_use(globals(), "_dumps", "dumps")
 
 
@@ -56,36 +56,27 @@ def _qualified_name(fn: Callable[..., Any]) -> str:
 
 
 class _KeyTemplate:
-    """A `str.format` template over a function's arguments, checked once when decorating."""
+    """A `KeyTemplate` over a function's arguments, checked once when decorating."""
 
     __slots__ = ("_signature", "_template")
 
     def __init__(self, fn: Callable[..., Any], template: str, what: str) -> None:
-        check_key(template, what)
+        self._template = KeyTemplate(template, what)
         self._signature = inspect.signature(fn)
-        self._template = template
         params = self._signature.parameters
-        try:
-            parsed = list(_formatter.parse(template))
-        except ValueError as exc:
-            raise ValueError(f"{what} {template!r} is not a valid format string: {exc}") from None
-        for _, field, _, _ in parsed:
-            if field is None:
-                continue
-            # "{user.id}" and "{ids[0]}" name the argument before the first "." or "[".
-            name = field.split(".", 1)[0].split("[", 1)[0]
+        for name in self._template.names:
             if name not in params:
                 known = ", ".join(params) or "no arguments"
                 reason = "positional fields are not allowed" if not name or name.isdigit() else ""
                 raise ValueError(
-                    f"{what} {template!r} of {_qualified_name(fn)} names {{{field}}}, which is "
+                    f"{what} {template!r} of {_qualified_name(fn)} names {{{name}}}, which is "
                     f"not one of its arguments ({known})" + (f"; {reason}" if reason else "")
                 )
 
     def format(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return self._template.format(**bound.arguments)
+        return self._template.format(bound.arguments)
 
 
 class _DerivedKey:

@@ -27,7 +27,7 @@ import inspect
 import ipaddress
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
 from typing import Any, TypeAlias, TypeVar
 
@@ -35,6 +35,8 @@ try:
     import anyio
     import anyio.to_thread
     from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+    from fastapi.dependencies.utils import request_params_to_args
+    from fastapi.exceptions import RequestValidationError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError("cachebolt.fastapi needs FastAPI: pip install 'cachebolt[fastapi]'") from exc
 
@@ -43,6 +45,7 @@ from ._constants import DEFAULT_RATE_LIMIT_ALGORITHM
 from ._redact import get_logger
 from ._results import RateLimitResult
 from ._sync.service import CacheService
+from ._templates import KeyTemplate, escape_key_part
 from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
 
 __all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
@@ -143,7 +146,7 @@ def _group(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return str(address)
 
 
-def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
+def _client_address(request: Request, nets: tuple[Network, ...], group: bool = True) -> str:
     client = request.client
     if client is None or not client.host:
         return _ANONYMOUS
@@ -151,7 +154,7 @@ def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
     if peer is None:  # a non-IP transport name (a Unix socket, a test client)
         return client.host[:64]
     if not nets or not _trusted(peer, nets):
-        return _group(peer)
+        return _group(peer) if group else str(peer)
     # The peer is our proxy: each trusted hop appended the address it saw, so the right-most
     # address that is not a trusted proxy is the client; anything left of it is client-written.
     hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
@@ -165,10 +168,12 @@ def _client_address(request: Request, nets: tuple[Network, ...]) -> str:
         found = address
         if not _trusted(address, nets):
             break
-    return _group(found)
+    return _group(found) if group else str(found)
 
 
-def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str:
+def client_address(
+    request: Request, trusted_proxies: Iterable[str] = (), *, group_ipv6: bool = True
+) -> str:
     """The client's address as the limiters see it.
 
     The direct peer, unless it is one of `trusted_proxies` (addresses or networks); then the
@@ -176,17 +181,27 @@ def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str
     written by the client and never believed). IPv4-mapped IPv6 addresses count as IPv4, IPv6
     addresses are grouped by /64 (`2001:db8::/64`).
 
+    Args:
+        request: the request.
+        trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.
+        group_ipv6: False gives an IPv6 client's own address instead of its /64, for a consumer
+            that takes addresses and groups them itself (`EnhancedRateLimitService.check_otp`).
+
     Raises:
         ValueError: an entry of `trusted_proxies` is not an address or network.
     """
-    return _client_address(request, _networks(trusted_proxies))
+    return _client_address(request, _networks(trusted_proxies), group_ipv6)
 
 
 def _caller(identity: object, request: Request, nets: tuple[Network, ...]) -> str:
-    """`user:<identity>` when `by` named someone, else `ip:<client address>`."""
+    """`user:<identity>` when `by` named someone, else `ip:<client address>`.
+
+    The identity is escaped (`escape_key_part`): it holds no `:`, so no user is ever the
+    anonymous `ip:` caller, nor reaches the parts of the key that follow it.
+    """
     if identity is None or identity == "":
         return "ip:" + _client_address(request, nets)
-    return f"user:{identity}"
+    return "user:" + escape_key_part(str(identity))
 
 
 def _with_identity(
@@ -206,22 +221,60 @@ def _with_identity(
 
 
 class _Template:
-    """A key template over the route's path parameters (`"{order_id}"`), checked per request."""
+    """A key template over the route's path parameters (`"{order_id}"`), filled per request.
 
-    __slots__ = ("_text",)
+    The values are the path parameters as FastAPI validates them for the route (the objects
+    its functions receive: `order_id: int` makes `/orders/01` and `/orders/1` one key), by the
+    route's own field of that name: the endpoint's first, then its dependencies'. A parameter
+    no function declares is its text. A value that fails validation raises the
+    `RequestValidationError` FastAPI would (422), before any key is made.
+    """
+
+    __slots__ = ("_template",)
 
     def __init__(self, text: str, what: str) -> None:
-        check_key(text, what)
-        self._text = text
+        self._template = KeyTemplate(text, what)
+        bad = [name for name in self._template.names if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"{what} {text!r}: fields must name path parameters, not {{{bad[0]}}}")
 
-    def format(self, request: Request, **extra: str) -> str:
-        values: Mapping[str, Any] = {**request.path_params, **extra}
+    def _fields(self, route: Any) -> dict[str, Any]:
+        """Template name -> the route's field that validates it (None: no function declares it)."""
+        if not self._template.names:
+            return {}
+        declared: dict[str, Any] = {}
+        dependants = [getattr(route, "dependant", None)]
+        for dependant in dependants:  # breadth first: the endpoint's own parameters win
+            if dependant is not None:
+                for field in dependant.path_params:
+                    declared.setdefault(field.alias, field)
+                dependants.extend(dependant.dependencies)
+        return {name: declared.get(name) for name in self._template.names}
+
+    def format(self, request: Request) -> str:
+        raw = request.path_params
+        missing = [name for name in self._template.names if name not in raw]
+        if missing:
+            raise RuntimeError(
+                f"key template {self._template.text!r} names {missing[0]!r}, which is not a "
+                f"path parameter of {_route_path(request)}"
+            )
+        route = request.scope.get("route")
+        values: dict[str, Any] = {}
+        for name, field in self._fields(route).items():
+            if field is None:
+                values[name] = raw[name]
+                continue
+            validated, errors = request_params_to_args([field], raw)
+            if errors:
+                raise RequestValidationError(errors)
+            values[name] = validated[field.name]
         try:
-            return self._text.format_map(values)
+            return self._template.format(values)
         except (KeyError, IndexError, AttributeError, ValueError) as exc:
             raise RuntimeError(
-                f"key template {self._text!r} names {exc}, which is not a path parameter of "
-                f"{_route_path(request)}"
+                f"key template {self._template.text!r} cannot be filled from the path "
+                f"parameters of {_route_path(request)}: {exc!r}"
             ) from None
 
 
@@ -257,7 +310,9 @@ class RateLimit:
     The counter is `ratelimit:<caller>:<METHOD>:<route template>` (`ratelimit:user:42:POST:/orders`,
     `ratelimit:ip:203.0.113.7:GET:/items/{item_id}`): one per caller, route and method. `key=`
     replaces `<METHOD>:<route template>` with a name shared by every route that uses it, and may
-    name path parameters (`key="orders:{shop_id}"`).
+    name path parameters (`key="orders:{shop_id}"`): filled from their values as FastAPI
+    validates them for the route (`shop_id: int` counts `/shops/01` as `/shops/1`; `abc` gets
+    422 and counts nothing), each escaped by `escape_key_part`, as is the caller's identity.
 
     An allowed request gets `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds,
     IETF draft) and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix time)
@@ -378,7 +433,8 @@ class WithLock:
     The lock is `lock:<name>:<caller>` (`lock:order:create:42` for user 42, as in the original;
     `lock:order:create:ip:203.0.113.7` for an anonymous caller), or `lock:<name>:<key>` with
     `key=` (a template over path parameters: `WithLock("payment:process", 10_000,
-    key="{order_id}")` is one lock per order whoever calls). A request that finds it held gets 409
+    key="{order_id}")` is one lock per order whoever calls, filled as `RateLimit`'s `key=`: from
+    the validated values, escaped). A request that finds it held gets 409
     and a JSON body at once (no waiting). The lock is released with its own token, so never
     someone else's (after `ttl_ms` it may be), after the response has been sent, also when the
     handler raises. The dependency's value is the lock token.
@@ -423,6 +479,8 @@ class WithLock:
         if self._key is not None:
             return f"{self.name}:{self._key.format(request)}"
         caller = _caller(identity, request, self._proxies)
+        # A user's lock is `<name>:<identity>` (escaped: never `ip:...`), an anonymous caller's
+        # `<name>:ip:<address>`.
         if caller.startswith("user:"):
             caller = caller[len("user:") :]
         return f"{self.name}:{caller}"
@@ -476,12 +534,39 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor)
 
 
+def _admin_secret(token: object) -> bytes:
+    """The admin token as compared: stripped of surrounding whitespace (a token read from a
+    file ends with a newline), then checked so that a client can send it in a header."""
+    if token is None:
+        raise ValueError("admin_router needs a token: the admin API is never open")
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    token = token.strip()
+    if not token:
+        raise ValueError("admin_router token is empty (or only whitespace)")
+    for position, char in enumerate(token):
+        # Printable ASCII only: a header carries nothing else intact, and a token that no
+        # request can present would refuse every request without saying why.
+        if not "!" <= char <= "~":
+            raise ValueError(
+                f"admin_router token has {char!r} at position {position}: it must be printable "
+                "ASCII without whitespace or control characters"
+            )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"admin_router token has {len(token)} characters: at least {MIN_TOKEN_LENGTH} "
+            "are needed"
+        )
+    return token.encode("ascii")
+
+
 def admin_router(
     cache: AnyService,
     *,
     token: str,
     prefix: str = "/cache",
     trusted_proxies: Iterable[str] = (),
+    include_in_schema: bool = False,
 ) -> APIRouter:
     """The admin API of a service, behind a bearer token: include it in your app.
 
@@ -497,28 +582,26 @@ def admin_router(
 
     Every request needs `Authorization: Bearer <token>` (compared in constant time): 401 without
     it, 403 with a wrong one, both logged at WARNING. Every mutation is logged at WARNING with
-    the caller's address (see `client_address`) and what it removed.
+    the caller's address (see `client_address`) and what it removed. The routes are left out of
+    the app's OpenAPI schema (`/openapi.json`, `/docs`) unless `include_in_schema=True`.
 
     Args:
         cache: the service to administer.
-        token: the secret, at least 16 characters.
+        token: the secret: surrounding whitespace (a file's final newline) is stripped, the
+            rest must be at least 16 characters of printable ASCII without whitespace.
         prefix: where the routes live.
         trusted_proxies: proxies whose `X-Forwarded-For` names the caller in the logs.
+        include_in_schema: list the routes in the OpenAPI schema.
 
     Raises:
-        ValueError: no token (None), or one shorter than 16 characters.
+        ValueError: no token (None), an empty one, one shorter than 16 characters, or one with
+            whitespace, control or non-ASCII characters inside.
         TypeError: `cache` is not a service, `token` not a str.
     """
     if cache is None:
         raise TypeError("admin_router needs a cache service")
     _check_service(cache)
-    if token is None:
-        raise ValueError("admin_router needs a token: the admin API is never open")
-    if not isinstance(token, str):
-        raise TypeError(f"token must be a str, not {type(token).__name__}")
-    if len(token.strip()) < MIN_TOKEN_LENGTH:
-        raise ValueError(f"token must have at least {MIN_TOKEN_LENGTH} characters")
-    secret = token.encode("utf-8", "surrogateescape")
+    secret = _admin_secret(token)
     nets = _networks(trusted_proxies)
 
     def caller(request: Request) -> str:
@@ -537,7 +620,12 @@ def admin_router(
             _logger.warning("admin API: wrong bearer token from %s", caller(request))
             raise HTTPException(status_code=403, detail={"error": "forbidden"})
 
-    router = APIRouter(prefix=prefix, dependencies=[Depends(authorize)], tags=["cache admin"])
+    router = APIRouter(
+        prefix=prefix,
+        dependencies=[Depends(authorize)],
+        tags=["cache admin"],
+        include_in_schema=include_in_schema,
+    )
 
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
