@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,7 +33,21 @@ class SerializationError(CacheError, ValueError):
 
 
 class WrongTypeError(CacheError, TypeError):
-    """A command met a value of another type (Redis WRONGTYPE), or `incr` met a non-integer."""
+    """A command met a value of another type (Redis WRONGTYPE), or `incr` met a non-integer.
+
+    Lock and rate-limit commands also raise it for data at their keys that cachebolt cannot have
+    written (a fence counter that is not an integer, rate-limit state that does not parse); the
+    message names the key and never repeats the stored data.
+    """
+
+
+@contextmanager
+def wrong_type_at(what: str, key: object) -> Iterator[None]:
+    """Re-raise a `WrongTypeError` of the block as one naming `what` and `key` (both modes)."""
+    try:
+        yield
+    except WrongTypeError as exc:
+        raise WrongTypeError(f"{what} {key!r}: {exc}") from exc
 
 
 class ConfigError(CacheError, ValueError):

@@ -55,7 +55,7 @@ from .._validate import (
     hash_value_text,
 )
 from ..config import CacheConfig
-from ..exceptions import LockNotAcquired
+from ..exceptions import LockNotAcquired, wrong_type_at
 from .backend import Backend
 
 if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads redis-py
@@ -321,8 +321,13 @@ class CacheService:
 
         Returns:
             `FencedLock(token, fence)`, or None when the lock is held.
+
+        Raises:
+            WrongTypeError: the Redis fence counter holds data this library cannot have written
+                (not an integer below 2^53 - 1); the lock is not taken.
         """
-        taken = self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+        with wrong_type_at("lock", lock_key):
+            taken = self._backend.acquire_fenced_lock(lock_key, ttl_ms)
         return None if taken is None else FencedLock(*taken)
 
     def release_lock(self, lock_key: str, token: str) -> bool:
@@ -414,7 +419,8 @@ class CacheService:
         Returns:
             True when the hit is allowed.
         """
-        allowed = (self._backend.rate_limit(key, limit, ttl_seconds))[0]
+        with wrong_type_at("rate limit", key):
+            allowed = (self._backend.rate_limit(key, limit, ttl_seconds))[0]
         # Denials are routine (and an attacker's favourite): DEBUG only, never a log line per hit.
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
@@ -440,15 +446,20 @@ class CacheService:
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.
+
+        Raises:
+            WrongTypeError: the key holds another type, another algorithm's state, or state this
+                library cannot have written; the message names the key, nothing is recorded.
         """
         check_key(key)
         check_limit(limit)
         check_ttl(window_seconds, "window_seconds")
         check_cost(cost)
         check_algorithm(algorithm)
-        allowed, remaining, reset_after, retry_after = self._backend.rate_limit(
-            key, limit, window_seconds, cost, algorithm
-        )
+        with wrong_type_at("rate limit", key):
+            allowed, remaining, reset_after, retry_after = self._backend.rate_limit(
+                key, limit, window_seconds, cost, algorithm
+            )
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
         return RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
@@ -488,7 +499,10 @@ class CacheService:
             keys.append(item[0])
             limit_values.append(item[1])
             windows.append(item[2])
-        answers = self._backend.rate_limit_many(keys, limit_values, windows, cost, algorithm)
+        with wrong_type_at("one of the rate limits", keys):
+            answers = self._backend.rate_limit_many(
+                keys, limit_values, windows, cost, algorithm
+            )
         results = tuple(
             RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
             for limit, (allowed, remaining, reset_after, retry_after) in zip(
