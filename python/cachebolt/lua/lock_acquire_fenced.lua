@@ -23,13 +23,13 @@
 local lock = KEYS[1]
 local counter = KEYS[2]
 
--- Read the counter before any write: another type there is a WRONGTYPE error, nothing changed.
--- Lua's tonumber takes "1e18", "inf", "nan", hex and spaces, and doubles round above 2^53, so
--- only plain digits below 2^53 - 1 (fence = last + 1 stays exact) are a counter.
+-- Read the counter before any write: another type there is a WRONGTYPE error, nothing changed;
+-- so is a value that is not an integer (see prelude.lua) below 2^53 - 1 (fence = last + 1 stays
+-- exact).
 local stored = redis.call('GET', counter)
 local last = 0
 if stored then
-  last = string.match(stored, '^%d+$') and #stored <= 16 and tonumber(stored)
+  last = integer(stored)
   if not last or last >= 9007199254740991 then
     return redis.error_reply('WRONGTYPE fence counter is not an integer below 2^53 - 1')
   end

@@ -28,20 +28,7 @@ else
 end
 
 local match, format = string.match, string.format
-local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 local need = math.max(cost, 1)
-
--- A number as rate_limit_sliding_log.lua writes it (a note's field, a score): decimal digits
--- below 2^53, else nil; a log holding anything else is foreign data (WRONGTYPE, fixed text).
-local function integer(text)
-  if text and #text <= 16 and match(text, '^%d+$') then
-    local n = tonumber(text)
-    if n < 9007199254740992 then
-      return n
-    end
-  end
-  return nil
-end
 
 -- The state of one log, read as rate_limit_sliding_log.lua reads it (used units, the newest
 -- entry's cum and time, the oldest entry held, whether the newest's note is stale). Returns nil

@@ -18,19 +18,6 @@
 -- < 2^53 (e.g. a limit of a million over 100 days). The key expires when both buckets are
 -- over, and is deleted at once when it holds nothing. Another algorithm's state at the key is a
 -- WRONGTYPE error. One key: no hash tag needed for cluster mode.
-local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
-
--- A field as this script writes it: decimal digits below 2^53 (exact in a double), else nil.
-local function integer(text)
-  if text and #text <= 16 and string.match(text, '^%d+$') then
-    local n = tonumber(text)
-    if n < 9007199254740992 then
-      return n
-    end
-  end
-  return nil
-end
-
 local state_key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])

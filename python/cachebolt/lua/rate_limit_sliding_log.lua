@@ -41,21 +41,8 @@ else
 end
 
 local match, format = string.match, string.format
-local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
-
--- A number as this script writes it (a note's field, a score): decimal digits below 2^53, exact
--- in a double, else nil. A log holding anything else (a score of "inf" or 1.5, a field of 30
--- digits, notes that do not add up) is foreign data: a WRONGTYPE error with a fixed text, never a
--- wait or a count computed from it.
-local function integer(text)
-  if text and #text <= 16 and match(text, '^%d+$') then
-    local n = tonumber(text)
-    if n < 9007199254740992 then
-      return n
-    end
-  end
-  return nil
-end
+-- A log holding anything but our members and integer scores (a score of "inf" or 1.5, a field of
+-- 30 digits, notes that do not add up) is foreign data: WRONGTYPE, never a wait or a count.
 
 -- used: units in the window; first_ts / first_cost: the oldest entry held; renote: the newest's
 -- note is out of date (entries were removed) and must be rewritten unless a new entry is added.
