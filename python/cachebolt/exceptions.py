@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,13 +39,10 @@ class WrongTypeError(CacheError, TypeError):
     """
 
 
-@contextmanager
-def wrong_type_at(what: str, key: object) -> Iterator[None]:
-    """Re-raise a `WrongTypeError` of the block as one naming `what` and `key` (both modes)."""
-    try:
-        yield
-    except WrongTypeError as exc:
-        raise WrongTypeError(f"{what} {key!r}: {exc}") from exc
+def wrong_type_at(what: str, key: object, exc: WrongTypeError) -> WrongTypeError:
+    """`exc` again, naming `what` and `key` (a plain function: the callers' hot paths stay one
+    Python frame, and pay only when they raise)."""
+    return WrongTypeError(f"{what} {key!r}: {exc}")
 
 
 class ConfigError(CacheError, ValueError):

@@ -55,7 +55,7 @@ from .._validate import (
     hash_value_text,
 )
 from ..config import CacheConfig
-from ..exceptions import LockNotAcquired, wrong_type_at
+from ..exceptions import LockNotAcquired, WrongTypeError, wrong_type_at
 from .backend import Backend
 
 if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads redis-py
@@ -326,8 +326,10 @@ class CacheService:
             WrongTypeError: the Redis fence counter holds data this library cannot have written
                 (not an integer below 2^53 - 1); the lock is not taken.
         """
-        with wrong_type_at("lock", lock_key):
+        try:
             taken = self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+        except WrongTypeError as exc:
+            raise wrong_type_at("lock", lock_key, exc) from exc
         return None if taken is None else FencedLock(*taken)
 
     def release_lock(self, lock_key: str, token: str) -> bool:
@@ -419,8 +421,10 @@ class CacheService:
         Returns:
             True when the hit is allowed.
         """
-        with wrong_type_at("rate limit", key):
+        try:
             allowed = (self._backend.rate_limit(key, limit, ttl_seconds))[0]
+        except WrongTypeError as exc:
+            raise wrong_type_at("rate limit", key, exc) from exc
         # Denials are routine (and an attacker's favourite): DEBUG only, never a log line per hit.
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
@@ -456,10 +460,12 @@ class CacheService:
         check_ttl(window_seconds, "window_seconds")
         check_cost(cost)
         check_algorithm(algorithm)
-        with wrong_type_at("rate limit", key):
+        try:
             allowed, remaining, reset_after, retry_after = self._backend.rate_limit(
                 key, limit, window_seconds, cost, algorithm
             )
+        except WrongTypeError as exc:
+            raise wrong_type_at("rate limit", key, exc) from exc
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
         return RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
@@ -499,10 +505,12 @@ class CacheService:
             keys.append(item[0])
             limit_values.append(item[1])
             windows.append(item[2])
-        with wrong_type_at("one of the rate limits", keys):
+        try:
             answers = self._backend.rate_limit_many(
                 keys, limit_values, windows, cost, algorithm
             )
+        except WrongTypeError as exc:
+            raise wrong_type_at("one of the rate limits", keys, exc) from exc
         results = tuple(
             RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
             for limit, (allowed, remaining, reset_after, retry_after) in zip(
