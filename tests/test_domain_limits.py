@@ -160,12 +160,17 @@ def test_phones_are_normalised_to_e164() -> None:
         "+1555010010012345": "7 to 15 digits",
         "+1 555 010 0100 ext 7": "7 to 15 digits",
         "tel:+15550100100": "7 to 15 digits",
-        "+１５５５０１００１００": "7 to 15 digits",  # full-width digits
+        "+" + "".join(chr(0xFF10 + int(d)) for d in "15550100100"): "7 to 15",  # full-width digits
     }
     for phone, words in refused.items():
         with pytest.raises(ValueError, match=words):
             normalize_phone(phone)
-    for code, error in [("0", ValueError), ("1234", ValueError), ("+1", ValueError), (1, TypeError)]:
+    for code, error in [
+        ("0", ValueError),
+        ("1234", ValueError),
+        ("+1", ValueError),
+        (1, TypeError),
+    ]:
         with pytest.raises(error, match="default_country_code"):
             normalize_phone("5550100100", code)  # type: ignore[arg-type]
         with pytest.raises(error, match="default_country_code"):
@@ -180,13 +185,13 @@ def test_spellings_of_one_phone_share_its_quota(cache: Any, store: Any) -> None:
         for _ in range(5):
             admitted += bool(limiter.check_otp(spelling, f"198.51.100.{n + 1}"))
     assert admitted == 5
-    assert {k.rsplit(":", 1)[1] for k in store.keys() if ":phone:" in k} == {"+15550100100"}
+    assert {k.rsplit(":", 1)[1] for k in store.keys("*") if ":phone:" in k} == {"+15550100100"}
     with pytest.raises(ValueError, match="country code starts with 0"):
         limiter.check_otp("+015550100100", "198.51.100.99")
 
 
 def test_user_ids_are_canonical() -> None:
-    for spelling in ["ada", "Ada", "ADA", " ada", "ada\t", "ａｄａ"]:
+    for spelling in ["ada", "Ada", "ADA", " ada", "ada\t", "\uff41\uff44\uff41"]:
         assert canonical_user_id(spelling) == "ada", repr(spelling)
     assert canonical_user_id("Straße") == canonical_user_id("STRASSE") == "strasse"
     assert canonical_user_id(42) == "42"
@@ -203,11 +208,14 @@ def test_user_ids_are_canonical() -> None:
 
 def test_spellings_of_one_user_share_its_quota(cache: Any, store: Any) -> None:
     limiter = make_limiter(cache, store)
-    admitted = [bool(limiter.check_upload(u)) for u in ["ada", "Ada", "ADA", " ada", "ａｄａ"] * 3]
+    admitted = [
+        bool(limiter.check_upload(u))
+        for u in ["ada", "Ada", "ADA", " ada", "\uff41\uff44\uff41"] * 3
+    ]
     assert sum(admitted) == 10  # bronze: 10 uploads per day, whatever the spelling
     with pytest.raises(ValueError, match="U\\+200B"):
         limiter.check_upload("ada\u200b")
-    assert [k for k in store.keys() if "user_day" in k] == ["ratelimit:{upload}:user_day:ada"]
+    assert [k for k in store.keys("*") if "user_day" in k] == ["ratelimit:{upload}:user_day:ada"]
 
 
 def test_the_user_id_rule_can_be_replaced(cache: Any, store: Any) -> None:
