@@ -25,6 +25,7 @@ from cachebolt.rate_limits import (
     DEFAULT_RULES,
     DEFAULT_TIERS,
     AsyncEnhancedRateLimitService,
+    canonical_user_id,
     normalize_ip,
     normalize_phone,
 )
@@ -116,10 +117,10 @@ def test_phone_normalisation_and_ipv6_grouping(cache: Any, store: Any) -> None:
 
 def test_normalisers() -> None:
     assert normalize_phone(" +44 20 7946.0958 ") == "+442079460958"
-    assert normalize_phone("(555) 010-0100") == "5550100100"
+    assert normalize_phone("(555) 010-0100", "1") == "+15550100100"
     assert normalize_ip("2001:DB8::1") == "2001:db8::/64"
     assert normalize_ip("::ffff:10.0.0.1") == "10.0.0.1"
-    for bad in ["", "+", "12345", "+1 555 CALL NOW", "1" * 16, "++15550100", "١٢٣٤٥٦٧"]:
+    for bad in ["", "+", "+12345", "+1 555 CALL NOW", "+" + "1" * 16, "++15550100", "١٢٣٤٥٦٧"]:
         with pytest.raises(ValueError, match="phone"):
             normalize_phone(bad)
     for bad_ip in ["", "10.0.0.256", "example.com", "2001:db8::/64"]:
@@ -131,6 +132,104 @@ def test_normalisers() -> None:
         normalize_ip(None)
 
 
+SPELLINGS_OF_ONE_PHONE = [
+    "+15550100100",
+    "15550100100",
+    "0015550100100",
+    "+1 555 010 0100",
+    "(555) 010-0100",
+    "555.010.0100",
+    "+1-555-010-0100",
+    "001 555 0100100",
+    "1 (555) 010 0100",
+    "5550100100",
+]
+
+
+def test_phones_are_normalised_to_e164() -> None:
+    for spelling in SPELLINGS_OF_ONE_PHONE:
+        assert normalize_phone(spelling, "1") == "+15550100100", spelling
+    assert normalize_phone("020 7946 0958", "44") == "+442079460958"  # trunk prefix 0 dropped
+    assert normalize_phone("0044 20 7946 0958", "1") == "+442079460958"
+    assert normalize_phone("8 495 123-45-67", "7") == "+74951234567"
+    refused = {
+        "+015550100100": "no country code starts with 0",
+        "000015550100100": "no country code starts with 0",
+        "15550100100": "no country code",  # national, and no default country code
+        "+1555": "7 to 15 digits",
+        "+1555010010012345": "7 to 15 digits",
+        "+1 555 010 0100 ext 7": "7 to 15 digits",
+        "tel:+15550100100": "7 to 15 digits",
+        "+" + "".join(chr(0xFF10 + int(d)) for d in "15550100100"): "7 to 15",  # full-width digits
+    }
+    for phone, words in refused.items():
+        with pytest.raises(ValueError, match=words):
+            normalize_phone(phone)
+    for code, error in [
+        ("0", ValueError),
+        ("1234", ValueError),
+        ("+1", ValueError),
+        (1, TypeError),
+    ]:
+        with pytest.raises(error, match="default_country_code"):
+            normalize_phone("5550100100", code)  # type: ignore[arg-type]
+        with pytest.raises(error, match="default_country_code"):
+            EnhancedRateLimitService(CacheService(), default_country_code=code)  # type: ignore[arg-type]
+
+
+def test_spellings_of_one_phone_share_its_quota(cache: Any, store: Any) -> None:
+    # 10 spellings of one phone, each from its own IP, 5 tries each: 5 OTPs in all, not 49.
+    limiter = make_limiter(cache, store, default_country_code="1")
+    admitted = 0
+    for n, spelling in enumerate(SPELLINGS_OF_ONE_PHONE):
+        for _ in range(5):
+            admitted += bool(limiter.check_otp(spelling, f"198.51.100.{n + 1}"))
+    assert admitted == 5
+    assert {k.rsplit(":", 1)[1] for k in store.keys("*") if ":phone:" in k} == {"+15550100100"}
+    with pytest.raises(ValueError, match="country code starts with 0"):
+        limiter.check_otp("+015550100100", "198.51.100.99")
+
+
+def test_user_ids_are_canonical() -> None:
+    for spelling in ["ada", "Ada", "ADA", " ada", "ada\t", "\uff41\uff44\uff41"]:
+        assert canonical_user_id(spelling) == "ada", repr(spelling)
+    assert canonical_user_id("Straße") == canonical_user_id("STRASSE") == "strasse"
+    assert canonical_user_id(42) == "42"
+    for invisible in ["\u200b", "\ufeff", "\u202e", "\u2066", "\u00ad", "\u034f", "\x00", "\ufe0f"]:
+        with pytest.raises(ValueError, match=f"U\\+{ord(invisible):04X}"):
+            canonical_user_id("ada" + invisible)
+    for empty in ["", "   "]:
+        with pytest.raises(ValueError, match="non-empty"):
+            canonical_user_id(empty)
+    for wrong in [True, 1.5, None, b"ada"]:
+        with pytest.raises(TypeError, match="user_id"):
+            canonical_user_id(wrong)
+
+
+def test_spellings_of_one_user_share_its_quota(cache: Any, store: Any) -> None:
+    limiter = make_limiter(cache, store)
+    admitted = [
+        bool(limiter.check_upload(u))
+        for u in ["ada", "Ada", "ADA", " ada", "\uff41\uff44\uff41"] * 3
+    ]
+    assert sum(admitted) == 10  # bronze: 10 uploads per day, whatever the spelling
+    with pytest.raises(ValueError, match="U\\+200B"):
+        limiter.check_upload("ada\u200b")
+    assert [k for k in store.keys("*") if "user_day" in k] == ["ratelimit:{upload}:user_day:ada"]
+
+
+def test_the_user_id_rule_can_be_replaced(cache: Any, store: Any) -> None:
+    rules = {"upload": (Dimension("user_day", "user", 1, 60),)}
+    limiter = make_limiter(cache, store, rules=rules, canonical_user_id=str)  # case-sensitive
+    assert limiter.check_upload("Ada") and limiter.check_upload("ada")
+    assert not limiter.check_upload("Ada")
+    empty = make_limiter(cache, store, rules=rules, canonical_user_id=lambda _: "")
+    with pytest.raises(ValueError, match="canonical_user_id must return a non-empty str"):
+        empty.check_upload("ada")
+    with pytest.raises(TypeError, match="canonical_user_id must be callable"):
+        make_limiter(cache, store, canonical_user_id="lower")
+
+
 def test_bad_input_raises_and_changes_nothing(limiter: Any, store: Any) -> None:
     bad_calls = [
         (ValueError, "phone", lambda: limiter.check_otp("call me", IP)),
@@ -139,6 +238,8 @@ def test_bad_input_raises_and_changes_nothing(limiter: Any, store: Any) -> None:
         (ValueError, "needs at least one", lambda: limiter.check("otp")),
         (ValueError, "cost", lambda: limiter.check_upload(1, cost=-1)),
         (TypeError, "user_id", lambda: limiter.check_upload(1.5)),
+        (ValueError, "U\\+202E", lambda: limiter.check_upload("ada\u202e")),
+        (ValueError, "no country code", lambda: limiter.check_otp("5550100100", IP)),
         (ValueError, "tier", lambda: limiter.check_otp(PHONE, IP, tier=3)),
     ]
     for error, words, call in bad_calls:
@@ -291,3 +392,27 @@ def test_cluster_keys_must_share_a_slot(cluster_config: CacheConfig) -> None:
         with pytest.raises(ValueError, match="hash tag"):
             cache.hit_rate_limits([("a", 1, 60), ("b", 1, 60)])
         assert cache.hit_rate_limits([("{t}:a", 1, 60), ("{t}:b", 1, 60)])[0].allowed
+
+
+def test_a_planted_block_is_capped_and_shows_no_stored_text(
+    cache: Any, store: Any, clock: Clock
+) -> None:
+    # Blocks written by another Redis client: without TTL, with a longer one, of another type,
+    # not JSON. Each blocks for at most block_seconds and names a configured dimension.
+    limiter = one_otp_then_escalate(cache, store)  # block_seconds=120
+    planted = {
+        "+15550100001": (b'{"dimension": "\\u001b[31mcall +1 900 SCAM"}', None),
+        "+15550100002": (b'{"dimension": "ip"}', 10 * 86_400),  # a dimension of another subject
+        "+15550100003": (b"\xff not json \x1b[2J", None),
+    }
+    for phone, (raw, ttl) in planted.items():
+        store.set(f"domain-block:{{otp}}:phone:{phone}", raw, ttl)
+    cache.hset("domain-block:{otp}:phone:+15550100004", "dimension", "\x1b[31mevil")
+    phones = [*planted, "+15550100004"]
+    for phone in phones:
+        blocked = limiter.check_otp(phone, IP)
+        assert (blocked.allowed, blocked.blocked, blocked.dimension) == (False, True, "phone")
+        assert 0 < blocked.retry_after <= 120
+        assert 0 < cache.ttl(f"domain-block:{{otp}}:phone:{phone}") <= 120
+    clock.advance(121)
+    assert all(limiter.check_otp(phone, IP) for phone in phones)

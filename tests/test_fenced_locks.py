@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 from _servers import RedisServer
-from cachebolt import CacheConfig, FencedLock, LockNotAcquired
+from cachebolt import CacheConfig, FencedLock, LockNotAcquired, WrongTypeError
 from cachebolt._redis import FENCE_KEEP_MS, fence_key
 from conftest import Clock, ServiceFactory
 
@@ -171,3 +171,41 @@ def test_fences_from_memory_during_an_outage(
         assert held.token.startswith("mem-") and held.fence == 2
     assert cache.release_lock("other", local.token) is True
     assert cache.stats()["fallback_locks"] == 2
+
+
+# Counters another Redis client could plant: exponent and float forms, infinities, hex, padding,
+# signs, integers at and past 2^53 and 2^63, another type.
+PLANTED_COUNTERS = [
+    "1e18", "9e99", "inf", "-inf", "nan", "0x10", " 5", "5 ", "-5", "1.5", "",
+    str(2**53 - 1), str(2**53), str(2**63 - 1), str(2**64), "9" * 40,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("planted", PLANTED_COUNTERS)
+def test_a_planted_fence_counter_fails_the_grant_loudly(
+    svc: ServiceFactory, redis_config: CacheConfig, redis_client: redis.Redis, planted: str
+) -> None:
+    # Memory fences are a counter inside the Rust store that no client can write: Redis only.
+    cache = svc(redis_config)
+    counter = fence_key("", "job")
+    redis_client.set(counter, planted)
+    with pytest.raises(WrongTypeError, match=r"^lock 'job': WRONGTYPE fence counter is not an"):
+        cache.acquire_fenced_lock("job", 5000)
+    assert redis_client.exists("lock:job") == 0  # not taken
+    assert redis_client.get(counter) == planted  # not changed
+    assert cache.acquire_lock("job", 5000) is not None  # plain locks do not read the counter
+
+
+def test_fences_stay_exact_up_to_the_counters_bound(
+    svc: ServiceFactory, redis_config: CacheConfig, redis_client: redis.Redis
+) -> None:
+    cache = svc(redis_config)
+    redis_client.set(fence_key("", "job"), str(2**53 - 3))
+    fences = []
+    for _ in range(2):
+        held = cache.acquire_fenced_lock("job", 5000)
+        assert held is not None and cache.release_lock("job", held.token)
+        fences.append(held.fence)
+    assert fences == [2**53 - 2, 2**53 - 1]  # exact, increasing: never rounded or repeated
+    with pytest.raises(WrongTypeError, match="fence counter"):
+        cache.acquire_fenced_lock("job", 5000)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,6 +37,8 @@ __all__ = [
     "Escalation",
     "Plan",
     "block_key",
+    "canonical_user_id",
+    "check_country_code",
     "normalize_ip",
     "normalize_phone",
     "plan_check",
@@ -119,25 +122,75 @@ DEFAULT_TIERS: Final[Mapping[str, float]] = {
 DEFAULT_ESCALATION: Final = Escalation()
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_DIGITS = re.compile(r"[0-9]+")
+_COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 _ACTION = re.compile(r"[A-Za-z0-9_.:-]+")
+# E.164: at most 15 digits with the country code; the shortest numbers in use have 7.
+_E164_DIGITS = range(7, 16)
+# The national (trunk) prefix dialled before a national number: "0" in most countries, "1" in
+# the North American plan (+1), "8" in Russia and Kazakhstan (+7).
+_TRUNK_PREFIX = {"1": "1", "7": "8"}
 
 
-def normalize_phone(phone: object) -> str:
-    """A phone number as a key: separators (spaces, dashes, dots, parens) removed, a leading `+`
-    kept, 6 to 15 digits (E.164 allows 15).
+def check_country_code(code: object) -> str | None:
+    """A default country calling code: None, or 1 to 3 digits not starting with 0 ("44").
+
+    Raises:
+        TypeError, ValueError: anything else, named in the message.
+    """
+    if code is None:
+        return None
+    if not isinstance(code, str):
+        raise TypeError(f"default_country_code must be a str or None, not {type(code).__name__}")
+    if not _COUNTRY_CODE.fullmatch(code):
+        raise ValueError(f"default_country_code must be 1 to 3 digits, not 0...; got {code!r}")
+    return code
+
+
+def normalize_phone(phone: object, default_country_code: str | None = None) -> str:
+    """A phone number in E.164 form (`+` and 7 to 15 digits), one key for every spelling.
+
+    Spaces, dashes, dots and parentheses are dropped. `+<digits>` is international; a leading
+    `00` (the international call prefix) is read as `+`. Any other number is national: it needs
+    `default_country_code`, and loses one leading trunk prefix ("0"; "1" for +1, "8" for +7), so
+    with code "44" `020 7946 0958` is `+442079460958` and with "1" `15550100100` is
+    `+15550100100`. Countries whose national numbers keep the 0 (Italy) should be given in
+    international form, or normalised by the caller (e.g. with the `phonenumbers` package).
+
+    Args:
+        phone: the number as typed.
+        default_country_code: the calling code of national numbers ("1", "44"); None refuses
+            them.
 
     Raises:
         TypeError: not a `str`.
-        ValueError: anything else than digits after the separators are removed.
+        ValueError: not a phone number: other characters, a country code starting with 0, a
+            national number without `default_country_code`, or not 7 to 15 digits in all.
     """
     if not isinstance(phone, str):
         raise TypeError(f"phone must be a str, not {type(phone).__name__}")
+    check_country_code(default_country_code)
     compact = _PHONE_SEPARATORS.sub("", phone)
-    plus = compact.startswith("+")
-    digits = compact[1:] if plus else compact
-    if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 15):
-        raise ValueError(f"phone is not a phone number: {phone!r}")
-    return ("+" if plus else "") + digits
+    if compact.startswith("+"):
+        digits = compact[1:]
+    elif compact.startswith("00"):
+        digits = compact[2:]
+    elif default_country_code is None:
+        if _DIGITS.fullmatch(compact):
+            raise ValueError(
+                "phone has no country code: write it as +<country code><number> (or 00...), "
+                "or set default_country_code"
+            )
+        digits = compact  # refused below, as not a phone number
+    else:
+        trunk = _TRUNK_PREFIX.get(default_country_code, "0")
+        national = compact[len(trunk) :] if compact.startswith(trunk) else compact
+        digits = default_country_code + national
+    if not _DIGITS.fullmatch(digits) or len(digits) not in _E164_DIGITS:
+        raise ValueError("phone is not a phone number: expected + and 7 to 15 digits")
+    if digits.startswith("0"):
+        raise ValueError("phone is not a phone number: no country code starts with 0")
+    return "+" + digits
 
 
 def normalize_ip(ip: object) -> str:
@@ -162,12 +215,55 @@ def normalize_ip(ip: object) -> str:
     return str(address)
 
 
-def _user(user_id: object) -> str:
+# Unicode categories no user id needs and that make equal-looking ids differ: controls (Cc),
+# format characters (Cf: zero-width space U+200B, U+FEFF, bidi controls U+202A-U+202E and
+# U+2066-U+2069, soft hyphen), surrogates, private use, unassigned code points, line and
+# paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Default-ignorable code points outside those categories: the combining grapheme joiner,
+# Hangul fillers, Mongolian and other variation selectors.
+_INVISIBLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
+
+
+def canonical_user_id(user_id: object) -> str:
+    """A user id as a key: one key for every spelling of one id.
+
+    The rule: an `int` is its decimal text. A `str` is put in Unicode NFKC form, case-folded and
+    put in NFKC form again (Unicode's NFKC_Casefold), and stripped of surrounding whitespace: so
+    `"Ada"`, `"ADA"`, `" ada"` and its full-width form are `"ada"`. An id holding an
+    invisible, control or format character (U+200B, U+FEFF, bidi controls, ...) is refused:
+    such characters make ids that look equal differ. Replace this rule with the limiter's
+    `canonical_user_id` argument (ids that are case-sensitive, for example).
+
+    Raises:
+        TypeError: not a `str` or `int` (a `bool` is refused).
+        ValueError: empty after stripping, or holding a refused character (named by code point).
+    """
     if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
         raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
-    text = str(user_id)
+    if isinstance(user_id, int):
+        return str(user_id)
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", user_id).casefold())
+    text = folded.strip()
     if not text:
-        raise ValueError("user_id must be non-empty")
+        raise ValueError("user_id must be non-empty (after stripping whitespace)")
+    for char in text:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES or _INVISIBLE.match(char):
+            raise ValueError(
+                f"user_id holds an invisible, control or format character: U+{ord(char):04X}"
+            )
+    return text
+
+
+def _user(user_id: object, rule: Callable[[str | int], str]) -> str:
+    """`rule(user_id)` for a str or int id, checked to be a non-empty str."""
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
+        raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
+    text = rule(user_id)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"canonical_user_id must return a non-empty str, got {text!r}")
     return text
 
 
@@ -245,8 +341,13 @@ def plan_check(
     tier: object,
     cost: object,
     scope: object,
+    default_country_code: str | None = None,
+    user_rule: Callable[[str | int], str] = canonical_user_id,
 ) -> Plan:
     """Validate and normalise one `check()` call into its `Plan` (nothing is read or written).
+
+    Phones are normalised by `normalize_phone` with `default_country_code`, user ids by
+    `user_rule` (whose answer must be a non-empty `str`).
 
     Raises:
         TypeError, ValueError: a bad argument (an unknown action or tier, a phone or IP that
@@ -266,9 +367,9 @@ def plan_check(
             raise ValueError(f"unknown tier {tier!r}; known: {', '.join(tiers)}")
         factor = tiers[tier.lower()]
     values = {
-        "phone": None if phone is None else normalize_phone(phone),
+        "phone": None if phone is None else normalize_phone(phone, default_country_code),
         "ip": None if ip is None else normalize_ip(ip),
-        "user": None if user_id is None else _user(user_id),
+        "user": None if user_id is None else _user(user_id, user_rule),
     }
     used = tuple(d for d in dimensions if values[d.subject] is not None)
     if not used:

@@ -73,8 +73,11 @@ SCRIPT_NAMES: Final = (
 
 @functools.cache
 def script_text(name: str) -> str:
-    """The text of `lua/<name>.lua`, from the installed package (wheel or source tree)."""
-    return (resources.files("cachebolt") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    """The text of `lua/<name>.lua` after `lua/prelude.lua` (the helpers every script may use),
+    from the installed package (wheel or source tree)."""
+    folder = resources.files("cachebolt") / "lua"
+    parts = ("prelude", name)
+    return "".join((folder / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 def scan_batch(match: str) -> int:

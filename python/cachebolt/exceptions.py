@@ -31,7 +31,18 @@ class SerializationError(CacheError, ValueError):
 
 
 class WrongTypeError(CacheError, TypeError):
-    """A command met a value of another type (Redis WRONGTYPE), or `incr` met a non-integer."""
+    """A command met a value of another type (Redis WRONGTYPE), or `incr` met a non-integer.
+
+    Lock and rate-limit commands also raise it for data at their keys that cachebolt cannot have
+    written (a fence counter that is not an integer, rate-limit state that does not parse); the
+    message names the key and never repeats the stored data.
+    """
+
+
+def wrong_type_at(what: str, key: object, exc: WrongTypeError) -> WrongTypeError:
+    """`exc` again, naming `what` and `key` (a plain function: the callers' hot paths stay one
+    Python frame, and pay only when they raise)."""
+    return WrongTypeError(f"{what} {key!r}: {exc}")
 
 
 class ConfigError(CacheError, ValueError):

@@ -4,8 +4,8 @@
 from cachebolt import CacheService
 from cachebolt.rate_limits import EnhancedRateLimitService
 
-limiter = EnhancedRateLimitService(CacheService())
-result = limiter.check_otp("+1 (555) 010-0100", "203.0.113.7")
+limiter = EnhancedRateLimitService(CacheService(), default_country_code="1")
+result = limiter.check_otp("(555) 010-0100", "203.0.113.7")   # the key holds +15550100100
 if not result:
     print(result.dimension, result.retry_after)
 ```
@@ -27,6 +27,7 @@ from ._domain import (
     Dimension,
     DomainLimitResult,
     Escalation,
+    canonical_user_id,
     normalize_ip,
     normalize_phone,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "DomainLimitResult",
     "EnhancedRateLimitService",
     "Escalation",
+    "canonical_user_id",
     "normalize_ip",
     "normalize_phone",
 ]

@@ -28,8 +28,9 @@ This module is the source of truth: `_sync/rate_limits.py` is generated from it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .._domain import (
     DEFAULT_ESCALATION,
@@ -40,13 +41,16 @@ from .._domain import (
     Escalation,
     Plan,
     block_key,
+    check_country_code,
     check_rules,
     check_tiers,
     plan_check,
     violation_key,
 )
+from .._domain import canonical_user_id as _canonical_user_id
 from .._redact import get_logger
 from .._results import RateLimitResult
+from ..exceptions import SerializationError, WrongTypeError
 from .service import AsyncCacheService
 
 __all__ = ["AsyncEnhancedRateLimitService"]
@@ -66,6 +70,14 @@ class AsyncEnhancedRateLimitService:
         escalation: when repeated violations become a temporary block; None for
             `DEFAULT_ESCALATION` (5 violations in 10 minutes block for 15 minutes).
         name: this limiter's name in logs and metrics.
+        default_country_code: the calling code of phone numbers given without one ("1",
+            "44"); None refuses them (see `normalize_phone`).
+        canonical_user_id: the rule that maps a user id to its key (str or int -> non-empty
+            str); None for `cachebolt.rate_limits.canonical_user_id` (NFKC, case-folded,
+            stripped, invisible characters refused).
+
+    Raises:
+        TypeError, ValueError: a bad rule table, tier table, escalation or country code.
     """
 
     def __init__(
@@ -76,8 +88,14 @@ class AsyncEnhancedRateLimitService:
         tiers: Mapping[str, float] | None = None,
         escalation: Escalation | None = None,
         name: str = "default",
+        default_country_code: str | None = None,
+        canonical_user_id: Callable[[str | int], str] | None = None,
     ) -> None:
         self._cache = cache
+        self._country_code = check_country_code(default_country_code)
+        self._user_rule = _canonical_user_id if canonical_user_id is None else canonical_user_id
+        if not callable(self._user_rule):
+            raise TypeError("canonical_user_id must be callable")
         self._rules = check_rules(DEFAULT_RULES if rules is None else rules)
         self._tiers = check_tiers(DEFAULT_TIERS if tiers is None else tiers)
         self._escalation = DEFAULT_ESCALATION if escalation is None else escalation
@@ -117,9 +135,10 @@ class AsyncEnhancedRateLimitService:
 
         Args:
             action: a key of the rule table ("otp", "upload", "endpoint", ...).
-            user_id: the authenticated user, for "user" dimensions.
+            user_id: the authenticated user, for "user" dimensions (canonicalised by the
+                `canonical_user_id` rule).
             ip: the client address, for "ip" dimensions (IPv6 grouped by /64).
-            phone: the phone number, for "phone" dimensions (normalised).
+            phone: the phone number, for "phone" dimensions (normalised to E.164).
             tier: the user's tier ("bronze", "silver", "gold", "diamond"); None: the base limits.
             cost: units the request takes in every dimension (0 peeks).
             scope: separates otherwise equal keys, e.g. the endpoint of per-endpoint limits.
@@ -140,6 +159,8 @@ class AsyncEnhancedRateLimitService:
             tier=tier,
             cost=cost,
             scope=scope,
+            default_country_code=self._country_code,
+            user_rule=self._user_rule,
         )
         blocked = await self._blocked(plan)
         if blocked is not None:
@@ -224,19 +245,38 @@ class AsyncEnhancedRateLimitService:
             self._decisions[action, outcome] = self._decisions.get((action, outcome), 0) + 1
 
     async def _blocked(self, plan: Plan) -> DomainLimitResult | None:
-        """The denial of a block in force on one of the request's subjects, else None."""
+        """The denial of a block in force on one of the request's subjects, else None.
+
+        The block key is trusted for its presence only: whatever sits there (another type,
+        bytes that are not JSON, a value without TTL or with a longer one) blocks for at most
+        `Escalation.block_seconds` (the TTL is cut to it here), and the result names one of the
+        plan's own dimensions, never stored text.
+        """
         if not self._escalation.violations:
             return None
+        block_seconds = self._escalation.block_seconds
         for subject, value in plan.subjects:
             key = block_key(plan.action, plan.scope, subject, value)
-            block = await self._cache.get(key)
+            try:
+                block = await self._cache.get(key)
+            except (SerializationError, WrongTypeError):
+                block = {}  # not written by a limiter: still a block, of a configured dimension
             if block is None:
                 continue
-            retry = float(max(await self._cache.ttl(key), 1))
-            dimension = block.get("dimension") if isinstance(block, dict) else None
+            left = await self._cache.ttl(key)
+            if left == -2:
+                continue  # expired since the read
+            if left == -1 or left > math.ceil(block_seconds):
+                await self._cache.expire(key, block_seconds)
+                left = math.ceil(block_seconds)
+            names = [d.name for d in plan.dimensions if d.subject == subject]
+            stored = block.get("dimension") if isinstance(block, dict) else None
+            dimension = stored if stored in names else names[0]
             if _logger.isEnabledFor(logging.DEBUG):
                 _logger.debug("rate limit block holds: %s %s", plan.action, subject)
-            return DomainLimitResult(False, plan.action, dimension or subject, retry, blocked=True)
+            return DomainLimitResult(
+                False, plan.action, dimension, float(max(left, 1)), blocked=True
+            )
         return None
 
     async def _violated(

@@ -55,7 +55,7 @@ from .._validate import (
     hash_value_text,
 )
 from ..config import CacheConfig
-from ..exceptions import LockNotAcquired
+from ..exceptions import LockNotAcquired, WrongTypeError, wrong_type_at
 from .backend import AsyncBackend
 
 if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads redis-py
@@ -321,8 +321,15 @@ class AsyncCacheService:
 
         Returns:
             `FencedLock(token, fence)`, or None when the lock is held.
+
+        Raises:
+            WrongTypeError: the Redis fence counter holds data this library cannot have written
+                (not an integer below 2^53 - 1); the lock is not taken.
         """
-        taken = await self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+        try:
+            taken = await self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+        except WrongTypeError as exc:
+            raise wrong_type_at("lock", lock_key, exc) from exc
         return None if taken is None else FencedLock(*taken)
 
     async def release_lock(self, lock_key: str, token: str) -> bool:
@@ -414,7 +421,10 @@ class AsyncCacheService:
         Returns:
             True when the hit is allowed.
         """
-        allowed = (await self._backend.rate_limit(key, limit, ttl_seconds))[0]
+        try:
+            allowed = (await self._backend.rate_limit(key, limit, ttl_seconds))[0]
+        except WrongTypeError as exc:
+            raise wrong_type_at("rate limit", key, exc) from exc
         # Denials are routine (and an attacker's favourite): DEBUG only, never a log line per hit.
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
@@ -440,15 +450,22 @@ class AsyncCacheService:
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.
+
+        Raises:
+            WrongTypeError: the key holds another type, another algorithm's state, or state this
+                library cannot have written; the message names the key, nothing is recorded.
         """
         check_key(key)
         check_limit(limit)
         check_ttl(window_seconds, "window_seconds")
         check_cost(cost)
         check_algorithm(algorithm)
-        allowed, remaining, reset_after, retry_after = await self._backend.rate_limit(
-            key, limit, window_seconds, cost, algorithm
-        )
+        try:
+            allowed, remaining, reset_after, retry_after = await self._backend.rate_limit(
+                key, limit, window_seconds, cost, algorithm
+            )
+        except WrongTypeError as exc:
+            raise wrong_type_at("rate limit", key, exc) from exc
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
         return RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
@@ -488,7 +505,12 @@ class AsyncCacheService:
             keys.append(item[0])
             limit_values.append(item[1])
             windows.append(item[2])
-        answers = await self._backend.rate_limit_many(keys, limit_values, windows, cost, algorithm)
+        try:
+            answers = await self._backend.rate_limit_many(
+                keys, limit_values, windows, cost, algorithm
+            )
+        except WrongTypeError as exc:
+            raise wrong_type_at("one of the rate limits", keys, exc) from exc
         results = tuple(
             RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
             for limit, (allowed, remaining, reset_after, retry_after) in zip(

@@ -8,7 +8,9 @@
 -- ARGV[2]  ttl_ms: the lock's TTL in milliseconds (integer >= 1)
 -- ARGV[3]  keep_ms: how long the counter outlives its last grant, in milliseconds
 -- Returns the fence (an integer > 0) when the lock was taken, nil when it is held (or another
--- type sits at the lock key).
+-- type sits at the lock key). A counter that this script cannot have written (not a decimal
+-- integer below 2^53 - 1: "1e18", "inf", "0x10", 2^63, a hash) is a WRONGTYPE error, and
+-- nothing is written: a fence is never repeated, negative or rounded.
 --
 -- fence = max(last + 1, server TIME in microseconds). While the counter lives (keep_ms after
 -- the last grant) each fence is the last one + 1 or more, whatever the server clock does; when
@@ -21,8 +23,17 @@
 local lock = KEYS[1]
 local counter = KEYS[2]
 
--- Read the counter before any write: another type there is a WRONGTYPE error, nothing changed.
-local last = tonumber(redis.call('GET', counter)) or 0
+-- Read the counter before any write: another type there is a WRONGTYPE error, nothing changed;
+-- so is a value that is not an integer (see prelude.lua) below 2^53 - 1 (fence = last + 1 stays
+-- exact).
+local stored = redis.call('GET', counter)
+local last = 0
+if stored then
+  last = integer(stored)
+  if not last or last >= 9007199254740991 then
+    return redis.error_reply('WRONGTYPE fence counter is not an integer below 2^53 - 1')
+  end
+end
 if not redis.call('SET', lock, ARGV[1], 'NX', 'PX', ARGV[2]) then
   return nil
 end

@@ -27,21 +27,28 @@ else
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
--- Another type at the key raises WRONGTYPE here, before anything is written.
+-- Another type at the key raises WRONGTYPE here, before anything is written. State this
+-- script cannot have written (another algorithm's name, a missing field, a field that is not a
+-- decimal integer below 2^53: "inf", "1e18", "-1") is WRONGTYPE too, with a fixed text: stored
+-- text never reaches the caller, and no sum or wait is computed from it.
 local state = redis.call('HMGET', state_key, 'alg', 'start', 'width', 'count', 'last')
 local alg = state[1]
 if alg ~= 'fixed_window' then
-  if alg then
-    return redis.error_reply('WRONGTYPE rate limit uses algorithm "' .. alg .. '", not "fixed_window"')
+  if alg == 'sliding_counter' then
+    return redis.error_reply('WRONGTYPE rate limit uses algorithm "sliding_counter", not "fixed_window"')
   end
   if redis.call('EXISTS', state_key) == 1 then
-    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+    return redis.error_reply(WRONGTYPE)
   end
 end
-local start = tonumber(state[2]) or 0
-local width = tonumber(state[3]) or 0
-local count = tonumber(state[4]) or 0
-local last = tonumber(state[5]) or 0
+local start, width, count, last = 0, 0, 0, 0
+if alg then
+  start, width, count, last =
+    integer(state[2]), integer(state[3]), integer(state[4]), integer(state[5])
+  if not (start and width and count and last) then
+    return redis.error_reply(WRONGTYPE)
+  end
+end
 if now < last then
   now = last
 end

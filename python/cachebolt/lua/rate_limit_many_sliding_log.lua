@@ -28,7 +28,6 @@ else
 end
 
 local match, format = string.match, string.format
-local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 local need = math.max(cost, 1)
 
 -- The state of one log, read as rate_limit_sliding_log.lua reads it (used units, the newest
@@ -41,7 +40,10 @@ local function load(log, limit, window)
   local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
   local top = newest[1]
   if top then
-    local top_ts = tonumber(newest[2])
+    local top_ts = integer(newest[2])
+    if not top_ts then
+      return nil
+    end
     if top_ts > st.now then
       st.now = top_ts
     end
@@ -50,23 +52,27 @@ local function load(log, limit, window)
       st.top, st.top_ts = top, top_ts
       local cum, span, held, first = match(top, '^(%d+):%d+:(%d+):(%d+):(%d+)$')
       if cum then
-        st.top_cum, st.first_ts = tonumber(cum), top_ts - span
-        st.used, st.first_cost = tonumber(held), tonumber(first)
-      else
-        cum = match(top, '^(%d+):%d+$')
-        if not cum then
+        st.top_cum, span = integer(cum), integer(span)
+        st.used, st.first_cost = integer(held), integer(first)
+        if not (st.top_cum and span and st.used and st.first_cost) then
           return nil
         end
-        st.top_cum = tonumber(cum)
+        st.first_ts = top_ts - span
+      else
+        st.top_cum = integer(match(top, '^(%d+):%d+$'))
+        if not st.top_cum then
+          return nil
+        end
       end
       if not st.first_ts or st.first_ts <= edge then
         redis.call('ZREMRANGEBYSCORE', log, '-inf', edge)
         local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
         local oldest_cum, oldest_cost = match(oldest[1], '^(%d+):(%d+)')
-        if not oldest_cum then
+        oldest_cum, st.first_ts, st.first_cost =
+          integer(oldest_cum), integer(oldest[2]), integer(oldest_cost)
+        if not (oldest_cum and st.first_ts and st.first_cost) or oldest_cum > st.top_cum then
           return nil
         end
-        st.first_ts, st.first_cost = tonumber(oldest[2]), tonumber(oldest_cost)
         st.used = st.top_cum - oldest_cum + st.first_cost
         st.renote = true
       end
@@ -125,10 +131,17 @@ for i = 1, #KEYS do
       if excess > st.first_cost then
         local target = format('[%016d', st.top_cum - st.used + excess)
         local member = redis.call('ZRANGEBYLEX', log, target, '+', 'LIMIT', 0, 1)[1]
-        ts = tonumber(redis.call('ZSCORE', log, member))
+        ts = member and integer(redis.call('ZSCORE', log, member))
       end
-      retry_after = ts + window - t
+      retry_after = ts and ts + window - t
+      if not retry_after or retry_after <= 0 or retry_after > window then
+        return redis.error_reply(WRONGTYPE)
+      end
     end
+  end
+  -- Our logs always carry a TTL; a planted one without denies for at most one window from here.
+  if not admitted and st.top_ts and redis.call('PTTL', log) == -1 then
+    redis.call('PEXPIRE', log, testing and math.max(window, 60000) or window)
   end
   local reset_after = 0
   if st.top_ts then

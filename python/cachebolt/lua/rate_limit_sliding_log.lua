@@ -41,7 +41,8 @@ else
 end
 
 local match, format = string.match, string.format
-local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
+-- A log holding anything but our members and integer scores (a score of "inf" or 1.5, a field of
+-- 30 digits, notes that do not add up) is foreign data: WRONGTYPE, never a wait or a count.
 
 -- used: units in the window; first_ts / first_cost: the oldest entry held; renote: the newest's
 -- note is out of date (entries were removed) and must be rewritten unless a new entry is added.
@@ -50,7 +51,10 @@ local used, top_cum, top_ts, first_ts, first_cost, renote = 0, 0, nil, nil, nil,
 local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
 local top = newest[1]
 if top then
-  top_ts = tonumber(newest[2])
+  top_ts = integer(newest[2])
+  if not top_ts then
+    return redis.error_reply(WRONGTYPE)
+  end
   if top_ts > now then
     now = top_ts
   end
@@ -58,22 +62,25 @@ if top then
   if top_ts > edge then
     local cum, span, held, first = match(top, '^(%d+):%d+:(%d+):(%d+):(%d+)$')
     if cum then
-      top_cum, first_ts, used, first_cost = tonumber(cum), top_ts - span, tonumber(held), tonumber(first)
-    else
-      cum = match(top, '^(%d+):%d+$')
-      if not cum then
+      top_cum, span, used, first_cost = integer(cum), integer(span), integer(held), integer(first)
+      if not (top_cum and span and used and first_cost) then
         return redis.error_reply(WRONGTYPE)
       end
-      top_cum = tonumber(cum)
+      first_ts = top_ts - span
+    else
+      top_cum = integer(match(top, '^(%d+):%d+$'))
+      if not top_cum then
+        return redis.error_reply(WRONGTYPE)
+      end
     end
     if not first_ts or first_ts <= edge then
       redis.call('ZREMRANGEBYSCORE', log, '-inf', edge)
       local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
       local oldest_cum, oldest_cost = match(oldest[1], '^(%d+):(%d+)')
-      if not oldest_cum then
+      first_ts, first_cost, oldest_cum = integer(oldest[2]), integer(oldest_cost), integer(oldest_cum)
+      if not (first_ts and first_cost and oldest_cum) or oldest_cum > top_cum then
         return redis.error_reply(WRONGTYPE)
       end
-      first_ts, first_cost = tonumber(oldest[2]), tonumber(oldest_cost)
       used = top_cum - oldest_cum + first_cost
       renote = true
     end
@@ -118,9 +125,16 @@ if not allowed then
     if excess > first_cost then
       local target = format('[%016d', top_cum - used + excess)
       local member = redis.call('ZRANGEBYLEX', log, target, '+', 'LIMIT', 0, 1)[1]
-      ts = tonumber(redis.call('ZSCORE', log, member))
+      ts = member and integer(redis.call('ZSCORE', log, member))
     end
-    retry_after = ts + window - now
+    retry_after = ts and ts + window - now
+    if not retry_after or retry_after <= 0 or retry_after > window then
+      return redis.error_reply(WRONGTYPE)
+    end
+  end
+  -- Our logs always carry a TTL; a planted one without denies for at most one window from here.
+  if top_ts and redis.call('PTTL', log) == -1 then
+    redis.call('PEXPIRE', log, ttl)
   end
 end
 
