@@ -46,31 +46,26 @@ impl Stats {
 
     /// Account an entry of `cost` bytes appearing.
     pub fn added(&self, cost: u64, class: Class) {
-        self.keys.fetch_add(1, Relaxed);
-        self.used_bytes.fetch_add(cost, Relaxed);
-        match class {
-            Class::Value => {
-                self.evictable_keys.fetch_add(1, Relaxed);
-                self.evictable_bytes.fetch_add(cost, Relaxed);
-            }
-            Class::Limiter => {
-                self.rate_limit_bytes.fetch_add(cost, Relaxed);
-            }
-            Class::Lock => {}
-        }
+        self.apply(cost, class, |counter, n| counter.fetch_add(n, Relaxed));
     }
 
     /// Account an entry of `cost` bytes disappearing.
     pub fn removed(&self, cost: u64, class: Class) {
-        self.keys.fetch_sub(1, Relaxed);
-        self.used_bytes.fetch_sub(cost, Relaxed);
+        self.apply(cost, class, |counter, n| counter.fetch_sub(n, Relaxed));
+    }
+
+    /// Apply `op` (add or subtract) to the counters an entry of `class` counts in.
+    #[inline]
+    fn apply(&self, cost: u64, class: Class, op: impl Fn(&AtomicU64, u64) -> u64) {
+        op(&self.keys, 1);
+        op(&self.used_bytes, cost);
         match class {
             Class::Value => {
-                self.evictable_keys.fetch_sub(1, Relaxed);
-                self.evictable_bytes.fetch_sub(cost, Relaxed);
+                op(&self.evictable_keys, 1);
+                op(&self.evictable_bytes, cost);
             }
             Class::Limiter => {
-                self.rate_limit_bytes.fetch_sub(cost, Relaxed);
+                op(&self.rate_limit_bytes, cost);
             }
             Class::Lock => {}
         }
