@@ -63,8 +63,9 @@ impl Store {
                         _ => return Err(StoreError::WrongType),
                     }
                     let growth = limiter(&shard.slab[pos]).max_growth();
-                    let room = self.rate_limit_room(shard, growth, now_ms);
+                    let mut room = self.rate_limit_headroom();
                     if growth > room {
+                        room = self.rate_limit_room(shard, growth, now_ms);
                         // Reclaiming may have moved the entry (never removed it: it is live).
                         pos = shard
                             .find(hash, &full)
@@ -294,6 +295,38 @@ mod tests {
             )
             .unwrap();
         assert_eq!(d.remaining, 10_000 - t - 1);
+    }
+
+    #[test]
+    fn a_log_that_grows_over_dead_state_keeps_its_exact_count() {
+        // The bound is full of state that expires at t=1 (over 100 entries per shard, more than
+        // one call reclaims); from t=10 a sliding log grows by reclaiming it, which moves
+        // entries around in its own shard.
+        let s = Store::new(Limits {
+            max_rate_limit_bytes: Some(1024 * 1024),
+            ..Limits::default()
+        });
+        let mut i = 0;
+        while s
+            .rate_limit(&format!("dead{i}"), 5, 1, 1, Algorithm::FixedWindow, 0)
+            .is_ok()
+        {
+            i += 1;
+        }
+        for k in 0..300 {
+            let d = s
+                .rate_limit(
+                    "busy",
+                    10_000,
+                    3600 * SECOND,
+                    1,
+                    Algorithm::SlidingLog,
+                    10 + k,
+                )
+                .unwrap();
+            assert_eq!((d.allowed, d.remaining), (true, 10_000 - k - 1), "hit {k}");
+            assert!(rl_bytes(&s) <= 1024 * 1024);
+        }
     }
 
     #[test]
