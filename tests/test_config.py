@@ -30,6 +30,7 @@ def test_defaults() -> None:
         "command_timeout_ms": 500,
         "memory_max_keys": None,
         "memory_max_bytes": None,
+        "memory_rate_limit_max_bytes": None,
         "cleanup_interval_seconds": 30,
         "feed_cache_ttl_seconds": 300,
         "lock_fallback": "memory",
@@ -53,6 +54,7 @@ def test_every_variable() -> None:
         "VALKEY_COMMAND_TIMEOUT_MS": "250",
         "CACHE_MEMORY_MAX_KEYS": "10000",
         "CACHE_MEMORY_MAX_BYTES": "1048576",
+        "CACHE_MEMORY_RATE_LIMIT_MAX_BYTES": "262144",
         "CACHE_CLEANUP_INTERVAL_SECONDS": "5",
         "FEED_CACHE_TTL_SECONDS": "120",
     }
@@ -71,6 +73,7 @@ def test_every_variable() -> None:
         command_timeout_ms=250,
         memory_max_keys=10000,
         memory_max_bytes=1048576,
+        memory_rate_limit_max_bytes=262144,
         cleanup_interval_seconds=5,
         feed_cache_ttl_seconds=120,
     )
@@ -122,6 +125,7 @@ def test_bad_boolean_names_the_variable_and_value(raw: str) -> None:
         ("VALKEY_COMMAND_TIMEOUT_MS", "-5", "out of range"),
         ("CACHE_MEMORY_MAX_KEYS", "0", "out of range"),
         ("CACHE_MEMORY_MAX_BYTES", "lots", "is not an integer"),
+        ("CACHE_MEMORY_RATE_LIMIT_MAX_BYTES", "0", "out of range"),
         ("CACHE_CLEANUP_INTERVAL_SECONDS", "-1", "out of range 0..86400"),
         ("CACHE_CLEANUP_INTERVAL_SECONDS", "86401", "out of range 0..86400"),
         ("FEED_CACHE_TTL_SECONDS", "0", "out of range"),

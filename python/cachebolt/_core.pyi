@@ -20,8 +20,13 @@ class MemoryStore:
 
     Args:
         max_keys: bound on the number of evictable keys (None: unbounded).
-        max_bytes: bound on the bytes held by evictable keys, counted as key + value + a fixed
-            per-entry overhead (None: unbounded).
+        max_bytes: bound on the bytes held by values and rate-limit state together, counted as
+            key + value (or state) + a fixed per-entry overhead; values are evicted to make
+            room (None: unbounded). Locks are outside it.
+        max_rate_limit_bytes: bound on the bytes of rate-limit state (None: half of
+            `max_bytes`, unbounded without it; at most `max_bytes`). Live state is never
+            evicted: a hit that needs more (a new key, a growing sliding log) raises
+            `CapacityError` and records nothing, after expired entries were reclaimed.
         cleanup_interval_seconds: period of the background expiry sweep, a Rust thread that
             never takes the GIL (None: no background sweep; `sweep_expired` still works).
         manual_clock: when True, time only moves through `advance_clock` (for tests).
@@ -32,6 +37,7 @@ class MemoryStore:
         *,
         max_keys: int | None = None,
         max_bytes: int | None = None,
+        max_rate_limit_bytes: int | None = None,
         cleanup_interval_seconds: float | None = 30.0,
         manual_clock: bool = False,
     ) -> MemoryStore: ...
@@ -140,7 +146,8 @@ class MemoryStore:
         `window`, `reset_after` and `retry_after` are seconds. `algorithm` is one of
         "sliding_log" (exact), "fixed_window", "sliding_counter". A denied call consumes nothing;
         `retry_after` is 0.0 when allowed, else the wait until the same call could be allowed.
-        `cost=0` is a peek. A cost above `limit` is always denied.
+        `cost=0` is a peek. A cost above `limit` is always denied. `CapacityError` when the
+        hit needs more rate-limit state than `max_rate_limit_bytes` leaves (nothing recorded).
         """
 
     def rate_limit_many(
@@ -158,7 +165,8 @@ class MemoryStore:
         key's quota. Returns one (allowed, remaining, reset_after, retry_after) per key, in
         order: whether that key alone had room, its quota (untouched when the call was denied)
         and its own waits in seconds. The call was admitted iff every key's `allowed` is True.
-        Keys must be distinct; `algorithm` must be "sliding_log".
+        Keys must be distinct; `algorithm` must be "sliding_log". `CapacityError` (nothing
+        recorded anywhere) when an admitted call needs more rate-limit state than the bound leaves.
         """
 
     # --- clock and stats ---------------------------------------------------------------------
@@ -170,7 +178,8 @@ class MemoryStore:
 
     def stats(self) -> dict[str, int]:
         """Counters: keys, used_bytes, evictions, expired, hits, misses, lock_acquired,
-        lock_contended, rate_limit_allowed, rate_limit_denied, max_keys, max_bytes (0 = unbounded).
+        lock_contended, rate_limit_allowed, rate_limit_denied, rate_limit_bytes, max_keys,
+        max_bytes, max_rate_limit_bytes (the bounds 0 = unbounded).
         """
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ def new_memory_store(config: CacheConfig) -> MemoryStore:
     return MemoryStore(
         max_keys=config.memory_max_keys,
         max_bytes=config.memory_max_bytes,
+        max_rate_limit_bytes=config.memory_rate_limit_max_bytes,
         cleanup_interval_seconds=config.cleanup_interval_seconds or None,
     )
 

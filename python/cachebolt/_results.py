@@ -69,6 +69,7 @@ class CacheStats(TypedDict):
         evictions: keys evicted by the memory bound.
         expired: keys removed because their TTL ran out.
         used_bytes: bytes held by evictable keys of the memory backend.
+        rate_limit_bytes: bytes of rate-limit state in the memory backend (under its bound).
         fallback_calls: calls served without Redis while it was down (Redis mode).
         fallback_locks: locks taken in memory while Redis was down: they held in this process
             only.
@@ -91,6 +92,7 @@ class CacheStats(TypedDict):
     evictions: int
     expired: int
     used_bytes: int
+    rate_limit_bytes: int
     fallback_calls: int
     fallback_locks: int
     fallback_rate_limits: int
@@ -122,6 +124,7 @@ def build_stats(
         evictions=raw.get("evictions", 0),
         expired=raw.get("expired", 0),
         used_bytes=raw.get("used_bytes", 0),
+        rate_limit_bytes=raw.get("rate_limit_bytes", 0),
         fallback_calls=raw.get("fallback_calls", 0),
         fallback_locks=raw.get("fallback_locks", 0),
         fallback_rate_limits=raw.get("fallback_rate_limits", 0),

@@ -127,7 +127,12 @@ class CacheConfig:
         connect_timeout_ms: bound on connecting (`VALKEY_CONNECT_TIMEOUT_MS`).
         command_timeout_ms: bound on each Redis command (`VALKEY_COMMAND_TIMEOUT_MS`).
         memory_max_keys: key bound of the in-memory backend (`CACHE_MEMORY_MAX_KEYS`).
-        memory_max_bytes: byte bound of the in-memory backend (`CACHE_MEMORY_MAX_BYTES`).
+        memory_max_bytes: byte bound of the in-memory backend (`CACHE_MEMORY_MAX_BYTES`):
+            values and rate-limit state together (values are evicted to make room).
+        memory_rate_limit_max_bytes: bytes of rate-limit state the in-memory backend keeps
+            (`CACHE_MEMORY_RATE_LIMIT_MAX_BYTES`); None: half of `memory_max_bytes` (unbounded
+            without it); at most `memory_max_bytes`. Live state is never evicted: a hit that
+            needs more raises `CapacityError` and records nothing.
         cleanup_interval_seconds: period of the in-memory expiry sweep, 0 for none
             (`CACHE_CLEANUP_INTERVAL_SECONDS`).
         feed_cache_ttl_seconds: TTL for feed pages, for applications (`FEED_CACHE_TTL_SECONDS`).
@@ -157,6 +162,7 @@ class CacheConfig:
     command_timeout_ms: int = C.DEFAULT_COMMAND_TIMEOUT_MS
     memory_max_keys: int | None = None
     memory_max_bytes: int | None = None
+    memory_rate_limit_max_bytes: int | None = None
     cleanup_interval_seconds: int = C.DEFAULT_CLEANUP_INTERVAL_SECONDS
     feed_cache_ttl_seconds: int = C.DEFAULT_FEED_CACHE_TTL_SECONDS
     lock_fallback: str = C.DEFAULT_LOCK_FALLBACK
@@ -181,7 +187,7 @@ class CacheConfig:
         _check_range(
             "CacheConfig.feed_cache_ttl_seconds", self.feed_cache_ttl_seconds, C.POSITIVE_RANGE
         )
-        for name in ("memory_max_keys", "memory_max_bytes"):
+        for name in ("memory_max_keys", "memory_max_bytes", "memory_rate_limit_max_bytes"):
             value = getattr(self, name)
             if value is not None:
                 _check_range(f"CacheConfig.{name}", value, C.POSITIVE_RANGE)
@@ -272,6 +278,11 @@ class CacheConfig:
         read(C.ENV_MEMORY_MAX_KEYS, "memory_max_keys", ranged(C.POSITIVE_RANGE))
         read(C.ENV_MEMORY_MAX_BYTES, "memory_max_bytes", ranged(C.POSITIVE_RANGE))
         read(
+            C.ENV_MEMORY_RATE_LIMIT_MAX_BYTES,
+            "memory_rate_limit_max_bytes",
+            ranged(C.POSITIVE_RANGE),
+        )
+        read(
             C.ENV_CLEANUP_INTERVAL_SECONDS,
             "cleanup_interval_seconds",
             ranged(C.CLEANUP_INTERVAL_RANGE),
@@ -309,11 +320,20 @@ _FIELD_TYPES: dict[str, type] = {
     "command_timeout_ms": int,
     "memory_max_keys": int,
     "memory_max_bytes": int,
+    "memory_rate_limit_max_bytes": int,
     "cleanup_interval_seconds": int,
     "feed_cache_ttl_seconds": int,
     "lock_fallback": str,
     "rate_limit_fallback": str,
 }
 _OPTIONAL_FIELDS = frozenset(
-    {"url", "username", "password", "tls_ca_cert", "memory_max_keys", "memory_max_bytes"}
+    {
+        "url",
+        "username",
+        "password",
+        "tls_ca_cert",
+        "memory_max_keys",
+        "memory_max_bytes",
+        "memory_rate_limit_max_bytes",
+    }
 )

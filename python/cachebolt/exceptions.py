@@ -50,7 +50,8 @@ class ConfigError(CacheError, ValueError):
 
 
 class CapacityError(CacheError, ValueError):
-    """A value is larger than the in-memory backend's bound and can never be stored."""
+    """A value is larger than the in-memory backend's bound and can never be stored, or a rate
+    limit needs more state than the backend's rate-limit bound leaves (nothing is recorded)."""
 
 
 class RateLimitExceeded(CacheError):

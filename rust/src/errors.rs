@@ -17,7 +17,9 @@ impl From<StoreError> for PyErr {
             | StoreError::NotAnInteger
             | StoreError::Overflow
             | StoreError::AlgorithmMismatch { .. } => WrongTypeError::new_err(message),
-            StoreError::Capacity { .. } => CapacityError::new_err(message),
+            StoreError::Capacity { .. } | StoreError::RateLimitCapacity { .. } => {
+                CapacityError::new_err(message)
+            }
             StoreError::InvalidArgument(_) => PyValueError::new_err(message),
         }
     }

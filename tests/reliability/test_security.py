@@ -60,7 +60,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     locks = {f"job{i}": cache.acquire_lock(f"job{i}", 600_000) for i in range(100)}
     for i in range(100):
         assert cache.check_rate_limit(f"limit{i}", 1, 600)
-    pinned = cache.stats()["used_bytes"]  # locks and limits: never evicted, outside the bound
+    pinned = cache.stats()["used_bytes"]  # locks and limits: never evicted
     base = peak = process.memory_info().rss
     for i in range(count):
         cache.set(f"user:{i}", value)

@@ -41,12 +41,13 @@ impl MemoryStore {
 impl MemoryStore {
     #[new]
     #[pyo3(
-        signature = (*, max_keys=None, max_bytes=None, cleanup_interval_seconds=Some(30.0), manual_clock=false),
-        text_signature = "(*, max_keys=None, max_bytes=None, cleanup_interval_seconds=30.0, manual_clock=False)"
+        signature = (*, max_keys=None, max_bytes=None, max_rate_limit_bytes=None, cleanup_interval_seconds=Some(30.0), manual_clock=false),
+        text_signature = "(*, max_keys=None, max_bytes=None, max_rate_limit_bytes=None, cleanup_interval_seconds=30.0, manual_clock=False)"
     )]
     fn new(
         max_keys: Option<&Bound<'_, PyAny>>,
         max_bytes: Option<&Bound<'_, PyAny>>,
+        max_rate_limit_bytes: Option<&Bound<'_, PyAny>>,
         cleanup_interval_seconds: Option<f64>,
         manual_clock: bool,
     ) -> PyResult<Self> {
@@ -58,6 +59,12 @@ impl MemoryStore {
             max_bytes: validate::bound(
                 "max_bytes",
                 max_bytes.map(|v| int_arg(v, "max_bytes")).transpose()?,
+            )?,
+            max_rate_limit_bytes: validate::bound(
+                "max_rate_limit_bytes",
+                max_rate_limit_bytes
+                    .map(|v| int_arg(v, "max_rate_limit_bytes"))
+                    .transpose()?,
             )?,
         };
         let interval_ms = cleanup_interval_seconds

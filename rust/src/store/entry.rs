@@ -10,6 +10,7 @@ use ahash::RandomState;
 use hashbrown::{HashMap, HashSet};
 
 use super::rate_limit::LimiterState;
+use super::stats::Class;
 
 /// Estimated bytes an entry costs beyond its key and value: the slab slot (40), its index slot
 /// (~8 with hashbrown's load factor), and the allocator's header and rounding of the blob (~16).
@@ -132,6 +133,17 @@ impl Entry {
         self.packed & PINNED != 0
     }
 
+    /// What the entry's bytes count towards: a pinned entry is a lock unless it holds
+    /// rate-limit state.
+    #[inline]
+    pub fn class(&self) -> Class {
+        match (self.is_pinned(), self.payload.as_deref()) {
+            (false, _) => Class::Value,
+            (true, Some(Payload::Limiter(_))) => Class::Limiter,
+            (true, _) => Class::Lock,
+        }
+    }
+
     #[inline]
     pub fn is_string(&self) -> bool {
         self.payload.is_none()
@@ -180,6 +192,12 @@ impl Entry {
 /// Bytes a string entry of these sizes would cost (checked against `max_bytes` before writing).
 pub fn string_cost(key_len: usize, value_len: usize) -> u64 {
     (key_len + value_len) as u64 + ENTRY_OVERHEAD
+}
+
+/// Bytes an entry holding `state` at a key of `key_len` bytes costs (what `Entry::cost` says
+/// once it is stored).
+pub fn limiter_cost(key_len: usize, state: &LimiterState) -> u64 {
+    key_len as u64 + ENTRY_OVERHEAD + PAYLOAD_OVERHEAD + state.heap_bytes() as u64
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub enum StoreError {
         size: u64,
         max_bytes: u64,
     },
+    /// Rate-limit state is at its bound and a hit at `key` needs more of it.
+    RateLimitCapacity { key: String, max_bytes: u64 },
     /// A bad argument (empty key, TTL <= 0, ...); the message names it.
     InvalidArgument(String),
 }
@@ -50,6 +52,11 @@ impl fmt::Display for StoreError {
             } => write!(
                 f,
                 "value for key {key:?} needs {size} bytes, more than max_bytes={max_bytes}"
+            ),
+            Self::RateLimitCapacity { key, max_bytes } => write!(
+                f,
+                "rate limit {key:?} needs more state, but rate-limit state is at its bound \
+                 (max_rate_limit_bytes={max_bytes}); nothing was recorded"
             ),
             Self::InvalidArgument(message) => f.write_str(message),
         }

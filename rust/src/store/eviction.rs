@@ -1,5 +1,7 @@
 //! Approximated LRU eviction, Redis style: sample random entries of a shard into a pool of the
-//! 16 best candidates (longest idle) and evict the best one still valid.
+//! 16 best candidates (longest idle) and evict the best one still valid. Only values are
+//! evicted; rate-limit state at its bound makes room by reclaiming expired entries only
+//! (`reclaim_expired`), since evicting live state would reset a count.
 
 use super::shard::Shard;
 use super::stats::Stats;
@@ -10,6 +12,8 @@ const SAMPLES: usize = 8;
 const POOL_SIZE: usize = 16;
 /// Sampling rounds before falling back to a linear search (shards full of pinned entries).
 const ROUNDS: usize = 4;
+/// Random entries examined by `reclaim_expired` (Redis's active expiry takes 20 per loop).
+const RECLAIM_SAMPLES: usize = 20;
 
 /// Best eviction candidates of one shard, as (slab position, LRU stamp) sorted by idle time,
 /// longest first. A candidate is valid only while the entry at that position still carries that
@@ -53,6 +57,25 @@ impl Shard {
             }
             None => false,
         }
+    }
+
+    /// Remove the expired entries among `RECLAIM_SAMPLES` random positions: room for new
+    /// rate-limit state before the sweep gets there, at a bounded cost, without touching a live
+    /// entry. Positions may move (`remove_at`). Returns the count removed.
+    pub fn reclaim_expired(&mut self, now_ms: u64, stats: &Stats) -> usize {
+        let mut removed = 0;
+        for _ in 0..RECLAIM_SAMPLES {
+            if self.slab.is_empty() {
+                break;
+            }
+            let pos = self.random_pos();
+            if self.slab[pos].is_expired(now_ms) {
+                self.remove_at(pos, stats);
+                Stats::bump(&stats.expired);
+                removed += 1;
+            }
+        }
+        removed
     }
 
     fn populate_pool(&mut self, protect: &[u8]) {

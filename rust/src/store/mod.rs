@@ -22,8 +22,10 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
 use ahash::RandomState;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 pub use error::{StoreError, StoreResult};
 pub use keyspace::Cursor;
@@ -40,11 +42,30 @@ pub const SHARDS: usize = 1 << SHARD_BITS;
 /// 10-50 us of work, so no caller waits long on a shard lock whatever the keyspace size.
 pub const BATCH: usize = 1024;
 
-/// Bounds of the evictable part of the keyspace (locks and rate-limit state are exempt).
+/// Other shards a rate-limit call at its bound reclaims expired entries from (besides its own).
+const RECLAIM_SHARDS: usize = 4;
+
+/// Bounds of the keyspace. `max_keys` counts values only; `max_bytes` covers values and
+/// rate-limit state together (values are evicted to make room); locks are outside both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
     pub max_keys: Option<u64>,
     pub max_bytes: Option<u64>,
+    /// Share of `max_bytes` rate-limit state may hold (None: half of it); a bound of its own
+    /// when `max_bytes` is None.
+    pub max_rate_limit_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// Bytes rate-limit state may hold; None when unbounded.
+    #[must_use]
+    pub fn rate_limit_bound(&self) -> Option<u64> {
+        match (self.max_rate_limit_bytes, self.max_bytes) {
+            (Some(share), Some(max)) => Some(share.min(max)),
+            (share, None) => share,
+            (None, Some(max)) => Some(max / 2),
+        }
+    }
 }
 
 /// A shard lock on its own cache line, so threads on neighbouring shards do not false-share.
@@ -69,9 +90,13 @@ pub struct Store {
     /// would let a caller force every key into one shard and one probe chain.
     hasher: RandomState,
     limits: Limits,
+    /// `limits.rate_limit_bound()`, `u64::MAX` when unbounded (read on every rate-limit call).
+    rate_limit_bound: u64,
     pub stats: Stats,
     /// The last fence number handed out by `acquire_fenced_lock` (store-wide, starts at 0).
     fence: std::sync::atomic::AtomicU64,
+    /// The next shard `rate_limit_room` reclaims expired entries from.
+    reclaim_cursor: AtomicUsize,
 }
 
 impl Store {
@@ -85,8 +110,10 @@ impl Store {
             shards,
             hasher,
             limits,
+            rate_limit_bound: limits.rate_limit_bound().unwrap_or(u64::MAX),
             stats: Stats::default(),
             fence: std::sync::atomic::AtomicU64::new(0),
+            reclaim_cursor: AtomicUsize::new(0),
         }
     }
 
@@ -158,6 +185,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Evict down to the bounds from shard `idx` on, for a caller that holds no shard lock
+    /// (new rate-limit state may push values over `max_bytes`).
+    fn evict_unlocked(&self, idx: usize) {
+        if self.over_limit() {
+            self.evict(self.lock(idx), idx, &[]);
+        }
+    }
+
     /// A value that alone exceeds `max_bytes` can never be stored.
     fn check_capacity(&self, key: &[u8], cost: u64) -> StoreResult<()> {
         match self.limits.max_bytes {
@@ -176,11 +211,53 @@ impl Store {
             .limits
             .max_keys
             .is_some_and(|max| Stats::get(&self.stats.evictable_keys) > max);
-        let over_bytes = self
-            .limits
-            .max_bytes
-            .is_some_and(|max| Stats::get(&self.stats.evictable_bytes) > max);
+        let over_bytes = self.limits.max_bytes.is_some_and(|max| {
+            Stats::get(&self.stats.evictable_bytes) + Stats::get(&self.stats.rate_limit_bytes) > max
+        });
         over_keys || over_bytes
+    }
+
+    /// Bytes rate-limit state may still grow by before reaching its bound.
+    #[inline]
+    fn rate_limit_headroom(&self) -> u64 {
+        self.rate_limit_bound
+            .saturating_sub(Stats::get(&self.stats.rate_limit_bytes))
+    }
+
+    /// `rate_limit_headroom`, after reclaiming expired entries when it is below `need`: in
+    /// `shard` (whose positions may move then), then in up to `RECLAIM_SHARDS` others taken in
+    /// turn, so dead state anywhere is found. Those are only tried (`try_lock`): the caller
+    /// holds `shard`, and waiting here could deadlock with a multi-key limit.
+    fn rate_limit_room(&self, shard: &mut Shard, need: u64, now_ms: u64) -> u64 {
+        let mut room = self.rate_limit_headroom();
+        if need <= room {
+            return room;
+        }
+        shard.reclaim_expired(now_ms, &self.stats);
+        for _ in 0..RECLAIM_SHARDS {
+            room = self.rate_limit_headroom();
+            if need <= room {
+                break;
+            }
+            let idx = self.reclaim_cursor.fetch_add(1, Relaxed) % SHARDS;
+            let other = match self.shards[idx].0.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut other) = other {
+                other.reclaim_expired(now_ms, &self.stats);
+            }
+        }
+        self.rate_limit_headroom()
+    }
+
+    /// The error for rate-limit state that found no room for `key`.
+    fn rate_limit_full(&self, key: &str) -> StoreError {
+        StoreError::RateLimitCapacity {
+            key: key.to_owned(),
+            max_bytes: self.rate_limit_bound,
+        }
     }
 
     /// Evict from the written shard first (its lock is already held); when it has nothing left
@@ -197,7 +274,8 @@ impl Store {
         }
     }
 
-    /// Counters for `stats()`; `max_keys`/`max_bytes` are 0 when unbounded.
+    /// Counters for `stats()`; `max_keys`/`max_bytes`/`max_rate_limit_bytes` are 0 when
+    /// unbounded.
     #[must_use]
     pub fn stats_snapshot(&self) -> Vec<(&'static str, u64)> {
         let s = &self.stats;
@@ -212,8 +290,13 @@ impl Store {
             ("lock_contended", Stats::get(&s.lock_contended)),
             ("rate_limit_allowed", Stats::get(&s.rate_limit_allowed)),
             ("rate_limit_denied", Stats::get(&s.rate_limit_denied)),
+            ("rate_limit_bytes", Stats::get(&s.rate_limit_bytes)),
             ("max_keys", self.limits.max_keys.unwrap_or(0)),
             ("max_bytes", self.limits.max_bytes.unwrap_or(0)),
+            (
+                "max_rate_limit_bytes",
+                self.limits.rate_limit_bound().unwrap_or(0),
+            ),
         ]
     }
 }

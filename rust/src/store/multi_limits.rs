@@ -9,10 +9,13 @@
 //! * Phase 1 reads every key's state (a copy), type-checks it, and fails before writing anything.
 //! * Phase 2 decides on the copies; only when every key admits are the copies written back.
 //!   A denied call writes nothing (expired state met on the way is dropped, as any read does).
+//!   Nor does an admitted call whose copies need more rate-limit state than the bound leaves
+//!   (after reclaiming expired entries of the locked shards): `RateLimitCapacity`, as in
+//!   `limits`.
 
 use std::sync::MutexGuard;
 
-use super::entry::{Entry, Payload};
+use super::entry::{limiter_cost, Entry, Payload};
 use super::limits::rate_limit_key;
 use super::rate_limit::{Algorithm, Decision, LimiterState};
 use super::shard::Shard;
@@ -64,12 +67,15 @@ impl Store {
         let slot = |idx: usize| order.binary_search(&idx).expect("shard is locked");
 
         // Phase 1: a copy of every key's state; a wrong type fails before anything is written.
+        // `held`: the bytes of each state found, for the bound check of phase 3.
         let mut states = Vec::with_capacity(specs.len());
+        let mut held = vec![0; specs.len()];
         for (full, (spec, &(hash, idx))) in fulls.iter().zip(specs.iter().zip(&located)) {
             let shard = &mut guards[slot(idx)];
             let state = match shard.find_live(hash, full, now_ms, &self.stats) {
                 Some(pos) => match shard.slab[pos].payload() {
                     Some(Payload::Limiter(state)) if state.algorithm() == algorithm => {
+                        held[states.len()] = shard.slab[pos].cost();
                         state.clone()
                     }
                     Some(Payload::Limiter(state)) => {
@@ -93,12 +99,8 @@ impl Store {
             .map(|(state, s)| state.hit(now_ms, s.limit, s.window_ms, cost))
             .collect();
         let allowed = decisions.iter().all(|d| d.allowed);
-        Stats::bump(if allowed {
-            &self.stats.rate_limit_allowed
-        } else {
-            &self.stats.rate_limit_denied
-        });
         if !allowed {
+            Stats::bump(&self.stats.rate_limit_denied);
             // Nothing is recorded. A key that had room reports its quota as it stands: a peek
             // on a fresh copy of its state (the trial copy holds this call's hit).
             for ((decision, spec), (full, &(hash, idx))) in decisions
@@ -120,7 +122,9 @@ impl Store {
             return Ok(decisions);
         }
 
-        // Phase 3: every key admitted; write the copies back.
+        // Phase 3: every key admitted; check the bound, then write the copies back.
+        self.check_room(&mut guards, specs, &fulls, &states, &held, now_ms)?;
+        Stats::bump(&self.stats.rate_limit_allowed);
         for (state, (full, (spec, &(hash, idx)))) in states
             .into_iter()
             .zip(fulls.iter().zip(specs.iter().zip(&located)))
@@ -147,7 +151,51 @@ impl Store {
                 None => {}
             }
         }
+        drop(guards);
+        self.evict_unlocked(order[0]);
         Ok(decisions)
+    }
+}
+
+impl Store {
+    /// Fail with `RateLimitCapacity`, naming a key whose state grows, when replacing state of
+    /// `held` bytes (per key, 0 if absent) by `states` needs more room than the bound leaves
+    /// after reclaiming expired entries of the locked shards.
+    fn check_room(
+        &self,
+        guards: &mut [MutexGuard<'_, Shard>],
+        specs: &[LimitSpec<'_>],
+        fulls: &[Vec<u8>],
+        states: &[LimiterState],
+        held: &[u64],
+        now_ms: u64,
+    ) -> StoreResult<()> {
+        // State that holds nothing after this call is dropped, not kept.
+        let kept: Vec<u64> = states
+            .iter()
+            .zip(specs)
+            .zip(fulls)
+            .map(|((state, spec), full)| {
+                if state.expires_at_ms(spec.window_ms) > now_ms {
+                    limiter_cost(full.len(), state)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let need = kept.iter().sum::<u64>().saturating_sub(held.iter().sum());
+        let mut room = self.rate_limit_headroom();
+        for shard in guards {
+            if need <= room {
+                break;
+            }
+            room = self.rate_limit_room(shard, need, now_ms);
+        }
+        if need <= room {
+            return Ok(());
+        }
+        let grows = kept.iter().zip(held).position(|(k, h)| k > h).unwrap_or(0);
+        Err(self.rate_limit_full(specs[grows].key))
     }
 }
 

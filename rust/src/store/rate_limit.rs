@@ -223,6 +223,20 @@ impl LimiterState {
             LimiterState::FixedWindow(_) | LimiterState::SlidingCounter(_) => 0,
         }
     }
+
+    /// Most heap bytes one [`hit`](Self::hit) can add: a full sliding log doubles its buffer
+    /// (to at least 4 entries, std's smallest), the counters never allocate.
+    #[must_use]
+    pub fn max_growth(&self) -> u64 {
+        match self {
+            LimiterState::SlidingLog(s) if s.entries.len() == s.entries.capacity() => {
+                (s.entries.capacity().max(4) * std::mem::size_of::<(u64, u64)>()) as u64
+            }
+            LimiterState::SlidingLog(_)
+            | LimiterState::FixedWindow(_)
+            | LimiterState::SlidingCounter(_) => 0,
+        }
+    }
 }
 
 /// State of [`Algorithm::SlidingLog`].

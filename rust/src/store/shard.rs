@@ -8,7 +8,7 @@ use ahash::RandomState;
 use hashbrown::HashTable;
 
 use super::entry::Entry;
-use super::stats::Stats;
+use super::stats::{Class, Stats};
 
 /// Shard contents. Always used under its `Mutex` in `Store`.
 #[derive(Debug)]
@@ -114,10 +114,9 @@ impl Shard {
             // so bounding its slack matters more than a few extra reallocations.
             self.slab.reserve_exact((pos / 4).max(16));
         }
-        stats.added(entry.cost(), !entry.is_pinned());
-        if !entry.is_pinned() {
-            self.evictable += 1;
-        }
+        let class = entry.class();
+        stats.added(entry.cost(), class);
+        self.evictable += usize::from(class == Class::Value);
         entry.hash = hash as u32;
         self.slab.push(entry);
         let slab = &self.slab;
@@ -133,13 +132,10 @@ impl Shard {
     pub fn replace(&mut self, pos: usize, mut entry: Entry, stats: &Stats) {
         debug_assert_eq!(self.slab[pos].key(), entry.key());
         let old = &self.slab[pos];
-        let (old_cost, old_evictable) = (old.cost(), !old.is_pinned());
-        stats.changed(
-            (old_cost, old_evictable),
-            (entry.cost(), !entry.is_pinned()),
-        );
-        self.evictable =
-            self.evictable + usize::from(!entry.is_pinned()) - usize::from(old_evictable);
+        let (old_class, new_class) = (old.class(), entry.class());
+        stats.changed((old.cost(), old_class), (entry.cost(), new_class));
+        self.evictable = self.evictable + usize::from(new_class == Class::Value)
+            - usize::from(old_class == Class::Value);
         entry.hash = old.hash;
         self.slab[pos] = entry;
         self.touch(pos);
@@ -161,17 +157,16 @@ impl Shard {
                 .expect("moved entry is indexed");
             *slot = pos as u32;
         }
-        stats.removed(entry.cost(), !entry.is_pinned());
-        if !entry.is_pinned() {
-            self.evictable -= 1;
-        }
+        let class = entry.class();
+        stats.removed(entry.cost(), class);
+        self.evictable -= usize::from(class == Class::Value);
         entry
     }
 
     /// Take every entry out (the caller drops them after unlocking), accounting their removal.
     pub fn take_all(&mut self, stats: &Stats) -> Vec<Entry> {
         for entry in &self.slab {
-            stats.removed(entry.cost(), !entry.is_pinned());
+            stats.removed(entry.cost(), entry.class());
         }
         self.index = HashTable::new();
         self.evictable = 0;
@@ -203,13 +198,13 @@ impl Shard {
 }
 
 impl Shard {
-    /// Mutate the entry at `pos` in place (same key, same pinning), accounting its size change.
+    /// Mutate the entry at `pos` in place (same key, same class), accounting its size change.
     pub fn update<R>(&mut self, pos: usize, stats: &Stats, f: impl FnOnce(&mut Entry) -> R) -> R {
         let entry = &mut self.slab[pos];
-        let before = (entry.cost(), !entry.is_pinned());
+        let before = (entry.cost(), entry.class());
         let out = f(entry);
-        let after = (entry.cost(), !entry.is_pinned());
-        debug_assert_eq!(before.1, after.1, "update must not change pinning");
+        let after = (entry.cost(), entry.class());
+        debug_assert_eq!(before.1, after.1, "update must not change the class");
         stats.changed(before, after);
         out
     }

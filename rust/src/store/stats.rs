@@ -23,6 +23,19 @@ pub struct Stats {
     /// Entries and bytes that eviction may free (not locks or rate-limit state).
     pub evictable_keys: AtomicU64,
     pub evictable_bytes: AtomicU64,
+    /// Bytes of rate-limit state, bounded by `Limits::rate_limit_bound`.
+    pub rate_limit_bytes: AtomicU64,
+}
+
+/// What an entry's bytes count towards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Values of every type: evictable, under `max_keys` / `max_bytes`.
+    Value,
+    /// Rate-limit state: never evicted while it holds hits, under the rate-limit bound.
+    Limiter,
+    /// Locks: never evicted, unbounded (each goes by its TTL).
+    Lock,
 }
 
 impl Stats {
@@ -32,27 +45,34 @@ impl Stats {
     }
 
     /// Account an entry of `cost` bytes appearing.
-    pub fn added(&self, cost: u64, evictable: bool) {
-        self.keys.fetch_add(1, Relaxed);
-        self.used_bytes.fetch_add(cost, Relaxed);
-        if evictable {
-            self.evictable_keys.fetch_add(1, Relaxed);
-            self.evictable_bytes.fetch_add(cost, Relaxed);
-        }
+    pub fn added(&self, cost: u64, class: Class) {
+        self.apply(cost, class, |counter, n| counter.fetch_add(n, Relaxed));
     }
 
     /// Account an entry of `cost` bytes disappearing.
-    pub fn removed(&self, cost: u64, evictable: bool) {
-        self.keys.fetch_sub(1, Relaxed);
-        self.used_bytes.fetch_sub(cost, Relaxed);
-        if evictable {
-            self.evictable_keys.fetch_sub(1, Relaxed);
-            self.evictable_bytes.fetch_sub(cost, Relaxed);
+    pub fn removed(&self, cost: u64, class: Class) {
+        self.apply(cost, class, |counter, n| counter.fetch_sub(n, Relaxed));
+    }
+
+    /// Apply `op` (add or subtract) to the counters an entry of `class` counts in.
+    #[inline]
+    fn apply(&self, cost: u64, class: Class, op: impl Fn(&AtomicU64, u64) -> u64) {
+        op(&self.keys, 1);
+        op(&self.used_bytes, cost);
+        match class {
+            Class::Value => {
+                op(&self.evictable_keys, 1);
+                op(&self.evictable_bytes, cost);
+            }
+            Class::Limiter => {
+                op(&self.rate_limit_bytes, cost);
+            }
+            Class::Lock => {}
         }
     }
 
-    /// Account an entry changing size and/or evictability in place.
-    pub fn changed(&self, old: (u64, bool), new: (u64, bool)) {
+    /// Account an entry changing size and/or class in place.
+    pub fn changed(&self, old: (u64, Class), new: (u64, Class)) {
         if old != new {
             self.removed(old.0, old.1);
             self.added(new.0, new.1);

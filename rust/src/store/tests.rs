@@ -19,6 +19,7 @@ fn bounded(max_keys: Option<u64>, max_bytes: Option<u64>) -> Store {
     Store::new(Limits {
         max_keys,
         max_bytes,
+        max_rate_limit_bytes: None,
     })
 }
 
