@@ -143,7 +143,7 @@ def test_bad_values_name_the_variable(name: str, raw: str, message: str) -> None
 def test_empty_values_keep_defaults() -> None:
     env = dict.fromkeys(["VALKEY_PORT", "VALKEY_ENABLED", "VALKEY_URL", "VALKEY_PASSWORD"], "")
     assert CacheConfig.from_env(env) == CacheConfig()
-    assert CacheConfig.from_env({"VALKEY_KEY_PREFIX": " p "}).key_prefix == " p "
+    assert CacheConfig.from_env({"VALKEY_KEY_PREFIX": " p:"}).key_prefix == " p:"
 
 
 def test_cleanup_interval_zero_turns_the_sweep_off() -> None:

@@ -113,7 +113,7 @@ def test_the_counter_shares_the_lock_slot_under_any_prefix(
             assert cluster_client.cluster_keyslot(counter) == lock_slot, (prefix, name)
 
 
-@pytest.mark.parametrize("prefix", ["app:", "app{"])
+@pytest.mark.parametrize("prefix", ["app:", "app{:"])
 def test_cluster_with_an_awkward_prefix(
     svc: ServiceFactory, cluster_config: CacheConfig, prefix: str
 ) -> None:

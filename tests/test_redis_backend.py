@@ -279,7 +279,7 @@ def test_prefixes_are_isolated_and_literal(
 ) -> None:
     bracket = open_backend(config_for(redis_server, key_prefix="app[1]:"), flavour)
     plain = open_backend(config_for(redis_server, key_prefix="app1:"), flavour)
-    star = open_backend(config_for(redis_server, key_prefix="*"), flavour)
+    star = open_backend(config_for(redis_server, key_prefix="*:"), flavour)
     try:
         for backend, n in ((bracket, 3), (plain, 4), (star, 2)):
             for i in range(n):
@@ -288,7 +288,7 @@ def test_prefixes_are_isolated_and_literal(
             assert backend.acquire_lock("L", 10_000)
             assert backend.rate_limit("R", 5, 10)[0]
         raw = set(redis_client.keys("*"))
-        assert {"app[1]:k0", "app1:k0", "*k0", "app[1]:lock:L", "app1:ratelimit:R"} <= raw
+        assert {"app[1]:k0", "app1:k0", "*:k0", "app[1]:lock:L", "app1:ratelimit:R"} <= raw
         assert bracket.get("k3") is None
         assert plain.get("k3") == b"v"
 

@@ -36,6 +36,8 @@ DEFAULT_TLS: Final = False
 DEFAULT_CLUSTER: Final = False
 DEFAULT_DB: Final = 0
 DEFAULT_KEY_PREFIX: Final = ""
+# A non-empty key prefix ends with this, so "tenant1:" is never the start of "tenant10:".
+KEY_PREFIX_DELIMITER: Final = ":"
 DEFAULT_CONNECT_TIMEOUT_MS: Final = 2000
 DEFAULT_COMMAND_TIMEOUT_MS: Final = 500
 DEFAULT_CLEANUP_INTERVAL_SECONDS: Final = 30

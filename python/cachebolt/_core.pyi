@@ -11,8 +11,24 @@ A failed call changes nothing.
 import builtins
 from typing import final
 
-__all__ = ["MemoryStore", "__version__"]
+__all__ = ["GlobPattern", "MemoryStore", "__version__"]
 __version__: str
+
+@final
+class GlobPattern:
+    """A Redis glob compiled once, matched in time linear in each name (Redis's answers)."""
+
+    def __new__(cls, pattern: str) -> GlobPattern: ...
+    @property
+    def head(self) -> str:
+        """The pattern up to its first `*` (all of it when it has none)."""
+
+    @property
+    def head_only(self) -> bool:
+        """True when nothing but `*`s follows the head (Redis matches it without backtracking)."""
+
+    def matching(self, names: list[bytes], skip: int) -> list[int]:
+        """Indexes of the `names` whose bytes after the first `skip` match."""
 
 @final
 class MemoryStore:

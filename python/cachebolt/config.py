@@ -51,6 +51,18 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _check_key_prefix(name: str, prefix: str) -> str:
+    """A non-empty key prefix ends with the delimiter, so no other namespace can start with it."""
+    if prefix and not prefix.endswith(C.KEY_PREFIX_DELIMITER):
+        raise ConfigError(
+            f"{name}={prefix!r} must end with {C.KEY_PREFIX_DELIMITER!r}: without it, its keys "
+            f"and patterns also cover every prefix that starts with it (such as "
+            f"{prefix + '0' + C.KEY_PREFIX_DELIMITER!r}); use "
+            f"{prefix + C.KEY_PREFIX_DELIMITER!r}"
+        )
+    return prefix
+
+
 def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
     return lambda name, raw: _check_choice(name, raw.strip().lower(), choices)
 
@@ -123,7 +135,9 @@ class CacheConfig:
         tls_ca_cert: path of a CA bundle for TLS (`VALKEY_TLS_CA_CERT`).
         cluster: use a Redis Cluster client (`VALKEY_CLUSTER`).
         db: database number, standalone only (`VALKEY_DB`).
-        key_prefix: namespace prepended to every key and channel (`VALKEY_KEY_PREFIX`).
+        key_prefix: namespace prepended to every key and channel (`VALKEY_KEY_PREFIX`): empty
+            (the whole database) or ending with ":". It owns every key that starts with it,
+            including those of a service whose prefix extends it (`app:` owns `app:worker:`).
         connect_timeout_ms: bound on connecting (`VALKEY_CONNECT_TIMEOUT_MS`).
         command_timeout_ms: bound on each Redis command (`VALKEY_COMMAND_TIMEOUT_MS`).
         memory_max_keys: key bound of the in-memory backend (`CACHE_MEMORY_MAX_KEYS`).
@@ -197,6 +211,7 @@ class CacheConfig:
             self.rate_limit_fallback,
             C.RATE_LIMIT_FALLBACK_POLICIES,
         )
+        _check_key_prefix("CacheConfig.key_prefix", self.key_prefix)
         if not self.host:
             raise ConfigError("CacheConfig.host must not be empty")
         if self.cluster and self.db != 0:
@@ -272,7 +287,7 @@ class CacheConfig:
         read(C.ENV_DB, "db", ranged(C.DB_RANGE))
         prefix = env.get(C.ENV_KEY_PREFIX)
         if prefix is not None:
-            values["key_prefix"] = prefix
+            values["key_prefix"] = _check_key_prefix(C.ENV_KEY_PREFIX, prefix)
         read(C.ENV_CONNECT_TIMEOUT_MS, "connect_timeout_ms", ranged(C.TIMEOUT_MS_RANGE))
         read(C.ENV_COMMAND_TIMEOUT_MS, "command_timeout_ms", ranged(C.TIMEOUT_MS_RANGE))
         read(C.ENV_MEMORY_MAX_KEYS, "memory_max_keys", ranged(C.POSITIVE_RANGE))

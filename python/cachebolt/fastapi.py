@@ -47,6 +47,7 @@ from ._results import RateLimitResult
 from ._sync.service import CacheService
 from ._templates import KeyTemplate, escape_key_part
 from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
+from .patterns import MAX_PATTERN_LENGTH, MAX_SCAN_COUNT
 
 __all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
 
@@ -58,8 +59,8 @@ _T = TypeVar("_T")
 STATE_ATTRIBUTE = "cachebolt"
 #: Shortest admin token accepted (characters): 16 random bytes in hex or base64 pass.
 MIN_TOKEN_LENGTH = 16
-#: Most keys one `GET /cache/keys` page may ask for.
-MAX_PAGE_COUNT = 1000
+#: Most keys one `GET /cache/keys` page may ask for: one `scan` step's bound.
+MAX_PAGE_COUNT = MAX_SCAN_COUNT
 # SCAN steps one page may take to fill itself: a sparse pattern answers in bounded time, possibly
 # with fewer keys than asked and a cursor to go on with.
 _MAX_PAGE_STEPS = 8
@@ -633,7 +634,7 @@ def admin_router(
 
     @router.get("/keys")
     async def list_keys(
-        pattern: str = Query("*", min_length=1, max_length=512),
+        pattern: str = Query("*", min_length=1, max_length=MAX_PATTERN_LENGTH),
         cursor: str = Query("0", max_length=32),
         count: int = Query(100, ge=1, le=MAX_PAGE_COUNT),
     ) -> dict[str, Any]:
@@ -653,7 +654,7 @@ def admin_router(
 
     @router.delete("/keys")
     async def delete_keys(
-        request: Request, pattern: str = Query(..., min_length=1, max_length=512)
+        request: Request, pattern: str = Query(..., min_length=1, max_length=MAX_PATTERN_LENGTH)
     ) -> dict[str, Any]:
         deleted = await _call(cache, "del_pattern", pattern, inline=False)
         _logger.warning(

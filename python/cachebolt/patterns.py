@@ -8,15 +8,43 @@
 
 removes exactly the keys that start with `session:<user_input>:`, whatever characters the input
 holds, on both backends.
+
+Cost: a pattern is matched in time linear in each key (the Rust matcher in memory; in Redis mode
+the server is sent only the part before the first `*`, which it matches without backtracking,
+and the keys it returns pass the rest in the client). A pattern is at most
+`MAX_PATTERN_LENGTH` characters, and a step of `scan` examines at most `MAX_SCAN_COUNT` keys.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["escape_pattern"]
+from ._validate import check_key
+
+__all__ = ["MAX_PATTERN_LENGTH", "MAX_SCAN_COUNT", "check_pattern", "escape_pattern"]
+
+#: Longest pattern accepted (characters): the cost of matching each key grows with it.
+MAX_PATTERN_LENGTH: Final = 512
+#: Most keys one `scan` step examines (a larger `count` is clamped to it).
+MAX_SCAN_COUNT: Final = 1000
 
 _SPECIAL: Final = frozenset("*?[]\\")
+
+
+def check_pattern(pattern: object) -> None:
+    """A glob of `del_pattern` / `scan`: a non-empty `str` of at most 512 characters.
+
+    Raises:
+        TypeError: `pattern` is not a str.
+        ValueError: `pattern` is empty or longer than `MAX_PATTERN_LENGTH`.
+    """
+    check_key(pattern, "pattern")
+    assert isinstance(pattern, str)  # for mypy: check_key raised otherwise
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(
+            f"pattern is too long: {len(pattern)} characters, at most {MAX_PATTERN_LENGTH} "
+            f"(matching each key costs time in proportion to the pattern)"
+        )
 
 
 def escape_pattern(literal: str) -> str:

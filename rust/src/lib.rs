@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tune_allocator();
     m.add_class::<bindings::MemoryStore>()?;
+    m.add_class::<bindings::GlobPattern>()?;
     #[cfg(unix)]
     bindings::register_fork_handlers(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

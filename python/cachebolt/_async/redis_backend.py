@@ -30,6 +30,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .. import _redis
+from .._core import GlobPattern
 from .._redis_clients import AsyncClientSource, publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
@@ -234,23 +235,29 @@ class AsyncRedisBackend:
         cursor = _unsigned(cursor, "cursor")
         str_arg(pattern, "pattern")
         count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
+        match, rest = _redis.scan_match(self._glob_prefix, pattern)
         client = self._clients.get()
         with self._errors:
-            next_cursor, raw = await self._scan_step(
-                client, cursor, self._glob_prefix + pattern, count
-            )
+            next_cursor, raw = await self._scan_step(client, cursor, match, count)
         cut = self._prefix_bytes
-        return next_cursor, [_text(name[cut:]) for name in raw]
+        return next_cursor, [_text(name[cut:]) for name in self._passing(raw, rest)]
 
-    async def _unlink_matching(self, match: str) -> int:
+    def _passing(self, raw: list[bytes], rest: GlobPattern | None) -> list[bytes]:
+        """The names of a SCAN step that also match the part of the pattern Redis was not sent."""
+        if rest is None:
+            return raw
+        return [raw[i] for i in rest.matching(raw, self._prefix_bytes)]
+
+    async def _unlink_matching(self, pattern: str) -> int:
         """SCAN + UNLINK in batches (never KEYS or FLUSHDB); the count removed."""
+        match, rest = _redis.scan_match(self._glob_prefix, pattern)
         client = self._clients.get()
         removed = 0
         cursor = 0
-        batch = _redis.scan_batch(match)
         with self._errors:
             while True:
-                cursor, raw = await self._scan_step(client, cursor, match, batch)
+                cursor, raw = await self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
+                raw = self._passing(raw, rest)
                 if raw:
                     # RedisCluster splits a multi-key UNLINK by slot itself.
                     removed += int(await client.unlink(*raw))
@@ -260,11 +267,11 @@ class AsyncRedisBackend:
     async def del_pattern(self, pattern: str) -> int:
         """Delete every key under the prefix matching a Redis glob; the count removed."""
         str_arg(pattern, "pattern")
-        return await self._unlink_matching(self._glob_prefix + pattern)
+        return await self._unlink_matching(pattern)
 
     async def flush(self) -> int:
         """Delete every key under the prefix (everything in the db with an empty prefix)."""
-        return await self._unlink_matching(self._glob_prefix + "*")
+        return await self._unlink_matching("*")
 
     # --- sets ----------------------------------------------------------------------------------
 

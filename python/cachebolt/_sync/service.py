@@ -57,6 +57,7 @@ from .._validate import (
 )
 from ..config import CacheConfig
 from ..exceptions import LockNotAcquired, WrongTypeError, wrong_type_at
+from ..patterns import MAX_SCAN_COUNT, check_pattern
 from .backend import Backend
 
 if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads redis-py
@@ -212,14 +213,25 @@ class CacheService:
     def del_pattern(self, pattern: str) -> int:
         """Delete every key matching a Redis glob `pattern` (incremental, never KEYS).
 
+        Only keys under the key prefix are matched, and a prefix owns every key that starts
+        with it (see `CacheConfig.key_prefix`).
+
         Returns:
             The number of keys removed.
+
+        Raises:
+            ValueError: an empty pattern, or one longer than 512 characters.
+            TypeError: `pattern` is not a str.
         """
-        check_key(pattern, "pattern")
+        check_pattern(pattern)
         return self._backend.del_pattern(pattern)
 
     def reset(self) -> None:
-        """Delete every key of this service (only those under the key prefix in Redis mode)."""
+        """Delete every key of this service (only those under the key prefix in Redis mode).
+
+        A prefix owns every key that starts with it: the reset of `app:` also deletes the keys
+        of a service under `app:worker:` (see `CacheConfig.key_prefix`).
+        """
         self._backend.flush()
 
     def scan(
@@ -236,21 +248,22 @@ class CacheService:
 
         Args:
             cursor: 0 to start, else the cursor returned by the previous step.
-            pattern: a Redis glob over the keys without the prefix.
-            count: a hint of how many keys to examine in this step, >= 1 (a step may return
-                fewer, or none, before the walk ends).
+            pattern: a Redis glob over the keys without the prefix, at most 512 characters.
+            count: a hint of how many keys to examine in this step, >= 1; more than 1000 is
+                taken as 1000 (a step may return fewer, or none, before the walk ends).
 
         Returns:
             (next cursor, keys); next cursor 0 ends the walk.
 
         Raises:
-            ValueError: a negative or too large `cursor`, `count` < 1, an empty pattern.
+            ValueError: a negative or too large `cursor`, `count` < 1, an empty pattern or one
+                longer than 512 characters.
             TypeError: `cursor` or `count` is not an int, `pattern` not a str.
         """
-        check_key(pattern, "pattern")
+        check_pattern(pattern)
         check_scan_cursor(cursor)
         check_scan_count(count)
-        return self._backend.scan(cursor, pattern, count)
+        return self._backend.scan(cursor, pattern, min(count, MAX_SCAN_COUNT))
 
     # --- expiry and counters -----------------------------------------------------------------
 

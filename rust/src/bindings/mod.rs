@@ -3,8 +3,10 @@
 
 mod args;
 mod fork;
+mod glob;
 mod memory_store;
 
 #[cfg(unix)]
 pub use fork::register as register_fork_handlers;
+pub use glob::GlobPattern;
 pub use memory_store::MemoryStore;

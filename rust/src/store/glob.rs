@@ -39,62 +39,209 @@ const REDIS_MAX_STAR_NESTING: usize = 1000;
 /// Returns whether `string` matches the glob `pattern`, with exactly Redis's
 /// `stringmatchlen` semantics (case-sensitive, binary-safe; see the module docs).
 ///
-/// Cost: `O(len(pattern))` up front plus `O(len(pattern) * len(string))` worst case.
+/// Compiles the pattern on every call: a caller matching many strings keeps a [`Glob`].
 #[must_use]
 pub fn glob_match(pattern: &[u8], string: &[u8]) -> bool {
-    let mut steps = 0;
-    matches(pattern, string, &mut steps)
+    Glob::new(pattern).matches(string)
 }
 
-/// The matcher proper; `steps` counts loop iterations (for the complexity tests).
+/// A compiled glob pattern: match it against many strings in time linear in each string.
 ///
 /// Every token other than `*` consumes exactly one byte and its verdict depends on that byte
-/// only, so the classic "greedy, and on a mismatch retry from the most recent `*` with it
-/// swallowing one more byte" algorithm is exact: backtracking to an earlier `*` can never
-/// help, because the most recent `*` can already absorb anything an earlier one could.
-/// Redis's recursion (with its `skipLongerMatches` shortcut) computes the same answer.
-fn matches(pattern: &[u8], string: &[u8], steps: &mut u64) -> bool {
-    if string.is_empty() {
-        return pattern.is_empty();
+/// only, so the pattern is a run of fixed-width segments separated by `*`s: the first is
+/// anchored at the start, the last (when the pattern does not end with `*`) at the end, and
+/// each one between them is placed at its leftmost occurrence after the previous one (a
+/// later placement can only leave less room for the rest). That is the answer of Redis's
+/// backtracking recursion, found without backtracking: each byte of the string is visited
+/// once, at a cost of one word operation per 64 tokens of the segment being searched
+/// (bit-parallel shift-and), so a match costs `O(len(string) * (1 + len(segment) / 64))`.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    /// `accepts[c * words + w]`: bit `t % 64` of word `w = t / 64` is set when token `t`
+    /// (counting non-`*` tokens from 0) accepts byte `c`.
+    accepts: Vec<u64>,
+    words: usize,
+    /// Token ranges `start..end` of the segments, in order; the first and last are anchored
+    /// as `starred` says.
+    segments: Vec<(usize, usize)>,
+    /// No `*` at all: the only segment must cover the whole string.
+    starred: bool,
+    /// The pattern ends with `*`: the last segment floats like a middle one.
+    open_end: bool,
+    /// More than 1000 nested `*` groups: Redis gives up and matches nothing.
+    dead: bool,
+    /// Bytes of the pattern before its first `*` token (the whole pattern when it has none).
+    head_len: usize,
+}
+
+impl Glob {
+    /// Compiles `pattern` in `O(256 * len(pattern))` time.
+    #[must_use]
+    pub fn new(pattern: &[u8]) -> Self {
+        let mut sets: Vec<usize> = Vec::new(); // pattern index of each non-`*` token
+        let mut segments = Vec::new();
+        let mut seg_start = 0;
+        let mut starred = false;
+        let mut open_end = false;
+        let mut head_len = pattern.len();
+        let mut i = 0;
+        while i < pattern.len() {
+            if pattern[i] == b'*' {
+                if !starred {
+                    head_len = i;
+                }
+                starred = true;
+                segments.push((seg_start, sets.len()));
+                while i < pattern.len() && pattern[i] == b'*' {
+                    i += 1;
+                }
+                seg_start = sets.len();
+                open_end = i == pattern.len();
+            } else {
+                sets.push(i);
+                i = single(pattern, i, 0).1;
+            }
+        }
+        if !open_end {
+            segments.push((seg_start, sets.len()));
+        }
+        let words = sets.len().div_ceil(64);
+        let mut accepts = vec![0u64; 256 * words];
+        for (t, &at) in sets.iter().enumerate() {
+            for c in 0..=255u8 {
+                if single(pattern, at, c).0 {
+                    accepts[usize::from(c) * words + t / 64] |= 1 << (t % 64);
+                }
+            }
+        }
+        Self {
+            accepts,
+            words,
+            segments,
+            starred,
+            open_end,
+            dead: exceeds_star_nesting(pattern),
+            head_len,
+        }
     }
-    if exceeds_star_nesting(pattern) {
-        return false;
+
+    /// Bytes of the pattern before its first `*` token (all of it when it has none).
+    #[must_use]
+    pub fn head_len(&self) -> usize {
+        self.head_len
     }
-    let (mut pi, mut si) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        *steps += 1;
-        if pi < pattern.len() && pattern[pi] == b'*' {
-            while pi < pattern.len() && pattern[pi] == b'*' {
-                pi += 1;
-            }
-            if pi == pattern.len() {
-                return true;
-            }
-            star = Some((pi, si));
-            continue;
+
+    /// True when nothing but `*`s follows the head: Redis then matches without backtracking.
+    #[must_use]
+    pub fn is_head_only(&self) -> bool {
+        !self.starred || (self.open_end && self.segments.len() == 1)
+    }
+
+    /// Whether `string` matches, with Redis's answer (see the module docs).
+    #[must_use]
+    pub fn matches(&self, string: &[u8]) -> bool {
+        let mut steps = 0;
+        self.matches_counted(string, &mut steps)
+    }
+
+    /// [`Glob::matches`]; `steps` counts the bytes visited (for the complexity tests).
+    fn matches_counted(&self, string: &[u8], steps: &mut u64) -> bool {
+        if string.is_empty() {
+            // Only the empty pattern (no token, no `*`) matches it.
+            return !self.starred && self.segments[0] == (0, 0);
         }
-        if si == string.len() {
-            // Trailing `*`s were handled above; any other token needs a byte, and letting
-            // a `*` swallow more cannot produce one.
-            return pi == pattern.len();
+        if self.dead {
+            return false;
         }
-        if pi < pattern.len() {
-            let (ok, next) = single(pattern, pi, string[si]);
-            if ok {
-                pi = next;
-                si += 1;
-                continue;
+        let (first, rest) = self
+            .segments
+            .split_first()
+            .map_or(((0, 0), &[][..]), |(f, r)| (*f, r));
+        let width = first.1 - first.0;
+        if !self.starred {
+            return width == string.len() && self.fits(first, string, 0, steps);
+        }
+        if width > string.len() || !self.fits(first, string, 0, steps) {
+            return false;
+        }
+        let mut pos = width;
+        let (middle, last) = if self.open_end {
+            (rest, None)
+        } else {
+            let (last, middle) = rest
+                .split_last()
+                .expect("a closed pattern has a last segment");
+            (middle, Some(*last))
+        };
+        for &segment in middle {
+            match self.find(segment, string, pos, steps) {
+                Some(end) => pos = end,
+                None => return false,
             }
         }
-        match star {
-            Some((sp, ss)) => {
-                star = Some((sp, ss + 1));
-                pi = sp;
-                si = ss + 1;
+        match last {
+            None => true,
+            Some(segment) => {
+                let width = segment.1 - segment.0;
+                string.len() - pos >= width
+                    && self.fits(segment, string, string.len() - width, steps)
             }
-            None => return false,
         }
+    }
+
+    fn accepts(&self, token: usize, c: u8) -> bool {
+        self.accepts[usize::from(c) * self.words + token / 64] >> (token % 64) & 1 == 1
+    }
+
+    /// Whether the tokens of `segment` accept `string[at..]` one by one.
+    fn fits(
+        &self,
+        (start, end): (usize, usize),
+        string: &[u8],
+        at: usize,
+        steps: &mut u64,
+    ) -> bool {
+        (start..end).zip(&string[at..]).all(|(t, &c)| {
+            *steps += 1;
+            self.accepts(t, c)
+        })
+    }
+
+    /// The end of the leftmost occurrence of `segment` in `string[from..]` (shift-and over
+    /// the segment's words of `accepts`), or None.
+    fn find(
+        &self,
+        (start, end): (usize, usize),
+        string: &[u8],
+        from: usize,
+        steps: &mut u64,
+    ) -> Option<usize> {
+        if start == end {
+            return Some(from);
+        }
+        let (lo, hi) = (start / 64, (end - 1) / 64);
+        let last_bit = 1u64 << ((end - 1) % 64);
+        // Bit t set in `state`: tokens start..=t accept the bytes just read. Bits below
+        // `start` never get set (nothing shifts into them); bits past `end` are ignored.
+        let mut state = vec![0u64; hi - lo + 1];
+        for (j, &c) in string.iter().enumerate().skip(from) {
+            *steps += 1;
+            let row = &self.accepts[usize::from(c) * self.words..];
+            let mut carry = 0;
+            for (w, word) in state.iter_mut().enumerate() {
+                let shifted = (*word << 1) | carry;
+                carry = *word >> 63;
+                *word = shifted;
+                if w == 0 {
+                    *word |= 1 << (start % 64);
+                }
+                *word &= row[lo + w];
+            }
+            if state[hi - lo] & last_bit != 0 {
+                return Some(j + 1);
+            }
+        }
+        None
     }
 }
 
@@ -277,9 +424,19 @@ mod tests {
         redis_ref(p, s, &mut false, 0)
     }
 
+    fn same_as_reference(round: usize, p: &[u8], s: &[u8]) {
+        assert_eq!(
+            glob_match(p, s),
+            reference(p, s),
+            "round {round}: pattern {:?} string {:?}",
+            String::from_utf8_lossy(p),
+            String::from_utf8_lossy(s)
+        );
+    }
+
     fn steps(p: &[u8], s: &[u8]) -> (bool, u64) {
         let mut n = 0;
-        let m = matches(p, s, &mut n);
+        let m = Glob::new(p).matches_counted(s, &mut n);
         (m, n)
     }
 
@@ -469,28 +626,90 @@ mod tests {
     }
 
     #[test]
-    fn hostile_patterns_are_linearish() {
+    fn hostile_patterns_visit_each_byte_once() {
         let s = vec![b'a'; 10_000];
+        // Each byte of the string is visited at most once, plus the anchored segments.
+        let linear = |p: &[u8]| s.len() as u64 + p.len() as u64;
         let p = b"a*a*a*a*a*a*a*a*a*a*a*a*b";
         let (m, n) = steps(p, &s);
         assert!(!m);
-        assert!(n <= 4 * (s.len() as u64 + p.len() as u64), "{n} steps");
+        assert!(n <= linear(p), "{n} steps");
 
-        // Worst case for last-star backtracking: each restart rescans the literal tail.
+        // The worst case of backtracking (Redis, and this matcher before): a long literal
+        // tail after one `*` was rescanned from every position of the string.
         let mut p = vec![b'*'];
-        p.extend(std::iter::repeat_n(b'a', 100));
+        p.extend(std::iter::repeat_n(b'a', 510));
         p.push(b'b');
         let (m, n) = steps(&p, &s);
         assert!(!m);
-        let bound = (p.len() as u64 + 1) * (s.len() as u64 + 1);
-        assert!(n <= bound, "{n} steps > {bound}");
+        assert!(n <= linear(&p), "{n} steps");
+        let (m, n) = steps(&p[..p.len() - 1], &s);
+        assert!(m);
+        assert!(n <= linear(&p), "{n} steps");
 
         // Many stars and classes against a long non-matching key.
         let p = b"*[ab]*?*[^c]*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*c".repeat(20);
         let (m, n) = steps(&p, &s);
         assert!(!m);
-        let bound = (p.len() as u64 + 1) * (s.len() as u64 + 1);
-        assert!(n <= bound, "{n} steps > {bound}");
+        assert!(n <= linear(&p), "{n} steps");
+
+        // A segment longer than one word, found at the very end.
+        let mut s2 = vec![b'x'; 10_000];
+        s2.extend(std::iter::repeat_n(b'y', 200));
+        s2.push(b'z');
+        let mut p = b"*".to_vec();
+        p.extend(std::iter::repeat_n(b'y', 150));
+        p.extend_from_slice(b"z*");
+        let (m, n) = steps(&p, &s2);
+        assert!(m);
+        assert!(n <= s2.len() as u64 + p.len() as u64, "{n} steps");
+    }
+
+    #[test]
+    fn long_segments_against_reference() {
+        // Segments of 60..140 tokens straddle word boundaries of the shift-and state.
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        for round in 0..2_000 {
+            let mut p = Vec::new();
+            for _ in 0..=rng.below(3) {
+                if rng.below(2) == 0 {
+                    p.push(b'*');
+                }
+                for _ in 0..60 + rng.below(80) {
+                    p.push(match rng.below(8) {
+                        0 => b'?',
+                        1 => b'b',
+                        _ => b'a',
+                    });
+                }
+            }
+            if rng.below(2) == 0 {
+                p.push(b'*');
+            }
+            let s: Vec<u8> = (0..rng.below(400))
+                .map(|_| if rng.below(30) == 0 { b'b' } else { b'a' })
+                .collect();
+            same_as_reference(round, &p, &s);
+        }
+    }
+
+    #[test]
+    fn head_and_head_only() {
+        let head = |p: &[u8]| {
+            let g = Glob::new(p);
+            (g.head_len(), g.is_head_only())
+        };
+        assert_eq!(head(b"user:*"), (5, true));
+        assert_eq!(head(b"user:**"), (5, true));
+        assert_eq!(head(b"user:1"), (6, true));
+        assert_eq!(head(b"*"), (0, true));
+        assert_eq!(head(b"*a"), (0, false));
+        assert_eq!(head(b"a*b*"), (1, false));
+        assert_eq!(head(br"a\\*b"), (3, false)); // `a\\` is `a` and an escaped backslash
+        assert_eq!(head(br"a\\*"), (3, true));
+        assert_eq!(head(br"a\*b"), (4, true)); // an escaped `*` is a literal
+        assert_eq!(head(br"\\*"), (2, true));
+        assert_eq!(head(b"[*]x"), (4, true)); // a `*` in a class is not a star
     }
 
     #[test]
@@ -547,13 +766,7 @@ mod tests {
                     }
                 })
                 .collect();
-            assert_eq!(
-                glob_match(&p, &s),
-                reference(&p, &s),
-                "round {round}: pattern {:?} string {:?}",
-                String::from_utf8_lossy(&p),
-                String::from_utf8_lossy(&s)
-            );
+            same_as_reference(round, &p, &s);
         }
         // Full byte range (like Redis's own stringmatchlen_fuzz_test), incl. signed ranges.
         for round in 0..100_000 {

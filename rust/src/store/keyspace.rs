@@ -7,7 +7,7 @@
 //! once (possibly twice, if it moved down past the cursor), even across lock releases.
 
 use super::entry::Entry;
-use super::glob::glob_match;
+use super::glob::Glob;
 use super::shard::Shard;
 use super::stats::Stats;
 use super::{Store, BATCH, SHARDS};
@@ -119,10 +119,11 @@ impl Store {
                 Vec::new()
             };
         }
+        let glob = Glob::new(pattern);
         let mut out = Vec::new();
         self.walk_all(now_ms, |shard, pos| {
             let key = shard.slab[pos].key();
-            if glob_match(pattern, key) {
+            if glob.matches(key) {
                 out.push(key_string(key));
             }
             None
@@ -142,6 +143,7 @@ impl Store {
         let Some(mut at) = Cursor::decode(cursor) else {
             return (0, Vec::new());
         };
+        let glob = Glob::new(pattern);
         let mut keys = Vec::new();
         let mut budget = count.max(1);
         while budget > 0 && at.shard < SHARDS {
@@ -153,7 +155,7 @@ impl Store {
                     Stats::bump(&self.stats.expired);
                     return Some(shard.remove_at(pos, &self.stats));
                 }
-                if glob_match(pattern, entry.key()) {
+                if glob.matches(entry.key()) {
                     keys.push(key_string(entry.key()));
                 }
                 None
@@ -174,9 +176,10 @@ impl Store {
         if is_literal(pattern) {
             return usize::from(self.delete(pattern, now_ms));
         }
+        let glob = Glob::new(pattern);
         let mut removed = 0;
         self.walk_all(now_ms, |shard, pos| {
-            if glob_match(pattern, shard.slab[pos].key()) {
+            if glob.matches(shard.slab[pos].key()) {
                 removed += 1;
                 return Some(shard.remove_at(pos, &self.stats));
             }
