@@ -701,3 +701,22 @@ def test_admin_routes_are_out_of_the_schema_unless_asked(listed: bool) -> None:
             # Out of the schema, still served.
             headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             assert client.get("/cache/health", headers=headers).status_code == 200
+
+
+def test_a_full_rate_limit_state_answers_503_with_retry_after() -> None:
+    """Distinct callers past the memory backend's rate-limit share are refused, never uncounted."""
+    app = FastAPI()
+
+    @app.get("/shops/{shop}", dependencies=[Depends(RateLimit(5, 60, key="shop:{shop}"))])
+    def shop(shop: int) -> int:
+        return shop
+
+    with CacheService(CacheConfig(memory_rate_limit_max_bytes=4096)) as cache:
+        app.state.cachebolt = cache
+        with TestClient(app) as client:
+            statuses = [client.get(f"/shops/{n}") for n in range(200)]
+    codes = {response.status_code for response in statuses}
+    assert codes == {200, 503}
+    refused = next(response for response in statuses if response.status_code == 503)
+    assert refused.headers["Retry-After"] == "60"
+    assert refused.json()["detail"]["error"] == "rate_limit_state_full"

@@ -47,6 +47,7 @@ from ._results import RateLimitResult
 from ._sync.service import CacheService
 from ._templates import KeyTemplate, escape_key_part
 from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
+from .exceptions import CapacityError
 from .patterns import MAX_PATTERN_LENGTH, MAX_SCAN_COUNT
 
 __all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
@@ -393,15 +394,27 @@ class RateLimit:
                 f"ratelimit:{key}: give each its own key="
             )
         counted.add(key)
-        result: RateLimitResult = await _call(
-            service,
-            "hit_rate_limit",
-            key,
-            self.limit,
-            self.window_seconds,
-            cost=self.cost,
-            algorithm=self.algorithm,
-        )
+        try:
+            result: RateLimitResult = await _call(
+                service,
+                "hit_rate_limit",
+                key,
+                self.limit,
+                self.window_seconds,
+                cost=self.cost,
+                algorithm=self.algorithm,
+            )
+        except CapacityError:
+            # The in-memory backend's rate-limit state is full (many distinct callers): the
+            # request cannot be counted, so it is refused, not let through uncounted. State whose
+            # window has passed is freed first, so one window is the longest wait.
+            retry = max(math.ceil(self.window_seconds), 1)
+            _logger.warning("rate limit state full: %s refused (retry in %d s)", key, retry)
+            raise HTTPException(
+                status_code=503,
+                detail={"error": "rate_limit_state_full", "retry_after": retry},
+                headers={"Retry-After": str(retry)},
+            ) from None
         headers = _rate_limit_headers(result, time.time())
         if not result.allowed:
             retry = max(math.ceil(result.retry_after), 1)
