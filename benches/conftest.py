@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 import pytest
-from cachebolt.cli import bench_value
+from cachebolt._bench.harness import bench_value
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
