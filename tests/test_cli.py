@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from cachebolt import cli
-from cachebolt._bench import harness
+from cachebolt._bench import harness, peers
 
 OPERATIONS = list(harness.OPERATIONS)
 HEADER = ["operation", "leg", "ops/s", "p50", "p99", "ratio to cachebolt memory"]
@@ -204,3 +206,73 @@ def test_usage_errors_hide_url_passwords(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert "unrecognized arguments: --ulr redis://alice:***@h:1/0" in err
     assert "Kq7v" not in err
+
+
+# --- the harness (cachebolt._bench), shared by `cachebolt bench` and benches/ ---------------------
+
+
+def test_neither_the_package_nor_a_service_imports_the_harness() -> None:
+    # A fresh interpreter: pytest has imported the harness already.
+    code = (
+        "import sys, cachebolt\n"
+        "cache = cachebolt.CacheService(); cache.set('k', 1); cache.close()\n"
+        "heavy = ('cachebolt.cli', 'cachebolt._bench', 'matplotlib', 'cachetools', 'limits')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "import cachebolt.cli\n"
+        "print(sorted(m for m in heavy[2:] if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # The package and a service load no harness; the command loads no peer and no matplotlib.
+    assert done.stdout.splitlines() == ["[]", "[]"]
+
+
+@pytest.mark.parametrize("name", list(peers.PEER_CACHES))
+def test_each_peer_cache_loop_stores_reads_and_deletes(name: str) -> None:
+    cache = peers.peer_cache(name, 100, 60)
+
+    def stored(key: str) -> object:
+        found = cache.obj.get(key)
+        return found[0] if name == "theine" else found  # theine: (value, present)
+
+    cache.set([("a", {"v": 1}), ("b", [2])])
+    assert (stored("a"), stored("b")) == ({"v": 1}, [2])
+    cache.get(["a", "missing"])  # reads, a miss included, raise nothing
+    cache.delete(["a", "missing"])
+    assert (stored("a"), stored("b")) == (None, [2])
+
+
+def test_an_unknown_peer_cache_is_named() -> None:
+    with pytest.raises(ValueError, match="not a peer cache: 'lru'"):
+        peers.peer_cache("lru", 10, 60)
+
+
+@pytest.mark.parametrize("strategy", list(peers.LIMITS_STRATEGIES))
+def test_the_limits_loop_hits_each_key_once(strategy: str) -> None:
+    from limits import RateLimitItemPerSecond, strategies
+    from limits.storage import MemoryStorage
+
+    storage = MemoryStorage()
+    hit = peers.limits_hit(storage, strategy, 2, 60)
+    hit(["a", "b"])
+    hit(["a"])
+    limiter = getattr(strategies, peers.LIMITS_STRATEGIES[strategy])(storage)
+    item = RateLimitItemPerSecond(2, 60)
+    assert (limiter.test(item, "a"), limiter.test(item, "b")) == (False, True)
+
+
+def test_the_redis_py_loops_run_the_commands_under_the_prefix(redis_client: redis.Redis) -> None:
+    runs = peers.redis_py_runs(redis_client, "p:", 60, "text")
+    runs["set"]([("k", {"v": 1}), ("gone", 2)])
+    runs["delete"](["gone"])
+    runs["incr"](["n", "n"])
+    runs["sadd"]([("s", "m")])
+    runs["hset"]([("h", "f")])
+    runs["get"](["k", "missing"])
+    runs["sismember"]([("s", "m")])
+    runs["hget"]([("h", "f"), ("h", "missing")])
+    assert sorted(redis_client.keys("*")) == ["p:h", "p:k", "p:n", "p:s"]
+    assert redis_client.get("p:k") == '{"v":1}' and 0 < redis_client.ttl("p:k") <= 60
+    assert (redis_client.get("p:n"), redis_client.hget("p:h", "f")) == ("2", "text")
+    assert redis_client.smembers("p:s") == {"m"}
+    # Every redis-py loop serves the operations of `cachebolt bench` that share its name.
+    assert {name.split(" ")[0] for name in harness.OPERATIONS} >= set(runs)
