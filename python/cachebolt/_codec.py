@@ -4,6 +4,10 @@ orjson with `OPT_NON_STR_KEYS`, so `{1: "a"}` comes back as `{"1": "a"}` exactly
 `json` round trip. The services' hot paths call `orjson` directly (no helper frame) and use the
 `*_error` builders here only on the failure path.
 
+NaN, inf and -inf have no JSON form and orjson writes them as `null`, so a stored NaN would come
+back as None. Every encode is refused for them: only output that holds `null` can hide one, so
+only then is the value walked (`check_finite`), and the common value pays for one byte search.
+
 orjson is imported on the first encode or decode, not with the package: its import loads
 datetime, uuid, platform and json, about 5 ms a program pays before it stores anything. A module
 binds a name with `first_use`, which imports orjson and rebinds that name to orjson's own
@@ -12,6 +16,9 @@ function on the first call, so every later call is a plain global lookup.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -20,6 +27,7 @@ from .exceptions import SerializationError
 __all__ = [
     "OPTIONS",
     "SORT_KEYS",
+    "check_finite",
     "decode",
     "decode_error",
     "encode",
@@ -63,6 +71,42 @@ def encode_error(key: str, exc: Exception, what: str = "value for key") -> Seria
     return SerializationError(f"cannot JSON-encode the {what} {key!r}: {exc}", key=key)
 
 
+def _non_finite(value: object) -> float | None:
+    """The first NaN or infinite float in `value` (as orjson walks it), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    if isinstance(value, dict):
+        items: Any = (*value.keys(), *value.values())
+    elif isinstance(value, (list, tuple)):
+        items = value
+    elif isinstance(value, enum.Enum):
+        items = (value.value,)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    else:
+        return None
+    for item in items:
+        found = _non_finite(item)
+        if found is not None:
+            return found
+    return None
+
+
+def check_finite(key: str, value: object, what: str = "value for key") -> None:
+    """Refuse a value holding NaN or an infinity (orjson would write `null` for it).
+
+    Call it only when the encoded bytes contain `b"null"`: no other output can hide one.
+
+    Raises:
+        SerializationError: naming `key` and the float found.
+    """
+    found = _non_finite(value)
+    if found is not None:
+        raise encode_error(
+            key, ValueError(f"{found!r} is not a JSON number (NaN, inf and -inf are refused)"), what
+        )
+
+
 def decode_error(key: str, exc: Exception) -> SerializationError:
     """The error for stored bytes that are not valid JSON; names the key."""
     return SerializationError(f"the value stored at {key!r} is not valid JSON: {exc}", key=key)
@@ -74,6 +118,8 @@ def encode(key: str, value: object) -> bytes:
         data: bytes = _dumps(value, option=OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise encode_error(key, exc) from exc
+    if b"null" in data:
+        check_finite(key, value)
     return data
 
 
