@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import math
 import sys
@@ -42,6 +43,11 @@ class Reading:
     value: float
 
 
+class Level(enum.Enum):
+    LOW = 0.5
+    UNKNOWN = math.inf
+
+
 NON_FINITE = [
     math.nan,
     math.inf,
@@ -50,6 +56,7 @@ NON_FINITE = [
     {"k": (1, "null", math.inf)},
     {math.nan: "a float key"},
     Reading("t1", -math.inf),
+    [Level.LOW, {"level": Level.UNKNOWN}],
 ]
 
 

@@ -164,7 +164,8 @@ class AsyncCacheService:
             data = _dumps(value)
         except TypeError:
             data = encode(key, value)
-        if b"null" in data:  # orjson writes NaN and inf as null: only then can one hide
+        # orjson writes NaN and inf as null: only then can one hide (see `check_finite`).
+        if 108 in data and data.find(b"null") != -1:
             check_finite(key, value)
         await self._backend.set(key, data, ttl)
 
@@ -639,7 +640,7 @@ class AsyncCacheService:
             data = _dumps(message, option=_OPTIONS)
         except TypeError as exc:
             raise encode_error(channel, exc, "message for channel") from exc
-        if b"null" in data:
+        if 108 in data and data.find(b"null") != -1:
             check_finite(channel, message, "message for channel")
         if self._fallback is not None:
             listener = self._listener
