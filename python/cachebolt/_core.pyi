@@ -9,10 +9,20 @@ A failed call changes nothing.
 """
 
 import builtins
+from collections.abc import Callable, Iterable
 from typing import final
 
-__all__ = ["GlobPattern", "MemoryStore", "__version__"]
+__all__ = ["GlobPattern", "MemoryStore", "__version__", "first_non_finite"]
 __version__: str
+
+def first_non_finite(
+    value: object, children: Callable[[object], Iterable[object] | None]
+) -> float | None:
+    """The first NaN or infinite float in `value`, else None (orjson writes them as null).
+
+    Dicts (keys and values), lists and tuples are walked in Rust; any other object that is not a
+    str, an int or None goes to `children(obj)`: what orjson encodes inside it, or None.
+    """
 
 @final
 class GlobPattern:

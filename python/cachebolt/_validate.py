@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from ._codec import check_finite
 from ._constants import RATE_LIMIT_ALGORITHMS
 
 __all__ = [
@@ -121,12 +122,18 @@ def check_wait_seconds(wait_seconds: object) -> float:
     return float(wait_seconds)
 
 
-def hash_value_text(value: object) -> str:
-    """A hash field value as stored: `str` as is, `int`/`float` as `str(value)` (like redis-py)."""
+def hash_value_text(key: str, value: object) -> str:
+    """A hash field value as stored: `str` as is, `int`/`float` as `str(value)` (like redis-py).
+
+    Raises:
+        TypeError: another type.
+        SerializationError: NaN or an infinity (no number reads it back), naming `key`.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"hash values must be str | int | float, not {type(value).__name__}")
+    check_finite(key, value, "hash value for key")
     return str(value)
 
 

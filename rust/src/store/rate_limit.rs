@@ -8,7 +8,9 @@
 //!   contract values are tolerated: `window_ms = 0` acts as 1 and `limit = 0` denies
 //!   everything.)
 //! * Clock: `now = max(now_ms, largest now_ms seen so far by this state)`, so time never runs
-//!   backwards; all statements below are about this clamped clock.
+//!   backwards; all statements below are about this clamped clock. The two counters drop state
+//!   whose largest `now_ms` is more than a window ahead (a wall clock stepped back: held, they
+//!   would deny until the clock caught up); the store's own clock is monotonic.
 //! * `need = max(cost, 1)`. A call is allowed iff `need` units fit, i.e. `need <= remaining`,
 //!   where `remaining` is what the algorithm would report for the call. So a **peek**
 //!   (`cost = 0`) is allowed iff at least one unit is left, and never records anything.
@@ -315,6 +317,9 @@ pub struct FixedWindow {
 
 impl FixedWindow {
     fn hit(&mut self, now_ms: u64, limit: u64, window: u64, cost: u64) -> Decision {
+        if self.last_ms > now_ms.saturating_add(window) {
+            *self = Self::default();
+        }
         let now = now_ms.max(self.last_ms);
         self.last_ms = now;
         if self.window_ms == 0 || now >= self.window_start.saturating_add(self.window_ms) {
@@ -383,6 +388,9 @@ impl SlidingCounter {
     }
 
     fn hit(&mut self, now_ms: u64, limit: u64, window: u64, cost: u64) -> Decision {
+        if self.last_ms > now_ms.saturating_add(window) {
+            *self = Self::default();
+        }
         let now = now_ms.max(self.last_ms);
         self.last_ms = now;
         self.roll(now, window);
@@ -841,5 +849,32 @@ mod tests {
         assert!(!st.hit(18, 10, 10, 1).allowed);
         let admitted = [(9, 10), (18, 8)];
         assert_eq!(max_in_any_window(&admitted, 10), 10 + 10 * 8 / 10);
+    }
+
+    #[test]
+    fn counters_recover_from_a_clock_stepped_back() {
+        // 5 per 3 s, 5 calls a second for 12 s after a step back.
+        for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingCounter] {
+            let traffic = |st: &mut LimiterState, from: u64| {
+                (0..60u64)
+                    .filter(|i| st.hit(from + i * 200, 5, 3000, 1).allowed)
+                    .count()
+            };
+            let mut fresh = LimiterState::new(algorithm);
+            let expected = traffic(&mut fresh, 100_000);
+            // State written a minute ahead is dropped: the same admissions as a fresh state.
+            let mut ahead = LimiterState::new(algorithm);
+            assert_eq!(traffic(&mut ahead, 160_000), expected);
+            assert_eq!(traffic(&mut ahead, 100_000), expected, "{algorithm:?}");
+            // A step within a window holds the clock: nothing more is admitted until it is over.
+            let mut near = LimiterState::new(algorithm);
+            assert_eq!(
+                (0..5)
+                    .filter(|_| near.hit(101_000, 5, 3000, 1).allowed)
+                    .count(),
+                5
+            );
+            assert!((0..5).all(|i| !near.hit(100_000 + i * 200, 5, 3000, 1).allowed));
+        }
     }
 }
