@@ -9,9 +9,7 @@ pub mod expiry;
 pub mod glob;
 mod hashes;
 mod keyspace;
-mod limits;
 mod locks;
-mod multi_limits;
 pub mod rate_limit;
 mod sets;
 mod shard;
@@ -29,8 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 pub use error::{StoreError, StoreResult};
 pub use keyspace::Cursor;
-pub use multi_limits::LimitSpec;
-pub use rate_limit::{Algorithm, Decision};
+pub use rate_limit::{Algorithm, Decision, LimitSpec};
 use shard::{hash_key, Shard};
 use stats::Stats;
 

@@ -11,16 +11,16 @@
 //!   A denied call writes nothing (expired state met on the way is dropped, as any read does).
 //!   Nor does an admitted call whose copies need more rate-limit state than the bound leaves
 //!   (after reclaiming expired entries of the locked shards): `RateLimitCapacity`, as in
-//!   `limits`.
+//!   `single_key`.
 
 use std::sync::MutexGuard;
 
-use super::entry::{limiter_cost, Entry, Payload};
-use super::limits::rate_limit_key;
-use super::rate_limit::{Algorithm, Decision, LimiterState};
-use super::shard::Shard;
-use super::stats::Stats;
-use super::{Store, StoreError, StoreResult};
+use super::algorithm::{Algorithm, Decision, LimiterState};
+use super::{rate_limit_key, RATE_LIMIT_PREFIX};
+use crate::store::entry::{limiter_cost, Entry, Payload};
+use crate::store::shard::Shard;
+use crate::store::stats::Stats;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// One key of a multi-key rate limit and its own limit and window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Store {
         if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(StoreError::InvalidArgument(format!(
                 "rate_limit_many keys must be distinct, {:?} is given twice",
-                String::from_utf8_lossy(&pair[0][super::limits::RATE_LIMIT_PREFIX.len()..])
+                String::from_utf8_lossy(&pair[0][RATE_LIMIT_PREFIX.len()..])
             )));
         }
         let located: Vec<(u64, usize)> = fulls.iter().map(|k| self.locate(k)).collect();

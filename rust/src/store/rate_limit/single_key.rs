@@ -1,5 +1,5 @@
-//! Rate limits: limiter state (see `rate_limit`) at "ratelimit:<key>", pinned, expiring when
-//! the state is empty.
+//! Single-key rate limits: limiter state (see `algorithm`) at "ratelimit:<key>", pinned,
+//! expiring when the state is empty.
 //!
 //! Memory: the state counts against `Limits::rate_limit_bound` (a share of `max_bytes`). Live
 //! state is never evicted: that would reset its count, and a caller who controls recency (by
@@ -10,19 +10,11 @@
 //! Concurrent calls on different shards each check the room alone, so the bound may be passed
 //! by at most one entry's growth per concurrent caller.
 
-use super::entry::{limiter_cost, Entry, Payload};
-use super::rate_limit::{Algorithm, Decision, LimiterState};
-use super::stats::Stats;
-use super::{Store, StoreError, StoreResult};
-
-/// Prefix of the key rate-limit state is stored at (the Redis backend uses the same layout).
-pub const RATE_LIMIT_PREFIX: &str = "ratelimit:";
-
-/// The keyspace key of rate limit `key`.
-#[must_use]
-pub fn rate_limit_key(key: &str) -> Vec<u8> {
-    [RATE_LIMIT_PREFIX.as_bytes(), key.as_bytes()].concat()
-}
+use super::algorithm::{Algorithm, Decision, LimiterState};
+use super::rate_limit_key;
+use crate::store::entry::{limiter_cost, Entry, Payload};
+use crate::store::stats::Stats;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// The limiter state of an entry already checked to hold one.
 fn limiter(entry: &Entry) -> &LimiterState {
