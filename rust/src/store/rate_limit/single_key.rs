@@ -1,7 +1,7 @@
 //! Single-key rate limits: limiter state (see `algorithm`) at "ratelimit:<key>", pinned,
 //! expiring when the state is empty.
 //!
-//! Memory: the state counts against `Limits::rate_limit_bound` (a share of `max_bytes`). Live
+//! Memory: the state counts against `KeyspaceBounds::rate_limit_bound` (a share of `max_bytes`). Live
 //! state is never evicted: that would reset its count, and a caller who controls recency (by
 //! hitting other keys in between) could then reset the count of the key he is hammering. A hit
 //! that needs more state than the bound leaves (a new key, or a full sliding log doubling its
@@ -39,8 +39,8 @@ impl Store {
         now_ms: u64,
     ) -> StoreResult<Decision> {
         let full = rate_limit_key(key);
-        // `write`: new state may push values over `max_bytes`, which then evicts values.
-        let decision = self.write(&full, |shard, hash| {
+        // `in_shard_then_evict`: new state may push values over `max_bytes`, which then evicts values.
+        let decision = self.in_shard_then_evict(&full, |shard, hash| {
             match shard.find_live(hash, &full, now_ms, &self.stats) {
                 Some(mut pos) => {
                     match shard.slab[pos].payload() {
@@ -130,14 +130,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{LimitSpec, Limits};
+    use crate::store::{KeyspaceBounds, LimitSpec};
 
     const SECOND: u64 = 1000;
 
     fn bounded(max_bytes: u64) -> Store {
-        Store::new(Limits {
+        Store::new(KeyspaceBounds {
             max_bytes: Some(max_bytes),
-            ..Limits::default()
+            ..KeyspaceBounds::default()
         })
     }
 
@@ -147,7 +147,7 @@ mod tests {
 
     /// Hit `count` fresh keys `{tag}{i}` once each; the number refused for capacity.
     fn flood(s: &Store, tag: &str, count: usize, window_ms: u64, now: u64) -> usize {
-        let bound = s.limits().rate_limit_bound().unwrap();
+        let bound = s.bounds().rate_limit_bound().unwrap();
         let mut refused = 0;
         for i in 0..count {
             match s.rate_limit(
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_bound_is_a_share_of_max_bytes_or_its_own() {
-        let limits = |max_bytes, share| Limits {
+        let limits = |max_bytes, share| KeyspaceBounds {
             max_keys: None,
             max_bytes,
             max_rate_limit_bytes: share,
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn accounted_bytes_are_the_entry_cost() {
-        let s = Store::new(Limits::default());
+        let s = Store::new(KeyspaceBounds::default());
         for algorithm in Algorithm::ALL {
             let before = rl_bytes(&s);
             s.rate_limit(algorithm.name(), 5, SECOND, 1, algorithm, 0)
@@ -207,7 +207,7 @@ mod tests {
     fn rotating_keys_stay_under_the_bound_and_are_refused_beyond_it() {
         let s = bounded(64 * 1024);
         let refused = flood(&s, "ip:", 2000, 60 * SECOND, 0);
-        let bound = s.limits().rate_limit_bound().unwrap();
+        let bound = s.bounds().rate_limit_bound().unwrap();
         assert!(refused > 1000, "refused {refused}");
         assert!(
             rl_bytes(&s) > bound - 200,
@@ -257,9 +257,9 @@ mod tests {
 
     #[test]
     fn a_growing_sliding_log_counts_and_is_refused_unchanged() {
-        let s = Store::new(Limits {
+        let s = Store::new(KeyspaceBounds {
             max_rate_limit_bytes: Some(4096),
-            ..Limits::default()
+            ..KeyspaceBounds::default()
         });
         let mut refused_at = None;
         for t in 0..1000 {
@@ -294,9 +294,9 @@ mod tests {
         // The bound is full of state that expires at t=1 (over 100 entries per shard, more than
         // one call reclaims); from t=10 a sliding log grows by reclaiming it, which moves
         // entries around in its own shard.
-        let s = Store::new(Limits {
+        let s = Store::new(KeyspaceBounds {
             max_rate_limit_bytes: Some(1024 * 1024),
-            ..Limits::default()
+            ..KeyspaceBounds::default()
         });
         let mut i = 0;
         while s
@@ -334,7 +334,7 @@ mod tests {
         let (values, limits) = (Stats::get(&s.stats.evictable_bytes), rl_bytes(&s));
         assert!(values + limits <= max, "{values} + {limits} > {max}");
         assert!(values < values_alone, "values made room");
-        assert!(values >= max - s.limits().rate_limit_bound().unwrap() - 200);
+        assert!(values >= max - s.bounds().rate_limit_bound().unwrap() - 200);
         for i in 0..2000 {
             s.set(format!("w{i}").as_bytes(), &[b'x'; 100], None, 0)
                 .unwrap();
