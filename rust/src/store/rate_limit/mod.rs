@@ -3,6 +3,7 @@
 //! (`multi_key`).
 
 mod algorithm;
+pub mod gcra;
 mod multi_key;
 mod single_key;
 

@@ -11,7 +11,7 @@
 //! by at most one entry's growth per concurrent caller.
 
 use super::algorithm::{Algorithm, Decision, LimiterState};
-use super::rate_limit_key;
+use super::{gcra, rate_limit_key};
 use crate::store::entry::{limiter_cost, Entry, Payload};
 use crate::store::stats::Stats;
 use crate::store::{Store, StoreError, StoreResult};
@@ -28,7 +28,8 @@ impl Store {
     /// Record `cost` hits of limit `key` if they fit in `limit` per `window_ms`.
     ///
     /// Fails with `RateLimitCapacity`, recording nothing, when the hit needs more rate-limit
-    /// state than the bound leaves (module docs).
+    /// state than the bound leaves (module docs), and with `InvalidArgument` for `gcra` beyond
+    /// `gcra::MAX_SPAN`.
     pub fn rate_limit(
         &self,
         key: &str,
@@ -38,6 +39,9 @@ impl Store {
         algorithm: Algorithm,
         now_ms: u64,
     ) -> StoreResult<Decision> {
+        if algorithm == Algorithm::Gcra {
+            gcra::check_span(limit, window_ms).map_err(StoreError::InvalidArgument)?;
+        }
         let full = rate_limit_key(key);
         // `in_shard_then_evict`: new state may push values over `max_bytes`, which then evicts values.
         let decision = self.in_shard_then_evict(&full, |shard, hash| {
@@ -201,6 +205,23 @@ mod tests {
         }
         s.flush(0);
         assert_eq!(rl_bytes(&s), 0);
+    }
+
+    #[test]
+    fn gcra_beyond_its_span_is_refused_and_records_nothing() {
+        let s = Store::new(KeyspaceBounds::default());
+        let d = s
+            .rate_limit("g", 1 << 23, 1 << 30, 1, Algorithm::Gcra, 0)
+            .unwrap();
+        assert_eq!(d.remaining, (1 << 23) - 1);
+        let err = s
+            .rate_limit("h", (1 << 23) + 1, 1 << 30, 1, Algorithm::Gcra, 0)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gcra needs limit * window_ms <= 2**53, got limit=8388609 and window_ms=1073741824"
+        );
+        assert!(!s.exists(b"ratelimit:h", 0));
     }
 
     #[test]
