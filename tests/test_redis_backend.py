@@ -1,8 +1,9 @@
 """The Redis backend on its own, against real `redis-server` processes the tests start.
 
 Every method is checked against the Rust store (`MemoryStore`) doing the same calls: same values,
-same exception types. Rate limits run the store's own tables (rust/src/store/rate_limit/algorithm.rs) and
-random call sequences side by side with the store's manual clock, through the scripts' test
+same exception types. Rate limits run the store's own tables
+(rust/src/store/rate_limit/algorithm.rs) and random call sequences side by side with the store's
+manual clock, through the scripts' test
 clock (ARGV[4]), so the answers must be identical to the millisecond. Faults: a refused port, a
 frozen (SIGSTOPped) server and a wrong password raise `BackendUnavailable` promptly and never
 show the password.
