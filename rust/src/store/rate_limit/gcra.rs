@@ -23,16 +23,16 @@
 //! Memory: three integers, never a heap allocation.
 //!
 //! Redis scripts compute in doubles, exact below 2^53: the store accepts `gcra` only where
-//! `L * W <= 2^53` (`check_span`), which bounds every number the script forms.
+//! `L * W < 2^53` (`check_span`), which bounds every number the script forms and stores.
 
 /// Largest `limit * window_ms` accepted for `gcra` (see the module docs).
-pub const MAX_SPAN: u128 = 1 << 53;
+pub const MAX_SPAN: u128 = (1 << 53) - 1;
 
 /// `Err` with the message both backends give when `limit * window_ms` exceeds [`MAX_SPAN`].
 pub fn check_span(limit: u64, window_ms: u64) -> Result<(), String> {
     if u128::from(limit) * u128::from(window_ms) > MAX_SPAN {
         return Err(format!(
-            "gcra needs limit * window_ms <= 2**53, got limit={limit} and window_ms={window_ms}"
+            "gcra needs limit * window_ms < 2**53, got limit={limit} and window_ms={window_ms}"
         ));
     }
     Ok(())

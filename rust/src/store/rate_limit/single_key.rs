@@ -211,15 +211,15 @@ mod tests {
     fn gcra_beyond_its_span_is_refused_and_records_nothing() {
         let s = Store::new(KeyspaceBounds::default());
         let d = s
-            .rate_limit("g", 1 << 23, 1 << 30, 1, Algorithm::Gcra, 0)
+            .rate_limit("g", 1 << 23, (1 << 30) - 1, 1, Algorithm::Gcra, 0)
             .unwrap();
         assert_eq!(d.remaining, (1 << 23) - 1);
         let err = s
-            .rate_limit("h", (1 << 23) + 1, 1 << 30, 1, Algorithm::Gcra, 0)
+            .rate_limit("h", 1 << 23, 1 << 30, 1, Algorithm::Gcra, 0)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "gcra needs limit * window_ms <= 2**53, got limit=8388609 and window_ms=1073741824"
+            "gcra needs limit * window_ms < 2**53, got limit=8388608 and window_ms=1073741824"
         );
         assert!(!s.exists(b"ratelimit:h", 0));
     }
