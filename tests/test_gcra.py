@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -119,6 +120,38 @@ def test_gcra_matches_the_reference(
         got = cache.hit_rate_limit(key, limit, window_s, cost=cost, algorithm="gcra")
         want = reference.hit(timeline.now, cost)
         assert got == RateLimitResult(want[0], limit, *want[1:]), f"step {number}"
+
+
+def most_in_any_window(admitted: list[tuple[int, int]], window_ms: int) -> int:
+    """Most units admitted in any half-open interval `(t - window_ms, t]`."""
+    most = total = start = 0
+    for t, cost in admitted:
+        total += cost
+        while admitted[start][0] + window_ms <= t:
+            total -= admitted[start][1]
+            start += 1
+        most = max(most, total)
+    return most
+
+
+def test_gcra_replay_matches_the_reference_and_its_bound(cache: Any, timeline: Timeline) -> None:
+    rng = random.Random(20_000)
+    for round_ in range(4):
+        limit, window_ms = rng.choice([(1, 10), (3, 250), (10, 1000), (7, 3500)])
+        reference, admitted = Reference(limit, window_ms), []
+        for step in range(500):
+            timeline.advance(rng.choice([0, 0, 1, rng.randrange(window_ms // 4 + 1), window_ms]))
+            cost = rng.choice([0, 1, 1, 1, 2, limit, limit + 1])
+            got = cache.hit_rate_limit(
+                f"replay-{round_}", limit, window_ms / 1000, cost=cost, algorithm="gcra"
+            )
+            want = reference.hit(timeline.now, cost)
+            assert got == RateLimitResult(want[0], limit, *want[1:]), f"{round_}/{step}"
+            if got and cost:
+                admitted.append((timeline.now, cost))
+        assert (
+            most_in_any_window(admitted, window_ms) <= limit + limit * (window_ms - 1) // window_ms
+        )
 
 
 def test_gcra_spaces_hits_after_the_burst_and_retry_after_is_exact(
