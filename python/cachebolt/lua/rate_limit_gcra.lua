@@ -22,13 +22,7 @@ local state_key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local now, min_ttl = nil, 0
-if ARGV[4] ~= nil and ARGV[4] ~= '' then
-  now, min_ttl = tonumber(ARGV[4]), 60000
-else
-  local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-end
+local now, min_ttl = clock(ARGV[4])
 
 -- ceil(a / b) for integers a >= 0, b > 0, exact below 2^53 (a double quotient may round).
 local function ceil_div(a, b)
