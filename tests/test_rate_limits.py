@@ -74,7 +74,7 @@ def test_cost_zero_peeks(cache: Any) -> None:
 @pytest.mark.memory_only(
     reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
 )
-@pytest.mark.parametrize("algorithm", ["sliding_log", "fixed_window", "sliding_counter"])
+@pytest.mark.parametrize("algorithm", ["sliding_log", "fixed_window", "sliding_counter", "gcra"])
 def test_every_algorithm_limits(cache: Any, clock: Clock, algorithm: str) -> None:
     results = [cache.hit_rate_limit("a", 2, 30, algorithm=algorithm).allowed for _ in range(3)]
     assert results == [True, True, False]

@@ -170,7 +170,8 @@ class MemoryStore:
         """Record `cost` hits if they fit; returns (allowed, remaining, reset_after, retry_after).
 
         `window`, `reset_after` and `retry_after` are seconds. `algorithm` is one of
-        "sliding_log" (exact), "fixed_window", "sliding_counter". A denied call consumes nothing;
+        "sliding_log" (exact), "fixed_window", "sliding_counter", "gcra" (exact; needs
+        `limit * window_ms < 2**53`, else ValueError). A denied call consumes nothing;
         `retry_after` is 0.0 when allowed, else the wait until the same call could be allowed.
         `cost=0` is a peek. A cost above `limit` is always denied. `CapacityError` when the
         hit needs more rate-limit state than `max_rate_limit_bytes` leaves (nothing recorded).

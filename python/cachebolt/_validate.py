@@ -19,6 +19,7 @@ __all__ = [
     "bool_error",
     "check_algorithm",
     "check_cost",
+    "check_gcra_span",
     "check_key",
     "check_limit",
     "check_members",
@@ -100,6 +101,19 @@ def check_algorithm(algorithm: object) -> None:
     if algorithm not in RATE_LIMIT_ALGORITHMS:
         known = ", ".join(sorted(RATE_LIMIT_ALGORITHMS))
         raise ValueError(f"unknown rate-limit algorithm {algorithm!r}; expected one of {known}")
+
+
+# Largest limit * window_ms of `gcra` (rust/src/store/rate_limit/gcra.rs MAX_SPAN): the Redis
+# script's doubles are exact below 2^53.
+GCRA_MAX_SPAN = (1 << 53) - 1
+
+
+def check_gcra_span(limit: int, window_ms: int) -> None:
+    """`gcra` needs `limit * window_ms < 2**53` (ValueError, as the store says)."""
+    if limit * window_ms > GCRA_MAX_SPAN:
+        raise ValueError(
+            f"gcra needs limit * window_ms < 2**53, got limit={limit} and window_ms={window_ms}"
+        )
 
 
 def check_members(members: Iterable[object], name: str = "member") -> None:

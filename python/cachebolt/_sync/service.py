@@ -463,7 +463,8 @@ class CacheService:
             limit: hits allowed per window, >= 1.
             window_seconds: the window, seconds > 0.
             cost: hits this call counts for (0 peeks); a cost above `limit` is always denied.
-            algorithm: "sliding_log" (exact), "fixed_window" or "sliding_counter".
+            algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
+                (exact, a burst of `limit` then `limit` per window, evenly spaced).
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.

@@ -1,5 +1,5 @@
 -- rate_limit_fixed_window.lua: fixed-window rate limit, a copy of FixedWindow in
--- rust/src/store/rate_limit.rs (same allowed / remaining / reset_after / retry_after).
+-- rust/src/store/rate_limit/algorithm.rs (same allowed / remaining / reset_after / retry_after).
 --
 -- KEYS[1]  the state: a hash at "<prefix>ratelimit:<key>" with fields
 --          alg="fixed_window", start (ms), width (ms), count (units), last (ms)

@@ -1,6 +1,6 @@
 -- rate_limit_sliding_counter.lua: two-bucket sliding-window estimate (Cloudflare style), a copy
--- of SlidingCounter in rust/src/store/rate_limit.rs (same allowed / remaining / reset_after /
--- retry_after, computed exactly in integers).
+-- of SlidingCounter in rust/src/store/rate_limit/algorithm.rs (same allowed / remaining /
+-- reset_after / retry_after, computed exactly in integers).
 --
 -- KEYS[1]  the state: a hash at "<prefix>ratelimit:<key>" with fields
 --          alg="sliding_counter", start (ms, current bucket), width (ms), prev, curr (units),
