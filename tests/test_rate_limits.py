@@ -129,8 +129,8 @@ def _stepped_traffic(cache: Any, key: str, algorithm: str, clock_ms: list[int]) 
 
 
 @pytest.mark.parametrize("server", ["redis", "cluster"])
-@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_counter"])
-def test_counters_recover_from_a_server_clock_stepped_back(
+@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_counter", "gcra"])
+def test_limiters_recover_from_a_server_clock_stepped_back(
     request: pytest.FixtureRequest, svc: ServiceFactory, server: str, algorithm: str
 ) -> None:
     # The memory store's clock is monotonic (rust/src/store/clock.rs): only a server clock steps.

@@ -55,7 +55,13 @@ if alg then
     return redis.error_reply(WRONGTYPE)
   end
 end
-if now < last then
+-- A server clock stepped back: by at most a window, `now` is held at `last` (nothing is admitted
+-- twice). State more than a window ahead was written under a clock that has since stepped back
+-- further; holding `now` there would deny while every call re-arms the TTL, so it is read as
+-- empty, as in the counters.
+if last > now + window then
+  last, debt, per = 0, 0, 0
+elseif now < last then
   now = last
 end
 

@@ -908,9 +908,13 @@ mod tests {
     }
 
     #[test]
-    fn counters_recover_from_a_clock_stepped_back() {
+    fn state_a_window_ahead_recovers_from_a_clock_stepped_back() {
         // 5 per 3 s, 5 calls a second for 12 s after a step back.
-        for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingCounter] {
+        for algorithm in [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingCounter,
+            Algorithm::Gcra,
+        ] {
             let traffic = |st: &mut LimiterState, from: u64| {
                 (0..60u64)
                     .filter(|i| st.hit(from + i * 200, 5, 3000, 1).allowed)

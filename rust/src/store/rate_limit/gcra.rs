@@ -57,6 +57,12 @@ impl Gcra {
         window: u64,
         cost: u64,
     ) -> super::Decision {
+        // State more than a window ahead: a wall clock stepped back further than a window since
+        // it was written. Read as empty, as in the counters (held, it would deny until the clock
+        // caught up).
+        if self.last_ms > now_ms.saturating_add(window) {
+            *self = Self::default();
+        }
         let now = now_ms.max(self.last_ms);
         // `limit = 0` (out of contract) denies everything; debt is then counted per ms.
         let per = limit.max(1);
