@@ -807,6 +807,7 @@ class AsyncCacheService:
             backend=self._backend_name,
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
+            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
         )
 
     async def stats(self) -> CacheStats:
@@ -823,6 +824,7 @@ class AsyncCacheService:
             backend=self._backend_name,
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
+            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
         )
 
     async def close(self) -> None:
