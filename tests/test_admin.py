@@ -155,10 +155,12 @@ def test_delete_clear_locks_stats_and_health(
             "redis_available": False,
             "redis_ping_ms": None,
             "breaker_state": "disabled",
+            "redis_maxmemory_policy": "disabled",
         }
     else:
         assert health["backend"] == "redis" and health["redis_available"] is True
         assert health["breaker_state"] == "closed"
+        assert health["redis_maxmemory_policy"] == "noeviction"
         assert isinstance(health["redis_ping_ms"], float) and health["redis_ping_ms"] > 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -33,16 +34,21 @@ __all__ = [
     "FENCE_KEEP_MS",
     "FENCE_NAMESPACE",
     "LOCK_NAMESPACE",
+    "NO_EVICTION",
     "RATE_LIMIT_NAMESPACE",
     "SCAN_BATCH",
     "SCRIPT_NAMES",
+    "UNKNOWN_POLICY",
     "client_kwargs",
     "cluster_kwargs",
     "decode_cursor",
     "describe",
     "encode_cursor",
     "escape_glob",
+    "evicting_nodes",
+    "eviction_policy",
     "fence_key",
+    "memory_settings",
     "scan_match",
     "script_text",
 ]
@@ -54,6 +60,11 @@ RATE_LIMIT_NAMESPACE: Final = "ratelimit:"
 # counter lives this long after its last grant (plus the lock's TTL), then expires.
 FENCE_NAMESPACE: Final = "fence:"
 FENCE_KEEP_MS: Final = 86_400_000
+# The one maxmemory-policy under which Redis never evicts: every other one can evict lock and
+# rate-limit keys (volatile-* too, since those keys carry TTLs), granting a lock twice or
+# resetting a limit. "unknown" when ACL (or a managed service) denies both INFO and CONFIG.
+NO_EVICTION: Final = "noeviction"
+UNKNOWN_POLICY: Final = "unknown"
 # Keys asked per SCAN step and unlinked per UNLINK in del_pattern / flush.
 SCAN_BATCH: Final = 1000
 SCRIPT_NAMES: Final = (
@@ -178,6 +189,41 @@ def describe(config: CacheConfig) -> str:
     if config.cluster:
         return f"{where} (cluster)"
     return f"{where}/{config.db}"
+
+
+# --- maxmemory eviction ---------------------------------------------------------------------
+
+
+def memory_settings(reply: Mapping[str, Any]) -> tuple[str, int]:
+    """(maxmemory-policy, maxmemory in bytes) from one node's `INFO memory` or `CONFIG GET
+    maxmemory*` reply (the first names them `maxmemory_policy`, the second `maxmemory-policy`)."""
+    fields = {_str(name).replace("-", "_"): value for name, value in reply.items()}
+    policy = fields.get("maxmemory_policy")
+    return (UNKNOWN_POLICY if policy is None else _str(policy)), int(fields.get("maxmemory", 0))
+
+
+def _str(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def eviction_policy(nodes: Mapping[str, tuple[str, int]]) -> str:
+    """The policy of every primary as one text: the policy they share, else `node=policy` each."""
+    policies = {policy for policy, _ in nodes.values()}
+    if len(policies) == 1:
+        return policies.pop()
+    if not policies:
+        return UNKNOWN_POLICY
+    return ", ".join(f"{node}={policy}" for node, (policy, _) in sorted(nodes.items()))
+
+
+def evicting_nodes(nodes: Mapping[str, tuple[str, int]]) -> dict[str, str]:
+    """The primaries that can evict a key now: a known policy other than noeviction, and a
+    maxmemory set (0 means no limit: nothing is ever evicted, whatever the policy)."""
+    return {
+        node: policy
+        for node, (policy, maxmemory) in nodes.items()
+        if policy not in (NO_EVICTION, UNKNOWN_POLICY) and maxmemory > 0
+    }
 
 
 # --- cluster SCAN cursors -------------------------------------------------------------------

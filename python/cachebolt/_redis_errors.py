@@ -7,6 +7,10 @@
   the one type the fallback layer catches;
 * `WRONGTYPE`, "value is not an integer or out of range" and "increment or decrement would
   overflow" -> `WrongTypeError` with the Rust store's messages;
+* `OOM` (a write refused at `maxmemory` under `maxmemory-policy noeviction`) -> `CapacityError`,
+  as the memory backend raises at its bound: the server answers, so it is no outage, and Redis
+  refused the command before running it (a script is refused at its first write), so nothing
+  was written;
 * any other server or client error -> `CacheError`;
 * any other exception raised inside redis-py (an `AttributeError` from a release that moved
   something) -> `BackendUnavailable` naming it, so the call is served from memory and never
@@ -27,7 +31,7 @@ from types import TracebackType
 from redis import exceptions as rx
 
 from ._redact import mask_secrets
-from .exceptions import BackendUnavailable, CacheError, WrongTypeError
+from .exceptions import BackendUnavailable, CacheError, CapacityError, WrongTypeError
 
 __all__ = ["BackendUnavailable", "RedisErrorMapper", "map_redis_errors"]
 
@@ -36,6 +40,10 @@ __all__ = ["BackendUnavailable", "RedisErrorMapper", "map_redis_errors"]
 _WRONG_TYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 _NOT_AN_INTEGER = "value is not an integer or out of range"
 _OVERFLOW = "increment or decrement would overflow"
+_OUT_OF_MEMORY = (
+    "Redis is out of memory (used memory > maxmemory, maxmemory-policy noeviction): "
+    "the write was refused and nothing was written"
+)
 
 # Error replies that mean "no usable server right now" rather than "your command is wrong".
 _UNAVAILABLE_REPLIES = (
@@ -66,6 +74,8 @@ def translate(exc: BaseException, secret: str | None = None) -> CacheError:
     if isinstance(exc, rx.ResponseError):
         if isinstance(exc, _UNAVAILABLE_REPLIES):
             return BackendUnavailable(mask_secrets(f"Redis unavailable: {exc}", secret))
+        if isinstance(exc, rx.OutOfMemoryError):
+            return CapacityError(_OUT_OF_MEMORY)
         message = _script_free(str(exc))
         if message.startswith("WRONGTYPE"):
             return WrongTypeError(mask_secrets(message, secret))

@@ -77,6 +77,10 @@ class CacheStats(TypedDict):
             counted this process's hits only.
         breaker_state: "closed", "open" or "half_open" (Redis mode; "connecting" before the
             first connection attempt), "disabled" in memory mode.
+        redis_maxmemory_policy: Redis's maxmemory-policy, read at connect and by `stats()`
+            (a cluster: the one every primary has, else "host:port=policy, ..."); "unknown"
+            before the first read or when ACL denies INFO and CONFIG, "disabled" in memory
+            mode. Only "noeviction" never evicts lock and rate-limit keys.
     """
 
     backend: str
@@ -97,6 +101,7 @@ class CacheStats(TypedDict):
     fallback_locks: int
     fallback_rate_limits: int
     breaker_state: str
+    redis_maxmemory_policy: str
 
 
 def build_stats(
@@ -105,6 +110,7 @@ def build_stats(
     backend: str,
     redis_available: bool,
     breaker_state: str = "disabled",
+    redis_maxmemory_policy: str = "disabled",
 ) -> CacheStats:
     """Shape a backend's raw counters into `CacheStats` (missing counters read as 0)."""
     hits = raw.get("hits", 0)
@@ -129,4 +135,5 @@ def build_stats(
         fallback_locks=raw.get("fallback_locks", 0),
         fallback_rate_limits=raw.get("fallback_rate_limits", 0),
         breaker_state=breaker_state,
+        redis_maxmemory_policy=redis_maxmemory_policy,
     )

@@ -50,8 +50,9 @@ class ConfigError(CacheError, ValueError):
 
 
 class CapacityError(CacheError, ValueError):
-    """A value is larger than the in-memory backend's bound and can never be stored, or a rate
-    limit needs more state than the backend's rate-limit bound leaves (nothing is recorded)."""
+    """A value is larger than the in-memory backend's bound and can never be stored, a rate
+    limit needs more state than the backend's rate-limit bound leaves, or Redis refused a write
+    because it is out of memory (`maxmemory` under `noeviction`). Nothing is recorded."""
 
 
 class RateLimitExceeded(CacheError):

@@ -593,7 +593,8 @@ def admin_router(
     - `DELETE /keys?pattern=`: the matching keys of this service's namespace only (the pattern
       is matched under the key prefix; it cannot reach another prefix).
     - `POST /clear-locks`: every `lock:*` key.
-    - `GET /health`: backend, Redis availability, PING round trip in ms, breaker state.
+    - `GET /health`: backend, Redis availability, PING round trip in ms, breaker state, Redis's
+      maxmemory-policy (only "noeviction" never evicts lock and rate-limit keys).
 
     Every request needs `Authorization: Bearer <token>` (compared in constant time): 401 without
     it, 403 with a wrong one, both logged at WARNING. Every mutation is logged at WARNING with
@@ -691,6 +692,7 @@ def admin_router(
             "redis_available": cache.is_redis_available(),
             "redis_ping_ms": None if ping is None else round(ping * 1000, 3),
             "breaker_state": str(stats.get("breaker_state", "disabled")),
+            "redis_maxmemory_policy": str(stats.get("redis_maxmemory_policy", "disabled")),
         }
 
     return router

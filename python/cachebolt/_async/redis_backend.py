@@ -12,7 +12,8 @@ shared pool, without a pool checkout per command).
 When Redis does not answer (refused, timed out, down, wrong password) a call raises
 `BackendUnavailable` within about the command timeout: the client never retries (see
 `cachebolt._redis`), and the service's fallback layer takes over. Constructing does no I/O;
-`connect()` checks the server.
+`connect()` checks the server and reads its eviction policy (`maxmemory_policy`). A write that
+Redis refuses at `maxmemory` (policy `noeviction`) raises `CapacityError`: the server is up.
 
 This module is the source of truth: `_sync/redis_backend.py` is generated from it.
 """
@@ -31,6 +32,7 @@ from redis.crc import key_slot
 
 from .. import _redis
 from .._core import GlobPattern
+from .._redact import get_logger
 from .._redis_clients import AsyncClientSource, publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
@@ -45,9 +47,11 @@ from .._validate import (
     str_args,
 )
 from ..config import CacheConfig
-from ..exceptions import BackendUnavailable
+from ..exceptions import BackendUnavailable, CacheError
 
 __all__ = ["AsyncRedisBackend"]
+
+_logger = get_logger()
 
 _ALGORITHMS = {
     "sliding_log": "rate_limit_sliding_log",
@@ -94,6 +98,8 @@ class AsyncRedisBackend:
         self._rate_limit_allowed = 0
         self._rate_limit_denied = 0
         self._clients = AsyncClientSource(config, self._errors)
+        # Every primary's maxmemory-policy as one text, read at connect() and by stats().
+        self.maxmemory_policy = _redis.UNKNOWN_POLICY
 
     def __repr__(self) -> str:
         where = _redis.describe(self._config)
@@ -108,7 +114,8 @@ class AsyncRedisBackend:
         return client
 
     async def connect(self) -> None:
-        """Check that the server answers (PING), within the connect and command timeouts.
+        """Check that the server answers (PING), within the connect and command timeouts, and
+        read its eviction policy: one WARNING when it can evict lock and rate-limit keys.
 
         Raises:
             BackendUnavailable: refused, timed out, loading, or the login was refused.
@@ -116,6 +123,56 @@ class AsyncRedisBackend:
         client = self._clients.get()
         with self._errors:
             await client.ping()
+        evicting = _redis.evicting_nodes(await self._memory_settings(client))
+        if evicting:
+            _logger.warning(
+                "Redis maxmemory-policy %s evicts keys at maxmemory, lock and rate-limit keys "
+                "included: a lock can then be granted twice and a rate limit reset; only "
+                "noeviction keeps them",
+                ", ".join(f"{node}={policy}" for node, policy in sorted(evicting.items())),
+            )
+        elif self.maxmemory_policy == _redis.UNKNOWN_POLICY:
+            _logger.info(
+                "Redis maxmemory-policy unknown (INFO and CONFIG are denied): locks and rate "
+                "limits are safe from eviction only under noeviction"
+            )
+
+    async def _permitted(self, client: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        """The reply of one client command, or None where the server refuses it (ACL, or a
+        command a managed service renamed away).
+
+        Raises:
+            BackendUnavailable: the server did not answer.
+        """
+        try:
+            with self._errors:
+                return await getattr(client, command)(*args, **kwargs)
+        except BackendUnavailable:
+            raise
+        except CacheError:
+            return None
+
+    async def _memory_settings(self, client: Any) -> dict[str, tuple[str, int]]:
+        """Each primary's (maxmemory-policy, maxmemory): from INFO memory, else from CONFIG GET
+        where ACL denies INFO; empty where both are denied. Sets `maxmemory_policy`.
+
+        Raises:
+            BackendUnavailable: the server did not answer.
+        """
+        target = {"target_nodes": RedisCluster.PRIMARIES} if self._config.cluster else {}
+        nodes: dict[str, tuple[str, int]] = {}
+        for command, argument in (("info", "memory"), ("config_get", "maxmemory*")):
+            reply = await self._permitted(client, command, argument, **target)
+            if reply is None:
+                continue
+            # A cluster answers per primary (one primary: its reply alone).
+            per_node = {n: r for n, r in reply.items() if isinstance(r, dict)} if target else {}
+            where = f"{self._config.host}:{self._config.port}"
+            replies = per_node or {where: reply}
+            nodes = {node: _redis.memory_settings(r) for node, r in replies.items()}
+            break
+        self.maxmemory_policy = _redis.eviction_policy(nodes)
+        return nodes
 
     async def ping(self) -> float:
         """One PING; the round trip in seconds.
@@ -502,20 +559,19 @@ class AsyncRedisBackend:
 
     async def stats(self) -> dict[str, int]:
         """The store's counters: hit/lock/limit counts of this process; keys, evictions and
-        expirations from the server (DBSIZE counts the whole db, not only the prefix).
+        expirations from the server (DBSIZE counts the whole db, not only the prefix; the last
+        two are 0 where ACL denies INFO). Reads `maxmemory_policy` again.
 
         Raises:
             BackendUnavailable: the server did not answer.
         """
         client = self._clients.get()
+        # One DBSIZE and one INFO per primary in a cluster, added up; INFO may be denied by ACL.
+        target = {"target_nodes": RedisCluster.PRIMARIES} if self._config.cluster else {}
         with self._errors:
-            if self._config.cluster:
-                # One DBSIZE and one INFO per primary, added up.
-                sizes = await client.dbsize(target_nodes=RedisCluster.PRIMARIES)
-                info = await client.info("stats", target_nodes=RedisCluster.PRIMARIES)
-            else:
-                sizes = await client.dbsize()
-                info = await client.info("stats")
+            sizes = await client.dbsize(**target)
+        info = await self._permitted(client, "info", "stats", **target) or {}
+        await self._memory_settings(client)
         keys = sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
         nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
         return {

@@ -96,6 +96,11 @@ class PrimaryBackend(Backend, Protocol):
         """The redis-py client."""
         ...
 
+    @property
+    def maxmemory_policy(self) -> str:
+        """Every primary's maxmemory-policy as last read (connect, stats), or "unknown"."""
+        ...
+
     def counters(self) -> dict[str, int]:
         """This process's hit, lock and rate-limit counters (no I/O)."""
         ...
@@ -184,6 +189,11 @@ class FallbackBackend:
     def state(self) -> BreakerState | str:
         """The breaker's state, or "connecting" before the first connection attempt."""
         return self.breaker.state if self._connected else "connecting"
+
+    @property
+    def maxmemory_policy(self) -> str:
+        """Redis's maxmemory-policy as last read (at connect and by `stats()`), or "unknown"."""
+        return self._primary.maxmemory_policy
 
     @property
     def client(self) -> Any:

@@ -814,6 +814,7 @@ class CacheService:
             backend=self._backend_name,
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
+            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
         )
 
     def stats(self) -> CacheStats:
@@ -830,6 +831,7 @@ class CacheService:
             backend=self._backend_name,
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
+            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
         )
 
     def close(self) -> None:
