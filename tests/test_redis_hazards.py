@@ -393,3 +393,31 @@ def test_a_restart_without_persistence_keeps_fences_increasing_and_resets_locks_
     )
     assert regressions == 0
     assert taken_again == limits_reset == n * restarts
+
+
+def test_fastapi_routes_answer_503_when_redis_is_out_of_memory(oom_server: RedisServer) -> None:
+    """`RateLimit` and `WithLock` cannot record anything: 503 with Retry-After, never a 500."""
+    from cachebolt import CacheService
+    from cachebolt.fastapi import RateLimit, WithLock
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    app = FastAPI()
+
+    @app.post("/limited", dependencies=[Depends(RateLimit(5, 60))])
+    def limited() -> int:
+        return 1
+
+    @app.post("/locked", dependencies=[Depends(WithLock("job", 5_000))])
+    def locked() -> int:
+        return 1
+
+    with CacheService(config_for(oom_server)) as cache, oom_server.client() as admin:
+        app.state.cachebolt = cache
+        push_into_oom(admin)
+        with TestClient(app) as client:
+            for path in ("/limited", "/locked"):
+                response = client.post(path)
+                assert response.status_code == 503, (path, response.text)
+                assert int(response.headers["Retry-After"]) >= 1
+        assert cache.stats()["fallback_calls"] == 0

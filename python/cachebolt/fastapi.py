@@ -405,12 +405,13 @@ class RateLimit:
                 cost=self.cost,
                 algorithm=self.algorithm,
             )
-        except CapacityError:
-            # The in-memory backend's rate-limit state is full (many distinct callers): the
-            # request cannot be counted, so it is refused, not let through uncounted. State whose
-            # window has passed is freed first, so one window is the longest wait.
+        except CapacityError as exc:
+            # No room to count the request: the in-memory backend's rate-limit state is at its
+            # share of the bound (many distinct callers), or Redis is out of memory. It is
+            # refused, not let through uncounted. State whose window has passed is freed first,
+            # so one window is the longest wait.
             retry = max(math.ceil(self.window_seconds), 1)
-            _logger.warning("rate limit state full: %s refused (retry in %d s)", key, retry)
+            _logger.warning("rate limit cannot count %s (retry in %d s): %s", key, retry, exc)
             raise HTTPException(
                 status_code=503,
                 detail={"error": "rate_limit_state_full", "retry_after": retry},
@@ -503,7 +504,16 @@ class WithLock:
     async def __call__(self, request: Request, identity: object = None) -> AsyncIterator[str]:
         service = _service(request, self._cache)
         key = self.lock_key(request, identity)
-        token: str | None = await _call(service, "acquire_lock", key, self.ttl_ms)
+        try:
+            token: str | None = await _call(service, "acquire_lock", key, self.ttl_ms)
+        except CapacityError as exc:
+            # Redis is out of memory (maxmemory under noeviction): nothing was taken.
+            _logger.warning("lock %s cannot be taken: %s", key, exc)
+            raise HTTPException(
+                status_code=503,
+                detail={"error": "lock_unavailable", "lock": self.name},
+                headers={"Retry-After": "1"},
+            ) from None
         if token is None:
             _logger.warning("failed to acquire lock: %s", key)
             raise HTTPException(
