@@ -3,14 +3,16 @@ family, never a raw error or stored text in a message.
 
 Another type at a lock key is a held lock (None, `lock_contended` counted), and a key there
 without TTL gets the lock's TTL, so it ends; at a rate-limit key it is a `WrongTypeError` naming
-the key, on memory, Redis and the cluster. Redis can also hold state of the right type that no
-script wrote (fields that are not integers, scores of "inf", notes that do not add up): every
+the key, on memory, Redis and the cluster. Stored bytes that are not JSON make `get` raise and
+`get_or_set` compute and store a fresh value. Redis can also hold state of the right type that
+no script wrote (fields that are not integers, scores of "inf", notes that do not add up): every
 rate-limit script refuses it the same way, and a planted log without TTL denies for at most one
 window.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -90,6 +92,31 @@ def test_get_of_bytes_that_are_not_json_names_the_key_only(cache: Any, store: An
             cache.get("v")
         assert caught.value.key == "v"
         assert "\x1b" not in str(caught.value) and "SCAM" not in str(caught.value)
+
+
+FOREIGN_VALUES = [b"\xff\xfe", b"SCAM \x1b[31m", b"NaN", b"[1, NaN]", b"Infinity", b'{"a": ']
+
+
+@pytest.mark.parametrize("raw", FOREIGN_VALUES)
+def test_get_or_set_replaces_bytes_that_are_not_json(
+    cache: Any, store: Any, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cachebolt")
+    store.set("v\x1b", raw)
+    calls: list[int] = []
+
+    def compute() -> dict[str, int]:
+        calls.append(1)
+        return {"fresh": len(calls)}
+
+    assert cache.get_or_set("v\x1b", 60, compute) == {"fresh": 1}
+    assert cache.get_or_set("v\x1b", 60, compute) == {"fresh": 1}  # stored: a hit
+    assert cache.get("v\x1b") == {"fresh": 1}
+    assert 0 < cache.ttl("v\x1b") <= 60
+    assert cache.stats()["decode_errors"] == 1
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("the value stored at 'v\\x1b' is not valid JSON, recomputed")
+    assert "\x1b" not in warning and "SCAM" not in warning
 
 
 @pytest.mark.parametrize("plant", ["string", "hash", "set"])

@@ -77,6 +77,8 @@ class CacheStats(TypedDict):
             counted this process's hits only.
         breaker_state: "closed", "open" or "half_open" (Redis mode; "connecting" before the
             first connection attempt), "disabled" in memory mode.
+        decode_errors: `get_or_set` calls that found stored bytes that are not JSON (written by
+            another client) and replaced them with a computed value.
     """
 
     backend: str
@@ -97,6 +99,7 @@ class CacheStats(TypedDict):
     fallback_locks: int
     fallback_rate_limits: int
     breaker_state: str
+    decode_errors: int
 
 
 def build_stats(
@@ -105,8 +108,10 @@ def build_stats(
     backend: str,
     redis_available: bool,
     breaker_state: str = "disabled",
+    decode_errors: int = 0,
 ) -> CacheStats:
-    """Shape a backend's raw counters into `CacheStats` (missing counters read as 0)."""
+    """Shape a backend's raw counters and the service's own into `CacheStats` (missing
+    counters read as 0)."""
     hits = raw.get("hits", 0)
     misses = raw.get("misses", 0)
     lookups = hits + misses
@@ -129,4 +134,5 @@ def build_stats(
         fallback_locks=raw.get("fallback_locks", 0),
         fallback_rate_limits=raw.get("fallback_rate_limits", 0),
         breaker_state=breaker_state,
+        decode_errors=decode_errors,
     )
