@@ -207,15 +207,21 @@ async def test_cancelled_acquires_leave_no_lock_held(
     slow_redis: CacheConfig, redis_client: redis.Redis, fenced: bool
 ) -> None:
     redis_client.set("lock:held", "holder", px=60_000)
+    names = [f"job:{i}" for i in range(30)]
     async with AsyncCacheService(slow_redis) as cache:
+        # One pooled connection per acquire, connected now: each command goes out at once.
+        await asyncio.gather(*(cache.ttl(name) for name in [*names, "held", "kept"]))
         acquire = cache.acquire_fenced_lock if fenced else cache.acquire_lock
+        warm = await acquire("warm", 60_000)  # loads the scripts: the next ones run at once
+        assert warm is not None
+        assert await cache.release_lock("warm", warm if isinstance(warm, str) else warm.token)
         kept = asyncio.create_task(acquire("kept", 60_000))  # not cancelled: keeps its lock
 
         async def cancelled(name: str) -> None:
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(acquire(name, 60_000), 0.01)
 
-        await asyncio.gather(*(cancelled(f"job:{i}") for i in range(30)), cancelled("held"))
+        await asyncio.gather(*(cancelled(name) for name in names), cancelled("held"))
         taken = await kept
         assert cache.is_redis_available()
     assert taken is not None
