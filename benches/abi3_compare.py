@@ -4,14 +4,14 @@ Both wheels are built from this tree with the flags of `make wheel` (release, zi
 manylinux2014), differing only in the Cargo feature `abi3`, and unpacked side by side. A private
 `redis-server` runs on a free loopback port (tests/_servers.py), stopped by its pid at the end.
 Each round starts one fresh process per build, in alternating order (AB, BA, AB, ...; one
-PYTHONHASHSEED for all), and each process measures four operations with the harness of
-`cachebolt bench` (`cachebolt.cli.run_bench`: timed batches of up to 100 calls, `--seconds` of
-them per operation) through `CacheService()` (memory backend, default config) and through
-`CacheService(CacheConfig(...))` on the private server. A process's figure is the median batch
-time per call (the harness's p50: a burst of other work on the machine moves it less than the
-mean, which goes to the JSON too). The ratio abi3 / version-specific is taken per round, then
-the median over the rounds (with a bootstrap 95% interval), and also as the ratio of the
-per-build minima; above 1 means the abi3 build is slower.
+PYTHONHASHSEED for all), and each process measures four operations with the harness of `cachebolt
+bench` (`cachebolt._bench.harness.run_bench`: timed batches of up to 100 calls, `--seconds` of them
+per operation) through `CacheService()` (memory backend, default config) and through
+`CacheService(CacheConfig(...))` on the private server. A process's figure is the median batch time
+per call (the harness's p50: a burst of other work on the machine moves it less than the mean, which
+goes to the JSON too). The ratio abi3 / version-specific is taken per round, then the median over
+the rounds (with a bootstrap 95% interval), and also as the ratio of the per-build minima; above 1
+means the abi3 build is slower.
 
 Run: `.venv/bin/python benches/abi3_compare.py [--rounds 30] [--seconds 0.3]`; a subset with
 `--backends memory --operations "get (hit),set"`; wheels built beforehand with
@@ -95,7 +95,7 @@ def child(site: Path, args: argparse.Namespace) -> None:
     """One round of one build (run in a fresh process whose PYTHONPATH is `site`)."""
     import cachebolt
     from cachebolt import _core
-    from cachebolt.cli import redis_config, run_bench
+    from cachebolt._bench.harness import redis_config, run_bench
 
     for module in (cachebolt, _core):
         if not Path(module.__file__ or "").resolve().is_relative_to(site.resolve()):

@@ -23,12 +23,14 @@ import os
 import random
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from cachebolt.cli import bench_value
+from cachebolt._bench.harness import bench_value
+from cachebolt._bench.loops import RunBatch, each, pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -118,24 +120,19 @@ Measure = Callable[..., float]
 _NOT_LEG = {"n", "kind", "contender", "share", "scenario"}
 
 
+def over(run: RunBatch, batch: list[Any]) -> Callable[[], None]:
+    """One round of a batch loop (`cachebolt._bench.loops`) over a fixed batch."""
+    return partial(run, batch)
+
+
 def loop1(fn: Callable[[Any], object], args: list[Any]) -> Callable[[], None]:
     """`for a in args: fn(a)` - the loop shape every one-argument leg shares."""
-
-    def loop() -> None:
-        for a in args:
-            fn(a)
-
-    return loop
+    return over(each(fn), args)
 
 
-def loop2(fn: Callable[[Any, Any], object], pairs: list[tuple[Any, Any]]) -> Callable[[], None]:
-    """`for a, b in pairs: fn(a, b)`."""
-
-    def loop() -> None:
-        for a, b in pairs:
-            fn(a, b)
-
-    return loop
+def loop2(fn: Callable[[Any, Any], object], pairs_: list[tuple[Any, Any]]) -> Callable[[], None]:
+    """`for a, b in pairs_: fn(a, b)`."""
+    return over(pairs(fn), pairs_)
 
 
 @pytest.fixture

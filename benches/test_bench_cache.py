@@ -21,18 +21,16 @@ Populated stores are built once per module and size and shared by the scenarios.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
-import cachetools
 import fakeredis
-import moka_py
 import orjson
 import pytest
-import theine
 from cachebolt import CacheService
+from cachebolt._bench.loops import pairs_with
+from cachebolt._bench.peers import PeerCache, peer_cache
 from cachebolt._core import MemoryStore
-from conftest import SLOW_OPS, Measure, loop1, loop2
+from conftest import SLOW_OPS, Measure, loop1, over
 from floor import FloorCache
 
 TTL = 3600  # longer than a whole run at 1M keys: a key must not expire mid-module
@@ -41,78 +39,57 @@ BATCH_OPS = 100_000  # keys inserted/deleted per round of set-insert and delete
 Item = tuple[str, Any]
 
 
+# The in-process peers, by leg name: `cachebolt bench --peers` drives the same caches.
+PEERS = {
+    "cachetools": "cachetools TTLCache",
+    "cachetools[k]": "cachetools TTLCache",
+    "theine": "theine",
+    "moka-py": "moka-py",
+}
+
+
 class Leg:
     """One contender: a cache object and its get / set / delete / get_or_set calls."""
 
     def __init__(self, name: str, n: int) -> None:
         self.name = name
         self.close: Callable[[], object] = lambda: None
-        cap = 2 * n + 2 * BATCH_OPS + 10
-        self.codec = False  # the leg stores orjson bytes it encodes itself
+        self.peer: PeerCache | None = None
         obj: Any
         if name == "cachebolt":
             obj = CacheService()
             self.close = obj.close
         elif name == "floor":
             obj = FloorCache()
-        elif name.startswith("cachetools"):
-            obj = cachetools.TTLCache(maxsize=cap, ttl=TTL)
-        elif name == "theine":
-            obj = theine.Cache(cap)
-        elif name == "moka-py":
-            obj = moka_py.Moka(cap)
+        elif name in PEERS:
+            self.peer = peer_cache(PEERS[name], 2 * n + 2 * BATCH_OPS + 10, TTL)
+            obj = self.peer.obj
         elif name.startswith(("core.", "bare PyO3")):
             obj = MemoryStore()
             self.close = obj.close
-            self.codec = True
         elif name == "fakeredis":
             obj = fakeredis.FakeRedis()
-            self.codec = True
             self.close = obj.close
         else:
             raise ValueError(name)
         self.obj = obj
 
-    def setter(self) -> Callable[[str, Any], object]:
-        """`set(key, value)` with the leg's API and TTL."""
+    def set_loop(self, items: list[Item]) -> Callable[[], None]:
+        """A loop storing every (key, value) with the leg's API and TTL."""
         obj, name = self.obj, self.name
-        if name.startswith("cachetools"):
-            return obj.__setitem__  # type: ignore[no-any-return]
-        if name == "theine":
-            theine_set, ttl = obj.set, timedelta(seconds=TTL)
-            return lambda k, v: theine_set(k, v, ttl)
+        if self.peer is not None:
+            return over(self.peer.set, items)
+        if name.startswith("core."):
+            return over(pairs_with(obj.set, TTL), [(k, orjson.dumps(v)) for k, v in items])
         if name == "fakeredis":
             redis_set, dumps = obj.set, orjson.dumps
-            return lambda k, v: redis_set(k, dumps(v), px=TTL_MS)
-        if name.startswith("core."):
-            store_set, dumps = obj.set, orjson.dumps
-            return lambda k, v: store_set(k, dumps(v), TTL)
-        plain_set = obj.set
-        return lambda k, v: plain_set(k, v, TTL)
 
-    def set_loop(self, items: list[Item]) -> Callable[[], None]:
-        """A loop storing every (key, value); no lambda layer for the legs that need none."""
-        obj, name = self.obj, self.name
-        if name.startswith("cachetools"):
-            return loop2(obj.__setitem__, items)
-        if name in ("cachebolt", "floor", "moka-py"):
-            plain_set = obj.set
-
-            def loop() -> None:
+            def loop_encode() -> None:
                 for k, v in items:
-                    plain_set(k, v, TTL)
+                    redis_set(k, dumps(v), px=TTL_MS)
 
-            return loop
-        if name.startswith("core."):
-            blobs = [(k, orjson.dumps(v)) for k, v in items]
-            store_set = obj.set
-
-            def loop_bytes() -> None:
-                for k, b in blobs:
-                    store_set(k, b, TTL)
-
-            return loop_bytes
-        return loop2(self.setter(), items)
+            return loop_encode
+        return over(pairs_with(obj.set, TTL), items)
 
     def get_loop(self, keys: list[str]) -> Callable[[], None]:
         """A loop reading every key with the leg's get API (decoding where the leg encodes)."""
@@ -139,21 +116,14 @@ class Leg:
             return loop_decode
         if name == "bare PyO3 call":
             return loop1(obj.exists, keys)
+        if self.peer is not None:
+            return over(self.peer.get, keys)
         return loop1(obj.get, keys)
 
     def delete_loop(self, keys: list[str]) -> Callable[[], None]:
-        obj, name = self.obj, self.name
-        if name.startswith("cachetools"):
-            pop = obj.pop
-
-            def loop_pop() -> None:
-                for k in keys:
-                    pop(k, None)
-
-            return loop_pop
-        if name == "moka-py":
-            return loop1(obj.remove, keys)
-        return loop1(obj.delete, keys)
+        if self.peer is not None:
+            return over(self.peer.delete, keys)
+        return loop1(self.obj.delete, keys)
 
 
 SLOW = {"fakeredis"}

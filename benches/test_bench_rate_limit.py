@@ -16,24 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import limits
 import pytest
 from cachebolt import CacheService
+from cachebolt._bench.peers import limits_hit
 from cachebolt._core import MemoryStore
-from conftest import PEER_OPS, Measure, aloop1, new_async_service
+from conftest import PEER_OPS, Measure, aloop1, new_async_service, over
 from limits.storage import MemoryStorage
-from limits.strategies import (
-    FixedWindowRateLimiter,
-    MovingWindowRateLimiter,
-    SlidingWindowCounterRateLimiter,
-)
 
 WINDOW = 3600
 UNDER, AT = 1_000_000, 5
-STRATEGIES: dict[str, Any] = {
-    "limits-fixed": FixedWindowRateLimiter,
-    "limits-moving": MovingWindowRateLimiter,
-    "limits-sliding-counter": SlidingWindowCounterRateLimiter,
+# limits' strategy of each leg (`cachebolt._bench.peers.LIMITS_STRATEGIES`).
+STRATEGIES = {
+    "limits-fixed": "fixed window",
+    "limits-moving": "moving window",
+    "limits-sliding-counter": "sliding window counter",
 }
 OURS = ["cachebolt", "cachebolt async", "core"]
 LEGS = [*OURS, *STRATEGIES]
@@ -56,20 +52,14 @@ class Contender:
             obj = MemoryStore()
             self.close = obj.close
         else:
-            obj = STRATEGIES[name](MemoryStorage())
+            obj = MemoryStorage()
         self.obj = obj
 
     def loop(self, limit: int, ids: list[str]) -> Callable[[], None]:
         """The timed loop, calling the leg's own API directly."""
         obj, algorithm = self.obj, self.algorithm
         if self.name.startswith("limits"):
-            hit, item = obj.hit, limits.RateLimitItemPerHour(limit)
-
-            def loop_limits() -> None:
-                for k in ids:
-                    hit(item, k)
-
-            return loop_limits
+            return over(limits_hit(obj, STRATEGIES[self.name], limit, WINDOW), ids)
         if self.name == "core":
             rate_limit = obj.rate_limit
 

@@ -3,8 +3,9 @@
 - `auditwheel show` finds every glibc Linux wheel consistent with manylinux_2_17 for its
   architecture (every musl one with musllinux_1_2), and the file name carries that tag;
 - `twine check --strict` accepts every file (metadata, README rendering);
-- every wheel and sdist holds LICENSE, cachebolt/py.typed, cachebolt/_core.pyi and every
-  cachebolt/lua/*.lua of the source tree (a wheel also its compiled `cachebolt/_core`).
+- every wheel and sdist holds LICENSE, cachebolt/py.typed, cachebolt/_core.pyi, cachebolt/cli.py
+  and every cachebolt/_bench/*.py and cachebolt/lua/*.lua of the source tree (a wheel also its
+  compiled `cachebolt/_core`).
 
 Run: `python scripts/check_dist.py [DIST]` (default dist/); exits 1 after listing every problem.
 `make wheel` runs it; auditwheel and twine are pinned in requirements/wheel.txt.
@@ -32,7 +33,9 @@ def package_files() -> list[str]:
     lua = sorted(f"cachebolt/lua/{path.name}" for path in (PACKAGE / "lua").glob("*.lua"))
     if not lua:
         raise SystemExit(f"no Lua scripts under {PACKAGE / 'lua'}")
-    return ["cachebolt/py.typed", "cachebolt/_core.pyi", *lua]
+    # The harness of `cachebolt bench` ships too: the installed command runs it.
+    bench = sorted(f"cachebolt/_bench/{path.name}" for path in (PACKAGE / "_bench").glob("*.py"))
+    return ["cachebolt/py.typed", "cachebolt/_core.pyi", "cachebolt/cli.py", *bench, *lua]
 
 
 def linux_problems(wheel: Path) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cachebolt import CacheService, LockNotAcquired, RateLimitExceeded, WrongTypeError
 
-ALGORITHMS = ("sliding_log", "fixed_window", "sliding_counter")
+ALGORITHMS = ("sliding_log", "fixed_window", "sliding_counter", "gcra")
 
 
 def exercise(cache: CacheService, *, tag: str = "t") -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
+import math
 import sys
 from types import FrameType
 from typing import Any
@@ -32,6 +35,69 @@ def test_scalars_round_trip_exactly(cache: Any, value: Any) -> None:
     cache.set("k", value)
     got = cache.get("k")
     assert got == value and type(got) is type(value)
+
+
+@dataclasses.dataclass
+class Reading:
+    sensor: str
+    value: float
+
+
+class Level(enum.Enum):
+    LOW = 0.5
+    UNKNOWN = math.inf
+
+
+NON_FINITE = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    [1, {"a": [None, math.nan]}],
+    {"k": (1, "null", math.inf)},
+    {math.nan: "a float key"},
+    Reading("t1", -math.inf),
+    [Level.LOW, {"level": Level.UNKNOWN}],
+]
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=repr)
+def test_nan_and_infinities_are_refused_on_every_write_and_change_nothing(
+    cache: Any, value: Any
+) -> None:
+    # orjson writes them as null: stored, they would come back as None.
+    cache.set("kept", "old", ttl=100)
+    cache.hset("h", "f", "old")
+    with cache.subscribe("ch", lambda message: None):
+        refused = r"^cannot JSON-encode the value for key 'kept': "
+        with pytest.raises(SerializationError, match=refused) as info:
+            cache.set("kept", value, ttl=5)
+        assert info.value.key == "kept"
+        with pytest.raises(SerializationError, match="not a JSON number"):
+            cache.get_or_set("computed", 60, lambda: value)
+        with pytest.raises(SerializationError, match="message for channel 'ch'"):
+            cache.publish("ch", value)
+        assert cache.publish("ch", "after") == 1
+    assert cache.get("kept") == "old" and cache.ttl("kept") == 100
+    assert cache.get("computed", "MISSING") == "MISSING"
+    if isinstance(value, float):
+        with pytest.raises(SerializationError, match="hash value for key 'h'"):
+            cache.hset("h", "f", value)
+        assert cache.hgetall("h") == {"f": "old"}
+    # null itself, and the text "null", are still values.
+    cache.set("n", [None, "null", {"null": None}, 1.5])
+    assert cache.get("n", "MISSING") == [None, "null", {"null": None}, 1.5]
+
+
+def test_nan_is_refused_the_same_way_during_fallback() -> None:
+    refused = CacheConfig(enabled=True, host="127.0.0.1", port=free_port(), connect_timeout_ms=200)
+    messages = []
+    for service in (CacheService(), CacheService(refused)):
+        with service:
+            with pytest.raises(SerializationError) as info:
+                service.set("x", {"a": [math.nan]})
+            messages.append(str(info.value))
+            assert service.get("x", "MISSING") == "MISSING"
+    assert messages[0] == messages[1]
 
 
 def test_get_missing_returns_default(cache: Any) -> None:

@@ -7,6 +7,7 @@ On Redis the rate-limit scripts read the test's clock (`_test_clock`, the emulat
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
@@ -354,6 +355,89 @@ def test_escalation_blocks_then_expires(
     stats = limiter.stats()
     assert (stats["otp_allowed"], stats["otp_denied"], stats["otp_blocked"]) == (3, 3, 2)
     assert stats["escalations"] == 1
+
+
+@pytest.mark.parametrize(
+    ("action", "cost", "admitted", "window"), [("otp", 1, 5, 3600), ("upload", 3, 3, 86_400)]
+)
+def test_a_client_that_obeys_retry_after_is_admitted_then(
+    cache: Any, store: Any, clock: Clock, action: str, cost: int, admitted: int, window: int
+) -> None:
+    # The default block (15 min) ends long before the limit that caused it (1 h per phone,
+    # 10 uploads a day): retry_after is the later of the two, for the request's own cost.
+    limiter = make_limiter(cache, store)
+
+    def attempt() -> Any:
+        if action == "otp":
+            return limiter.check_otp(PHONE, IP)
+        return limiter.check_upload("u1", cost=cost)
+
+    assert all(attempt() for _ in range(admitted))
+    clock.advance(10)
+    denials = [attempt() for _ in range(5)]  # the fifth violation starts the block
+    assert [(d.allowed, d.blocked) for d in denials] == [(False, False)] * 5
+    assert limiter.stats()["escalations"] == 1
+    blocked = attempt()
+    assert blocked.blocked
+    for denial in (*denials, blocked):
+        assert denial.retry_after == pytest.approx(window - 10, abs=0.001)
+    clock.advance(blocked.retry_after - 0.01)
+    assert not attempt()
+    clock.advance(0.01)
+    assert attempt()
+
+
+def test_a_block_longer_than_the_limit_sets_retry_after(cache: Any, store: Any) -> None:
+    limiter = one_otp_then_escalate(cache, store)  # 1 per 30 s; block_seconds=120
+    assert limiter.check_otp(PHONE, IP)
+    denials = [limiter.check_otp(PHONE, IP) for _ in range(3)]
+    assert [d.retry_after for d in denials] == [30, 30, 120]  # the third starts the block
+
+
+def test_concurrent_violations_escalate_once(
+    cache: Any, store: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cachebolt")
+    escalation = Escalation(violations=5, window_seconds=600, block_seconds=120)
+    limiter = make_limiter(cache, store, escalation=escalation)
+    assert limiter.check_upload("u1", cost=10)  # the day's quota
+    service_type = type(_service(cache))
+    original_set = service_type.set
+    block_writes: list[str] = []
+
+    def counting_set(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        if key.startswith("domain-block:"):
+            block_writes.append(key)
+        return original_set(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(service_type, "set", counting_set)
+    if isinstance(limiter, SyncProxy):  # 50 asyncio tasks on one loop
+
+        async def burst() -> list[Any]:
+            return list(
+                await asyncio.gather(*(limiter.service.check_upload("u1") for _ in range(50)))
+            )
+
+        results = limiter.runner.run(burst())
+    else:  # 50 threads
+        results = [None] * 50
+        start = threading.Barrier(50)
+
+        def worker(n: int) -> None:
+            start.wait()
+            results[n] = limiter.check_upload("u1")
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not any(results)
+    assert limiter.stats()["escalations"] == 1
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum(m.startswith("rate limit escalation") for m in messages) == 1
+    assert block_writes == ["domain-block:{upload}:user:u1"]  # one write: its TTL never re-set
+    assert 0 < cache.ttl("domain-block:{upload}:user:u1") <= 120
 
 
 def test_peeks_at_an_exhausted_limit_never_escalate(cache: Any, store: Any) -> None:

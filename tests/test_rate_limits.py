@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from cachebolt import RateLimitResult
 from cachebolt._core import MemoryStore
-from conftest import Clock
+from conftest import Clock, ServiceFactory, SyncProxy
+
+ORIGIN_MS = 1_700_000_000_000
 
 
 @pytest.mark.memory_only(
@@ -72,7 +74,7 @@ def test_cost_zero_peeks(cache: Any) -> None:
 @pytest.mark.memory_only(
     reason="moves the rate-limit clock; Redis scripts read the server TIME (test_realtime.py)"
 )
-@pytest.mark.parametrize("algorithm", ["sliding_log", "fixed_window", "sliding_counter"])
+@pytest.mark.parametrize("algorithm", ["sliding_log", "fixed_window", "sliding_counter", "gcra"])
 def test_every_algorithm_limits(cache: Any, clock: Clock, algorithm: str) -> None:
     results = [cache.hit_rate_limit("a", 2, 30, algorithm=algorithm).allowed for _ in range(3)]
     assert results == [True, True, False]
@@ -115,3 +117,39 @@ def test_result_is_frozen_and_slotted() -> None:
         "reset_after",
         "retry_after",
     ]
+
+
+def _stepped_traffic(cache: Any, key: str, algorithm: str, clock_ms: list[int]) -> list[bool]:
+    """5 calls a second for 12 s against 5 per 3 s, on the scripts' clock `clock_ms[0]`."""
+    admitted = []
+    for _ in range(60):
+        admitted.append(cache.hit_rate_limit(key, 5, 3, algorithm=algorithm).allowed)
+        clock_ms[0] += 200
+    return admitted
+
+
+@pytest.mark.parametrize("server", ["redis", "cluster"])
+@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_counter", "gcra"])
+def test_limiters_recover_from_a_server_clock_stepped_back(
+    request: pytest.FixtureRequest, svc: ServiceFactory, server: str, algorithm: str
+) -> None:
+    # The memory store's clock is monotonic (rust/src/store/clock.rs): only a server clock steps.
+    cache = svc(request.getfixturevalue(f"{server}_config"))
+    service = cache.service if isinstance(cache, SyncProxy) else cache
+    clock_ms = [0]
+    service._fallback._primary._test_clock = lambda: clock_ms[0]
+    clock_ms[0] = ORIGIN_MS
+    fresh = _stepped_traffic(cache, "fresh", algorithm, clock_ms)
+    # State written while the server's clock ran a minute ahead, then the clock steps back.
+    clock_ms[0] = ORIGIN_MS + 60_000
+    assert sum(_stepped_traffic(cache, "stepped", algorithm, clock_ms)) == sum(fresh)
+    clock_ms[0] = ORIGIN_MS
+    assert _stepped_traffic(cache, "stepped", algorithm, clock_ms) == fresh
+    assert 20 <= sum(fresh) <= 25
+    # A step back within a window holds the clock: nothing is admitted twice.
+    clock_ms[0] = ORIGIN_MS + 1_000_000
+    assert [cache.hit_rate_limit("near", 5, 3, algorithm=algorithm).allowed for _ in range(6)] == (
+        [True] * 5 + [False]
+    )
+    clock_ms[0] -= 1000
+    assert not any(cache.hit_rate_limit("near", 5, 3, algorithm=algorithm) for _ in range(5))

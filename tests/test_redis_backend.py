@@ -1,8 +1,9 @@
 """The Redis backend on its own, against real `redis-server` processes the tests start.
 
 Every method is checked against the Rust store (`MemoryStore`) doing the same calls: same values,
-same exception types. Rate limits run the store's own tables (rust/src/store/rate_limit.rs) and
-random call sequences side by side with the store's manual clock, through the scripts' test
+same exception types. Rate limits run the store's own tables
+(rust/src/store/rate_limit/algorithm.rs) and random call sequences side by side with the store's
+manual clock, through the scripts' test
 clock (ARGV[4]), so the answers must be identical to the millisecond. Faults: a refused port, a
 frozen (SIGSTOPped) server and a wrong password raise `BackendUnavailable` promptly and never
 show the password.
@@ -381,7 +382,7 @@ def test_lock_expires(rb: Any) -> None:
 # --- rate limits ---------------------------------------------------------------------------------
 
 # (now, limit, window, cost, allowed, remaining, reset_after, retry_after), times in ms: the
-# tables of rust/src/store/rate_limit.rs, run through the scripts with their test clock.
+# tables of rust/src/store/rate_limit/algorithm.rs, run through the scripts with their test clock.
 RUST_TABLES: dict[str, list[list[tuple[int, ...]]]] = {
     "sliding_log": [
         [

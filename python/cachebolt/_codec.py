@@ -4,6 +4,11 @@ orjson with `OPT_NON_STR_KEYS`, so `{1: "a"}` comes back as `{"1": "a"}` exactly
 `json` round trip. The services' hot paths call `orjson` directly (no helper frame) and use the
 `*_error` builders here only on the failure path.
 
+NaN, inf and -inf have no JSON form and orjson writes them as `null`, so a stored NaN would come
+back as None. Every encode is refused for them: only output that holds `null` can hide one, so
+only then is the value walked (`check_finite`, in Rust), and the common value pays for one byte
+test.
+
 orjson is imported on the first encode or decode, not with the package: its import loads
 datetime, uuid, platform and json, about 5 ms a program pays before it stores anything. A module
 binds a name with `first_use`, which imports orjson and rebinds that name to orjson's own
@@ -12,14 +17,18 @@ function on the first call, so every later call is a plain global lookup.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import enum
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from ._core import first_non_finite
 from .exceptions import SerializationError
 
 __all__ = [
     "OPTIONS",
     "SORT_KEYS",
+    "check_finite",
     "decode",
     "decode_error",
     "encode",
@@ -63,6 +72,32 @@ def encode_error(key: str, exc: Exception, what: str = "value for key") -> Seria
     return SerializationError(f"cannot JSON-encode the {what} {key!r}: {exc}", key=key)
 
 
+def _children(value: object) -> Iterable[object] | None:
+    """What orjson encodes inside an object that is not a dict, list, tuple or scalar."""
+    if isinstance(value, enum.Enum):
+        return (value.value,)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [getattr(value, f.name) for f in dataclasses.fields(value)]
+    return None
+
+
+def check_finite(key: str, value: object, what: str = "value for key") -> None:
+    """Refuse a value holding NaN or an infinity (orjson would write `null` for it).
+
+    Call it only when the encoded bytes contain `b"null"`: no other output can hide one. The
+    callers test `108 in data` (the byte "l") first: a byte test costs a tenth of a substring
+    search and rules out most values (numbers, most text).
+
+    Raises:
+        SerializationError: naming `key` and the float found.
+    """
+    found = first_non_finite(value, _children)
+    if found is not None:
+        raise encode_error(
+            key, ValueError(f"{found!r} is not a JSON number (NaN, inf and -inf are refused)"), what
+        )
+
+
 def decode_error(key: str, exc: Exception) -> SerializationError:
     """The error for stored bytes that are not valid JSON; names the key."""
     return SerializationError(f"the value stored at {key!r} is not valid JSON: {exc}", key=key)
@@ -74,6 +109,8 @@ def encode(key: str, value: object) -> bytes:
         data: bytes = _dumps(value, option=OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise encode_error(key, exc) from exc
+    if 108 in data and data.find(b"null") != -1:  # see check_finite
+        check_finite(key, value)
     return data
 
 

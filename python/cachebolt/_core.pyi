@@ -9,10 +9,20 @@ A failed call changes nothing.
 """
 
 import builtins
+from collections.abc import Callable, Iterable
 from typing import final
 
-__all__ = ["GlobPattern", "MemoryStore", "__version__"]
+__all__ = ["GlobPattern", "MemoryStore", "__version__", "first_non_finite"]
 __version__: str
+
+def first_non_finite(
+    value: object, children: Callable[[object], Iterable[object] | None]
+) -> float | None:
+    """The first NaN or infinite float in `value`, else None (orjson writes them as null).
+
+    Dicts (keys and values), lists and tuples are walked in Rust; any other object that is not a
+    str, an int or None goes to `children(obj)`: what orjson encodes inside it, or None.
+    """
 
 @final
 class GlobPattern:
@@ -163,7 +173,8 @@ class MemoryStore:
         """Record `cost` hits if they fit; returns (allowed, remaining, reset_after, retry_after).
 
         `window`, `reset_after` and `retry_after` are seconds. `algorithm` is one of
-        "sliding_log" (exact), "fixed_window", "sliding_counter". A denied call consumes nothing;
+        "sliding_log" (exact), "fixed_window", "sliding_counter", "gcra" (exact; needs
+        `limit * window_ms < 2**53`, else ValueError). A denied call consumes nothing;
         `retry_after` is 0.0 when allowed, else the wait until the same call could be allowed.
         `cost=0` is a peek. A cost above `limit` is always denied. `CapacityError` when the
         hit needs more rate-limit state than `max_rate_limit_bytes` leaves (nothing recorded).

@@ -64,6 +64,7 @@ SCRIPT_NAMES: Final = (
     "rate_limit_sliding_log",
     "rate_limit_fixed_window",
     "rate_limit_sliding_counter",
+    "rate_limit_gcra",
     "rate_limit_many_sliding_log",
 )
 

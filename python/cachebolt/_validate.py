@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from ._codec import check_finite
 from ._constants import RATE_LIMIT_ALGORITHMS
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "bool_error",
     "check_algorithm",
     "check_cost",
+    "check_gcra_span",
     "check_key",
     "check_limit",
     "check_members",
@@ -101,6 +103,19 @@ def check_algorithm(algorithm: object) -> None:
         raise ValueError(f"unknown rate-limit algorithm {algorithm!r}; expected one of {known}")
 
 
+# Largest limit * window_ms of `gcra` (rust/src/store/rate_limit/gcra.rs MAX_SPAN): the Redis
+# script's doubles are exact below 2^53.
+GCRA_MAX_SPAN = (1 << 53) - 1
+
+
+def check_gcra_span(limit: int, window_ms: int) -> None:
+    """`gcra` needs `limit * window_ms < 2**53` (ValueError, as the store says)."""
+    if limit * window_ms > GCRA_MAX_SPAN:
+        raise ValueError(
+            f"gcra needs limit * window_ms < 2**53, got limit={limit} and window_ms={window_ms}"
+        )
+
+
 def check_members(members: Iterable[object], name: str = "member") -> None:
     """Set members and hash fields: at least one, each a `str`."""
     count = 0
@@ -121,12 +136,18 @@ def check_wait_seconds(wait_seconds: object) -> float:
     return float(wait_seconds)
 
 
-def hash_value_text(value: object) -> str:
-    """A hash field value as stored: `str` as is, `int`/`float` as `str(value)` (like redis-py)."""
+def hash_value_text(key: str, value: object) -> str:
+    """A hash field value as stored: `str` as is, `int`/`float` as `str(value)` (like redis-py).
+
+    Raises:
+        TypeError: another type.
+        SerializationError: NaN or an infinity (no number reads it back), naming `key`.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"hash values must be str | int | float, not {type(value).__name__}")
+    check_finite(key, value, "hash value for key")
     return str(value)
 
 

@@ -187,7 +187,7 @@ def rate_limited(
         window_seconds: the window in seconds.
         key: a `str.format` template over the arguments, e.g. "user:{user_id}:POST:/orders";
             None limits all calls of the function together (key `module.qualname`).
-        algorithm: "sliding_log" (exact), "fixed_window" or "sliding_counter".
+        algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra".
         cost: hits each call counts for.
 
     Returns:

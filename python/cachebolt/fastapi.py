@@ -333,7 +333,8 @@ class RateLimit:
         window_seconds: the window, seconds > 0.
         key: the name of the limit (default: the route's method and path template).
         by: a FastAPI dependency returning who calls (None: anonymous, counted by address).
-        algorithm: "sliding_log" (exact, the default), "fixed_window" or "sliding_counter".
+        algorithm: "sliding_log" (exact, the default), "fixed_window", "sliding_counter" or
+            "gcra".
         cost: hits each request counts for, 1..limit.
         cache: the service (default: `app.state.cachebolt`).
         trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.

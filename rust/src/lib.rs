@@ -13,6 +13,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tune_allocator();
     m.add_class::<bindings::MemoryStore>()?;
     m.add_class::<bindings::GlobPattern>()?;
+    m.add_function(wrap_pyfunction!(bindings::first_non_finite, m)?)?;
     #[cfg(unix)]
     bindings::register_fork_handlers(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,7 +1,7 @@
 """Rate limits under attack (issue 6, items 6-10): exactness under concurrency, window semantics
 against an exact oracle, clock skew, lost replies, and no immortal keys.
 
-What each algorithm promises (rust/src/store/rate_limit.rs, copied by the Lua scripts):
+What each algorithm promises (rust/src/store/rate_limit/algorithm.rs, copied by the Lua scripts):
 `sliding_log` is exact (no window of `window` ms admits more than `limit`); `fixed_window`
 admits at most `limit` per aligned window (so at most 2L in a sliding one); `sliding_counter`
 at most `L + floor(L * (W - 2) / W)` in a sliding window. Inside one aligned window all three

@@ -59,11 +59,13 @@ from .._redact import get_logger
 from .._validate import (
     check_algorithm,
     check_cost,
+    check_gcra_span,
     check_key,
     check_limit,
     check_ttl,
     check_ttl_ms,
     rate_limit_many_args,
+    seconds_to_ms,
 )
 from ..exceptions import BackendUnavailable
 from .backend import AsyncBackend
@@ -574,6 +576,8 @@ class AsyncFallbackBackend:
             check_ttl(window, "window")
             check_cost(cost)
             check_algorithm(algorithm)
+            if algorithm == "gcra":
+                check_gcra_span(limit, seconds_to_ms(window, "window"))
             if cost <= limit:  # a cost above the limit is denied by every policy (memory says)
                 if policy == FALLBACK_FAIL_OPEN:
                     self._count("fallback_calls", "rate_limit_allowed")

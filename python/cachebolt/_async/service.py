@@ -32,7 +32,7 @@ from .._asyncio_synchronization import (
     async_sleep,
 )
 from .._codec import OPTIONS as _OPTIONS
-from .._codec import decode, decode_error, encode, encode_error, first_use
+from .._codec import check_finite, decode, decode_error, encode, encode_error, first_use
 from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM
 from .._core import MemoryStore
 from .._memory import async_memory_backend, new_memory_store
@@ -166,6 +166,9 @@ class AsyncCacheService:
             data = _dumps(value)
         except TypeError:
             data = encode(key, value)
+        # orjson writes NaN and inf as null: only then can one hide (see `check_finite`).
+        if 108 in data and data.find(b"null") != -1:
+            check_finite(key, value)
         await self._backend.set(key, data, ttl)
 
     async def get_or_set(self, key: str, ttl: float | None, fn: Callable[[], object]) -> Any:
@@ -476,7 +479,8 @@ class AsyncCacheService:
             limit: hits allowed per window, >= 1.
             window_seconds: the window, seconds > 0.
             cost: hits this call counts for (0 peeks); a cost above `limit` is always denied.
-            algorithm: "sliding_log" (exact), "fixed_window" or "sliding_counter".
+            algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
+                (exact, a burst of `limit` then `limit` per window, evenly spaced).
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.
@@ -654,6 +658,8 @@ class AsyncCacheService:
             data = _dumps(message, option=_OPTIONS)
         except TypeError as exc:
             raise encode_error(channel, exc, "message for channel") from exc
+        if 108 in data and data.find(b"null") != -1:
+            check_finite(channel, message, "message for channel")
         if self._fallback is not None:
             listener = self._listener
             # Cluster mode: PUBLISH on the node of our own listener, so that the count below
@@ -715,7 +721,7 @@ class AsyncCacheService:
         """
         check_key(key)
         check_members((field,), "field")
-        return await self._backend.hset(key, field, hash_value_text(value))
+        return await self._backend.hset(key, field, hash_value_text(key, value))
 
     async def hget(self, key: str, field: str) -> str | None:
         """The text of `field` in the hash at `key`, or None."""

@@ -17,11 +17,19 @@ reserve-then-rollback protocol (more round trips, and a crash between reserve an
 over-denies until the reservations expire).
 
 Repeated violations escalate: each denied check counts a violation of the denying subject (a
-sliding log at `{action}:violations:<subject>:<value>`); the `Escalation.violations`-th within
-its window stores a block (`domain-block:{action}:<subject>:<value>`, a cache key with the block's
-TTL, so every process sees it) and logs one WARNING; repeated violations before that are logged
-at WARNING too. While a block holds, checks of that subject are denied at once (`blocked=True`)
-and consume nothing. Blocks and violations are process-local while Redis is down (the fallback).
+sliding log at `{action}:violations:<subject>:<value>`); the call whose violation fills that log
+(the `Escalation.violations`-th within its window) stores a block
+(`domain-block:{action}:<subject>:<value>`, a cache key with the block's TTL, so every process
+sees it), counts one escalation and logs one WARNING. The log admits exactly one call per fill,
+atomically (one script in Redis), so concurrent violations start one block and never re-extend
+it; violations the full log refuses change nothing. Repeated violations before the block are
+logged at WARNING too. While a block holds, checks of that subject are denied at once
+(`blocked=True`) and consume nothing. Blocks and violations are process-local while Redis is
+down (the fallback).
+
+`retry_after` of a denial is when the same request would be admitted: the longest of the block's
+remaining time and every dimension's own wait for the request's cost (read during a block by a
+peek that records nothing), so a client that obeys it is not refused again.
 
 This module is the source of truth: `_sync/rate_limits.py` is generated from it.
 """
@@ -163,7 +171,7 @@ class EnhancedRateLimitService:
             default_country_code=self._country_code,
             user_rule=self._user_rule,
         )
-        blocked = self._blocked(plan)
+        blocked = self._blocked(plan, cost)
         if blocked is not None:
             self._count(plan.action, "blocked")
             return blocked
@@ -177,13 +185,14 @@ class EnhancedRateLimitService:
         self._count(plan.action, "denied")
         denying = [(dim, r) for dim, r in zip(plan.dimensions, results, strict=True) if not r]
         worst, worst_result = max(denying, key=lambda pair: pair[1].retry_after)
+        block_left = 0.0
         if cost > 0:  # a peek (cost 0) asks; only an attempt counts as a violation
-            self._violated(plan, denying)
+            block_left = self._violated(plan, denying)
         return DomainLimitResult(
             False,
             plan.action,
             worst.name,
-            worst_result.retry_after,
+            max(worst_result.retry_after, block_left),
             dimensions=per_dimension,
         )
 
@@ -245,13 +254,14 @@ class EnhancedRateLimitService:
         with self._counts_lock:
             self._decisions[action, outcome] = self._decisions.get((action, outcome), 0) + 1
 
-    def _blocked(self, plan: Plan) -> DomainLimitResult | None:
+    def _blocked(self, plan: Plan, cost: int) -> DomainLimitResult | None:
         """The denial of a block in force on one of the request's subjects, else None.
 
-        The block key is trusted for its presence only: whatever sits there (another type,
-        bytes that are not JSON, a value without TTL or with a longer one) blocks for at most
-        `Escalation.block_seconds` (the TTL is cut to it here), and the result names one of the
-        plan's own dimensions, never stored text.
+        Its `retry_after` is the later of the block's end and the time every dimension has
+        room for `cost` (`_admitted_after`). The block key is trusted for its presence only:
+        whatever sits there (another type, bytes that are not JSON, a value without TTL or with
+        a longer one) blocks for at most `Escalation.block_seconds` (the TTL is cut to it here),
+        and the result names one of the plan's own dimensions, never stored text.
         """
         if not self._escalation.violations:
             return None
@@ -275,18 +285,43 @@ class EnhancedRateLimitService:
             dimension = stored if stored in names else names[0]
             if _logger.isEnabledFor(logging.DEBUG):
                 _logger.debug("rate limit block holds: %s %s", plan.action, subject)
-            return DomainLimitResult(
-                False, plan.action, dimension, float(max(left, 1)), blocked=True
-            )
+            retry_after = max(float(max(left, 1)), self._admitted_after(plan, cost))
+            return DomainLimitResult(False, plan.action, dimension, retry_after, blocked=True)
         return None
+
+    def _admitted_after(self, plan: Plan, cost: int) -> float:
+        """Seconds until every dimension of `plan` has room for `cost`, recording nothing.
+
+        A peek (cost 0, one unit) at a limit lowered by `need - 1` has room exactly when the
+        real limit has room for `need = max(cost, 1)` units, and the sliding log frees them at
+        the same time, so its `retry_after` is the request's own. A cost above a limit is never
+        admitted: one window, as `hit_rate_limit` answers.
+        """
+        need = max(cost, 1)
+        never = 0.0
+        peeks: list[tuple[str, int, float]] = []
+        for key, limit, window in plan.limit_args():
+            if need > limit:
+                never = max(never, float(window))
+            else:
+                peeks.append((key, limit - need + 1, window))
+        if not peeks:
+            return never
+        results = self._cache.hit_rate_limits(peeks, cost=0)
+        return max(never, *(result.retry_after for result in results))
 
     def _violated(
         self, plan: Plan, denying: Sequence[tuple[Dimension, RateLimitResult]]
-    ) -> None:
-        """Count a violation of each denying subject; escalate the one that reached the limit."""
+    ) -> float:
+        """Count a violation of each denying subject; escalate the one that reached the limit.
+
+        Returns:
+            Seconds left of the longest block that holds on a denying subject (0.0 if none).
+        """
         escalation = self._escalation
         if not escalation.violations:
-            return
+            return 0.0
+        block_left = 0.0
         seen: set[str] = set()
         for dim, _result in denying:
             if dim.subject in seen:
@@ -299,7 +334,12 @@ class EnhancedRateLimitService:
                 escalation.window_seconds,
             )
             shown = _shown(dim.subject, value)
-            if counted.allowed and counted.remaining > 0:
+            block = block_key(plan.action, plan.scope, dim.subject, value)
+            if not counted.allowed:
+                # The log was full already: the call that filled it started the block.
+                block_left = max(block_left, float(max(self._cache.ttl(block), 0)))
+                continue
+            if counted.remaining > 0:
                 if counted.remaining < escalation.violations - 1:
                     _logger.warning(
                         "repeated rate limit violation: %s %s=%s (%d of %d before a block)",
@@ -311,10 +351,11 @@ class EnhancedRateLimitService:
                     )
                 continue
             self._cache.set(
-                block_key(plan.action, plan.scope, dim.subject, value),
+                block,
                 {"dimension": dim.name, "violations": escalation.violations},
                 ttl=escalation.block_seconds,
             )
+            block_left = max(block_left, float(escalation.block_seconds))
             with self._counts_lock:
                 key = (plan.action, dim.subject)
                 self._escalations[key] = self._escalations.get(key, 0) + 1
@@ -327,6 +368,7 @@ class EnhancedRateLimitService:
                 escalation.violations,
                 escalation.window_seconds,
             )
+        return block_left
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} actions={sorted(self._rules)}>"

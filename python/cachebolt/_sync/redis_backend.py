@@ -37,6 +37,7 @@ from .._redact import get_logger
 from .._redis_clients import ClientSource, publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
+    check_gcra_span,
     count_arg,
     int64_arg,
     ms_arg,
@@ -57,6 +58,7 @@ _ALGORITHMS = {
     "sliding_log": "rate_limit_sliding_log",
     "fixed_window": "rate_limit_fixed_window",
     "sliding_counter": "rate_limit_sliding_counter",
+    "gcra": "rate_limit_gcra",
 }
 
 
@@ -457,8 +459,10 @@ class RedisBackend:
         if script_name is None:
             raise ValueError(
                 f"unknown rate limit algorithm {algorithm!r}; "
-                "expected one of: sliding_log, fixed_window, sliding_counter"
+                f"expected one of: {', '.join(_ALGORITHMS)}"
             )
+        if algorithm == "gcra":
+            check_gcra_span(limit, window_ms)
         now = "" if self._test_clock is None else self._test_clock()
         client = self._clients.get()
         with self._errors:

@@ -33,7 +33,7 @@ from .._synchronization import (
     sleep,
 )
 from .._codec import OPTIONS as _OPTIONS
-from .._codec import decode, decode_error, encode, encode_error, first_use
+from .._codec import check_finite, decode, decode_error, encode, encode_error, first_use
 from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM
 from .._core import MemoryStore
 from .._memory import memory_backend, new_memory_store
@@ -167,6 +167,9 @@ class CacheService:
             data = _dumps(value)
         except TypeError:
             data = encode(key, value)
+        # orjson writes NaN and inf as null: only then can one hide (see `check_finite`).
+        if 108 in data and data.find(b"null") != -1:
+            check_finite(key, value)
         self._backend.set(key, data, ttl)
 
     def get_or_set(self, key: str, ttl: float | None, fn: Callable[[], object]) -> Any:
@@ -477,7 +480,8 @@ class CacheService:
             limit: hits allowed per window, >= 1.
             window_seconds: the window, seconds > 0.
             cost: hits this call counts for (0 peeks); a cost above `limit` is always denied.
-            algorithm: "sliding_log" (exact), "fixed_window" or "sliding_counter".
+            algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
+                (exact, a burst of `limit` then `limit` per window, evenly spaced).
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.
@@ -655,6 +659,8 @@ class CacheService:
             data = _dumps(message, option=_OPTIONS)
         except TypeError as exc:
             raise encode_error(channel, exc, "message for channel") from exc
+        if 108 in data and data.find(b"null") != -1:
+            check_finite(channel, message, "message for channel")
         if self._fallback is not None:
             listener = self._listener
             # Cluster mode: PUBLISH on the node of our own listener, so that the count below
@@ -716,7 +722,7 @@ class CacheService:
         """
         check_key(key)
         check_members((field,), "field")
-        return self._backend.hset(key, field, hash_value_text(value))
+        return self._backend.hset(key, field, hash_value_text(key, value))
 
     def hget(self, key: str, field: str) -> str | None:
         """The text of `field` in the hash at `key`, or None."""

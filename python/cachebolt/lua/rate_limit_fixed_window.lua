@@ -1,5 +1,5 @@
 -- rate_limit_fixed_window.lua: fixed-window rate limit, a copy of FixedWindow in
--- rust/src/store/rate_limit.rs (same allowed / remaining / reset_after / retry_after).
+-- rust/src/store/rate_limit/algorithm.rs (same allowed / remaining / reset_after / retry_after).
 --
 -- KEYS[1]  the state: a hash at "<prefix>ratelimit:<key>" with fields
 --          alg="fixed_window", start (ms), width (ms), count (units), last (ms)
@@ -12,7 +12,7 @@
 -- Returns {allowed (1 or 0), remaining, reset_after_ms, retry_after_ms}.
 --
 -- Windows are [k * window_ms, (k + 1) * window_ms) of the clock; `last` keeps time from running
--- backwards. The key expires at the end of its window, and is deleted at once when it holds
+-- backwards (up to a window; see below). The key expires at the end of its window, and is deleted at once when it holds
 -- nothing. Another algorithm's state at the key is a WRONGTYPE error. One key: no hash tag
 -- needed for cluster mode.
 local state_key = KEYS[1]
@@ -49,7 +49,14 @@ if alg then
     return redis.error_reply(WRONGTYPE)
   end
 end
-if now < last then
+-- A server clock stepped back: by at most a window, `now` is held at `last` until the clock
+-- catches up (nothing is admitted twice). State more than a window ahead was written under a
+-- clock that has since stepped back further; holding `now` there would deny for as long as the
+-- step, and every call would re-arm the TTL, so it is read as empty. A steady clock never
+-- leaves `last` ahead of `now`.
+if last > now + window then
+  start, width, count, last = 0, 0, 0, 0
+elseif now < last then
   now = last
 end
 

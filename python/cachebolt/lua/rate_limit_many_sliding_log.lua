@@ -1,5 +1,6 @@
 -- rate_limit_many_sliding_log.lua: the exact sliding log of rate_limit_sliding_log.lua on several
--- keys at once, all or nothing: a copy of Store::rate_limit_many (rust/src/store/multi_limits.rs).
+-- keys at once, all or nothing: a copy of Store::rate_limit_many
+-- (rust/src/store/rate_limit/multi_key.rs).
 --
 -- KEYS[i]       the log of key i: a sorted set at "<prefix>ratelimit:<key>", in the member format
 --               of rate_limit_sliding_log.lua (both scripts read and write the same logs)

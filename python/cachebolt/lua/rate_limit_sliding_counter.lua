@@ -1,6 +1,6 @@
 -- rate_limit_sliding_counter.lua: two-bucket sliding-window estimate (Cloudflare style), a copy
--- of SlidingCounter in rust/src/store/rate_limit.rs (same allowed / remaining / reset_after /
--- retry_after, computed exactly in integers).
+-- of SlidingCounter in rust/src/store/rate_limit/algorithm.rs (same allowed / remaining /
+-- reset_after / retry_after, computed exactly in integers).
 --
 -- KEYS[1]  the state: a hash at "<prefix>ratelimit:<key>" with fields
 --          alg="sliding_counter", start (ms, current bucket), width (ms), prev, curr (units),
@@ -63,7 +63,14 @@ if alg then
     return redis.error_reply(WRONGTYPE)
   end
 end
-if now < last then
+-- A server clock stepped back: by at most a window, `now` is held at `last` until the clock
+-- catches up (nothing is admitted twice). State more than a window ahead was written under a
+-- clock that has since stepped back further; holding `now` there would deny for as long as the
+-- step, and every call would re-arm the TTL, so it is read as empty. A steady clock never
+-- leaves `last` ahead of `now`.
+if last > now + window then
+  start, width, prev, curr, last = 0, 0, 0, 0, 0
+elseif now < last then
   now = last
 end
 

@@ -1,5 +1,5 @@
 -- rate_limit_sliding_log.lua: exact sliding-log rate limit, a copy of SlidingLog in
--- rust/src/store/rate_limit.rs (same allowed / remaining / reset_after / retry_after).
+-- rust/src/store/rate_limit/algorithm.rs (same allowed / remaining / reset_after / retry_after).
 --
 -- KEYS[1]  the log: a sorted set at "<prefix>ratelimit:<key>"
 -- ARGV[1]  limit: units admitted per window (integer >= 1)

@@ -18,7 +18,7 @@ use super::args::{count_arg, int_arg, key_arg, ms_arg, seconds_arg};
 use super::fork::Background;
 use crate::store::clock::Clock;
 use crate::store::validate;
-use crate::store::{Algorithm, LimitSpec, Limits, Store};
+use crate::store::{Algorithm, KeyspaceBounds, LimitSpec, Store};
 
 /// A sharded, thread-safe, in-process keyspace with expiry, eviction, locks and rate limits.
 #[pyclass(frozen, module = "cachebolt._core")]
@@ -51,7 +51,7 @@ impl MemoryStore {
         cleanup_interval_seconds: Option<f64>,
         manual_clock: bool,
     ) -> PyResult<Self> {
-        let limits = Limits {
+        let bounds = KeyspaceBounds {
             max_keys: validate::bound(
                 "max_keys",
                 max_keys.map(|v| int_arg(v, "max_keys")).transpose()?,
@@ -75,7 +75,7 @@ impl MemoryStore {
         } else {
             Clock::system()
         });
-        let store = Arc::new(Store::new(limits));
+        let store = Arc::new(Store::new(bounds));
         // A manual clock never moves on its own, so a periodic sweep would have nothing to do.
         let interval = interval_ms
             .filter(|_| !manual_clock)

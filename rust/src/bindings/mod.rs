@@ -5,8 +5,10 @@ mod args;
 mod fork;
 mod glob;
 mod memory_store;
+mod values;
 
 #[cfg(unix)]
 pub use fork::register as register_fork_handlers;
 pub use glob::GlobPattern;
 pub use memory_store::MemoryStore;
+pub use values::first_non_finite;

@@ -15,7 +15,7 @@ use super::{deadline, Store, BATCH, SHARDS};
 impl Store {
     /// Milliseconds left: -2 for a missing key, -1 for no expiry.
     pub fn pttl(&self, key: &[u8], now_ms: u64) -> i64 {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => -2,
                 Some(pos) => match shard.slab[pos].expires_at() {
@@ -36,7 +36,7 @@ impl Store {
 
     /// Set a TTL on a live key; false when missing.
     pub fn expire(&self, key: &[u8], ttl_ms: u64, now_ms: u64) -> bool {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => false,
                 Some(pos) => {
@@ -49,7 +49,7 @@ impl Store {
 
     /// Remove a key's TTL; true when it had one.
     pub fn persist(&self, key: &[u8], now_ms: u64) -> bool {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 Some(pos) if shard.slab[pos].expires_at() != 0 => {
                     shard.slab[pos].set_expires_at(0);

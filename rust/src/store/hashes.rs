@@ -20,7 +20,7 @@ impl Store {
     /// Set a field; 1 when new, 0 when overwritten. Fails (changing nothing) if the hash would
     /// exceed `max_bytes` on its own.
     pub fn hset(&self, key: &[u8], field: &str, value: &str, now_ms: u64) -> StoreResult<usize> {
-        self.write(key, |shard, hash| {
+        self.in_shard_then_evict(key, |shard, hash| {
             let (pos, old_bytes) = match shard.find_live(hash, key, now_ms, &self.stats) {
                 Some(pos) => {
                     let map = hash_at(shard, pos)?;
@@ -53,7 +53,7 @@ impl Store {
     }
 
     pub fn hget(&self, key: &[u8], field: &str, now_ms: u64) -> StoreResult<Option<String>> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => Ok(None),
                 Some(pos) => Ok(hash_at(shard, pos)?
@@ -65,7 +65,7 @@ impl Store {
     }
 
     pub fn hgetall(&self, key: &[u8], now_ms: u64) -> StoreResult<Vec<(String, String)>> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => Ok(Vec::new()),
                 Some(pos) => Ok(hash_at(shard, pos)?
@@ -79,7 +79,7 @@ impl Store {
 
     /// Remove fields; the count removed.
     pub fn hdel(&self, key: &[u8], fields: &[&str], now_ms: u64) -> StoreResult<usize> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             let Some(pos) = shard.find_live(hash, key, now_ms, &self.stats) else {
                 return Ok(0);
             };
@@ -105,7 +105,7 @@ impl Store {
     }
 
     pub fn hlen(&self, key: &[u8], now_ms: u64) -> StoreResult<usize> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => Ok(0),
                 Some(pos) => Ok(hash_at(shard, pos)?.fields.len()),

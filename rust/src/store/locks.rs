@@ -59,7 +59,7 @@ impl Store {
     fn acquire(&self, key: &str, ttl_ms: u64, now_ms: u64, fenced: bool) -> Option<(String, u64)> {
         let full = lock_key(key);
         let token = new_token();
-        let fence = self.read(&full, |shard, hash| {
+        let fence = self.in_shard(&full, |shard, hash| {
             if let Some(pos) = shard.find_live(hash, &full, now_ms, &self.stats) {
                 // Every lock has a TTL: a key without one here (a value `set` at "lock:...")
                 // would hold the lock forever, so it gets the lock's TTL and ends (as in Redis).
@@ -90,7 +90,7 @@ impl Store {
     /// Release when `token` matches the holder's; true when released.
     pub fn release_lock(&self, key: &str, token: &str, now_ms: u64) -> bool {
         let full = lock_key(key);
-        self.read(&full, |shard, hash| {
+        self.in_shard(&full, |shard, hash| {
             match shard.find_live(hash, &full, now_ms, &self.stats) {
                 Some(pos) if holds(&shard.slab[pos], token) => {
                     shard.remove_at(pos, &self.stats);
@@ -104,7 +104,7 @@ impl Store {
     /// Reset the lock's TTL to `ttl_ms` when `token` matches; true when extended.
     pub fn extend_lock(&self, key: &str, token: &str, ttl_ms: u64, now_ms: u64) -> bool {
         let full = lock_key(key);
-        self.read(&full, |shard, hash| {
+        self.in_shard(&full, |shard, hash| {
             match shard.find_live(hash, &full, now_ms, &self.stats) {
                 Some(pos) if holds(&shard.slab[pos], token) => {
                     shard.slab[pos].set_expires_at(deadline(now_ms, ttl_ms));

@@ -9,9 +9,7 @@ pub mod expiry;
 pub mod glob;
 mod hashes;
 mod keyspace;
-mod limits;
 mod locks;
-mod multi_limits;
 pub mod rate_limit;
 mod sets;
 mod shard;
@@ -29,8 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 pub use error::{StoreError, StoreResult};
 pub use keyspace::Cursor;
-pub use multi_limits::LimitSpec;
-pub use rate_limit::{Algorithm, Decision};
+pub use rate_limit::{Algorithm, Decision, LimitSpec};
 use shard::{hash_key, Shard};
 use stats::Stats;
 
@@ -45,10 +42,10 @@ pub const BATCH: usize = 1024;
 /// Other shards a rate-limit call at its bound reclaims expired entries from (besides its own).
 const RECLAIM_SHARDS: usize = 4;
 
-/// Bounds of the keyspace. `max_keys` counts values only; `max_bytes` covers values and
+/// Memory bounds of the keyspace. `max_keys` counts values only; `max_bytes` covers values and
 /// rate-limit state together (values are evicted to make room); locks are outside both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
+pub struct KeyspaceBounds {
     pub max_keys: Option<u64>,
     pub max_bytes: Option<u64>,
     /// Share of `max_bytes` rate-limit state may hold (None: half of it); a bound of its own
@@ -56,7 +53,7 @@ pub struct Limits {
     pub max_rate_limit_bytes: Option<u64>,
 }
 
-impl Limits {
+impl KeyspaceBounds {
     /// Bytes rate-limit state may hold; None when unbounded.
     #[must_use]
     pub fn rate_limit_bound(&self) -> Option<u64> {
@@ -89,8 +86,8 @@ pub struct Store {
     /// Keyed with random keys at creation: user input picks the keys, so an unkeyed hash
     /// would let a caller force every key into one shard and one probe chain.
     hasher: RandomState,
-    limits: Limits,
-    /// `limits.rate_limit_bound()`, `u64::MAX` when unbounded (read on every rate-limit call).
+    bounds: KeyspaceBounds,
+    /// `bounds.rate_limit_bound()`, `u64::MAX` when unbounded (read on every rate-limit call).
     rate_limit_bound: u64,
     pub stats: Stats,
     /// The last fence number handed out by `acquire_fenced_lock` (store-wide, starts at 0).
@@ -101,7 +98,7 @@ pub struct Store {
 
 impl Store {
     #[must_use]
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(bounds: KeyspaceBounds) -> Self {
         let hasher = RandomState::new();
         let shards = (0..SHARDS)
             .map(|i| Padded(Mutex::new(Shard::new(hasher.hash_one(i)))))
@@ -109,8 +106,8 @@ impl Store {
         Self {
             shards,
             hasher,
-            limits,
-            rate_limit_bound: limits.rate_limit_bound().unwrap_or(u64::MAX),
+            bounds,
+            rate_limit_bound: bounds.rate_limit_bound().unwrap_or(u64::MAX),
             stats: Stats::default(),
             fence: std::sync::atomic::AtomicU64::new(0),
             reclaim_cursor: AtomicUsize::new(0),
@@ -118,8 +115,8 @@ impl Store {
     }
 
     #[must_use]
-    pub fn limits(&self) -> Limits {
-        self.limits
+    pub fn bounds(&self) -> KeyspaceBounds {
+        self.bounds
     }
 
     /// Live keys of every type (expired keys not yet removed still count).
@@ -161,17 +158,18 @@ impl Store {
         }
     }
 
-    /// Run a read-only (or lazily-expiring) command on the key's shard.
+    /// Run a command that cannot grow the keyspace on the key's locked shard: a read, an
+    /// in-place update, a removal, and the lazy expiry any of them may do on the way.
     #[inline]
-    fn read<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard, u64) -> R) -> R {
+    fn in_shard<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard, u64) -> R) -> R {
         let (hash, idx) = self.locate(key);
         f(&mut self.lock(idx), hash)
     }
 
-    /// Run a command that may grow the keyspace, then evict down to the bounds. `key` is never
-    /// the victim: it was just written.
+    /// Run a command that may grow the keyspace on the key's locked shard, then evict down to
+    /// the bounds. `key` is never the victim: it was just written.
     #[inline]
-    fn write<R>(
+    fn in_shard_then_evict<R>(
         &self,
         key: &[u8],
         f: impl FnOnce(&mut Shard, u64) -> StoreResult<R>,
@@ -179,7 +177,7 @@ impl Store {
         let (hash, idx) = self.locate(key);
         let mut shard = self.lock(idx);
         let out = f(&mut shard, hash)?;
-        if self.over_limit() {
+        if self.over_bounds() {
             self.evict(shard, idx, key);
         }
         Ok(out)
@@ -188,14 +186,14 @@ impl Store {
     /// Evict down to the bounds from shard `idx` on, for a caller that holds no shard lock
     /// (new rate-limit state may push values over `max_bytes`).
     fn evict_unlocked(&self, idx: usize) {
-        if self.over_limit() {
+        if self.over_bounds() {
             self.evict(self.lock(idx), idx, &[]);
         }
     }
 
     /// A value that alone exceeds `max_bytes` can never be stored.
     fn check_capacity(&self, key: &[u8], cost: u64) -> StoreResult<()> {
-        match self.limits.max_bytes {
+        match self.bounds.max_bytes {
             Some(max_bytes) if cost > max_bytes => Err(StoreError::Capacity {
                 key: String::from_utf8_lossy(key).into_owned(),
                 size: cost,
@@ -206,12 +204,12 @@ impl Store {
     }
 
     #[inline]
-    fn over_limit(&self) -> bool {
+    fn over_bounds(&self) -> bool {
         let over_keys = self
-            .limits
+            .bounds
             .max_keys
             .is_some_and(|max| Stats::get(&self.stats.evictable_keys) > max);
-        let over_bytes = self.limits.max_bytes.is_some_and(|max| {
+        let over_bytes = self.bounds.max_bytes.is_some_and(|max| {
             Stats::get(&self.stats.evictable_bytes) + Stats::get(&self.stats.rate_limit_bytes) > max
         });
         over_keys || over_bytes
@@ -263,14 +261,14 @@ impl Store {
     /// Evict from the written shard first (its lock is already held); when it has nothing left
     /// to give, release it and visit the others one at a time.
     fn evict(&self, mut shard: MutexGuard<'_, Shard>, idx: usize, protect: &[u8]) {
-        while self.over_limit() && shard.evict_one(protect, &self.stats) {}
+        while self.over_bounds() && shard.evict_one(protect, &self.stats) {}
         drop(shard);
         for step in 1..SHARDS {
-            if !self.over_limit() {
+            if !self.over_bounds() {
                 return;
             }
             let mut other = self.lock((idx + step) % SHARDS);
-            while self.over_limit() && other.evict_one(protect, &self.stats) {}
+            while self.over_bounds() && other.evict_one(protect, &self.stats) {}
         }
     }
 
@@ -291,11 +289,11 @@ impl Store {
             ("rate_limit_allowed", Stats::get(&s.rate_limit_allowed)),
             ("rate_limit_denied", Stats::get(&s.rate_limit_denied)),
             ("rate_limit_bytes", Stats::get(&s.rate_limit_bytes)),
-            ("max_keys", self.limits.max_keys.unwrap_or(0)),
-            ("max_bytes", self.limits.max_bytes.unwrap_or(0)),
+            ("max_keys", self.bounds.max_keys.unwrap_or(0)),
+            ("max_bytes", self.bounds.max_bytes.unwrap_or(0)),
             (
                 "max_rate_limit_bytes",
-                self.limits.rate_limit_bound().unwrap_or(0),
+                self.bounds.rate_limit_bound().unwrap_or(0),
             ),
         ]
     }

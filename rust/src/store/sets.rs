@@ -16,7 +16,7 @@ impl Store {
     /// Add members; the count newly added. Fails (changing nothing) if the set would exceed
     /// `max_bytes` on its own.
     pub fn sadd(&self, key: &[u8], members: Vec<String>, now_ms: u64) -> StoreResult<usize> {
-        self.write(key, |shard, hash| {
+        self.in_shard_then_evict(key, |shard, hash| {
             let (pos, created) = match shard.find_live(hash, key, now_ms, &self.stats) {
                 Some(pos) => {
                     set_at(shard, pos)?;
@@ -66,7 +66,7 @@ impl Store {
 
     /// Remove members; the count removed.
     pub fn srem(&self, key: &[u8], members: &[&str], now_ms: u64) -> StoreResult<usize> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             let Some(pos) = shard.find_live(hash, key, now_ms, &self.stats) else {
                 return Ok(0);
             };
@@ -92,7 +92,7 @@ impl Store {
     }
 
     pub fn sismember(&self, key: &[u8], member: &str, now_ms: u64) -> StoreResult<bool> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => Ok(false),
                 Some(pos) => Ok(set_at(shard, pos)?.members.contains(member)),
@@ -107,7 +107,7 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&mut dyn Iterator<Item = &str>) -> R,
     ) -> StoreResult<R> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => Ok(f(&mut std::iter::empty())),
                 Some(pos) => Ok(f(&mut set_at(shard, pos)?.members.iter().map(|m| &**m))),
@@ -120,7 +120,7 @@ impl Store {
     }
 
     pub fn scard(&self, key: &[u8], now_ms: u64) -> StoreResult<usize> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => Ok(0),
                 Some(pos) => Ok(set_at(shard, pos)?.members.len()),

@@ -23,7 +23,7 @@ pub struct Stats {
     /// Entries and bytes that eviction may free (not locks or rate-limit state).
     pub evictable_keys: AtomicU64,
     pub evictable_bytes: AtomicU64,
-    /// Bytes of rate-limit state, bounded by `Limits::rate_limit_bound`.
+    /// Bytes of rate-limit state, bounded by `KeyspaceBounds::rate_limit_bound`.
     pub rate_limit_bytes: AtomicU64,
 }
 

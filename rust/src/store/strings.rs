@@ -16,7 +16,7 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&[u8]) -> R,
     ) -> StoreResult<Option<R>> {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => {
                     Stats::bump(&self.stats.misses);
@@ -49,7 +49,7 @@ impl Store {
     ) -> StoreResult<()> {
         self.check_capacity(key, string_cost(key.len(), value.len()))?;
         let expires_at = ttl_ms.map_or(0, |ttl| deadline(now_ms, ttl));
-        self.write(key, |shard, hash| {
+        self.in_shard_then_evict(key, |shard, hash| {
             let entry = Entry::string(key, value, expires_at);
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 Some(pos) => shard.replace(pos, entry, &self.stats),
@@ -63,7 +63,7 @@ impl Store {
 
     /// Remove a key of any type; true when a live key was removed.
     pub fn delete(&self, key: &[u8], now_ms: u64) -> bool {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 Some(pos) => {
                     shard.remove_at(pos, &self.stats);
@@ -76,14 +76,14 @@ impl Store {
 
     /// True when the key exists and has not expired.
     pub fn exists(&self, key: &[u8], now_ms: u64) -> bool {
-        self.read(key, |shard, hash| {
+        self.in_shard(key, |shard, hash| {
             shard.find_live(hash, key, now_ms, &self.stats).is_some()
         })
     }
 
     /// Add `amount` to the integer held in a string key (missing counts from 0), keeping the TTL.
     pub fn incrby(&self, key: &[u8], amount: i64, now_ms: u64) -> StoreResult<i64> {
-        self.write(key, |shard, hash| {
+        self.in_shard_then_evict(key, |shard, hash| {
             let pos = shard.find_live(hash, key, now_ms, &self.stats);
             let current = match pos {
                 None => 0,

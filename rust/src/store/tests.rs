@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use super::clock::Clock;
 use super::entry::{string_cost, ENTRY_OVERHEAD};
 use super::expiry::Sweeper;
-use super::{Algorithm, Cursor, Limits, Store, StoreError, SHARDS};
+use super::{Algorithm, Cursor, KeyspaceBounds, Store, StoreError, SHARDS};
 
 fn store() -> Store {
-    Store::new(Limits::default())
+    Store::new(KeyspaceBounds::default())
 }
 
 fn bounded(max_keys: Option<u64>, max_bytes: Option<u64>) -> Store {
-    Store::new(Limits {
+    Store::new(KeyspaceBounds {
         max_keys,
         max_bytes,
         max_rate_limit_bytes: None,
@@ -603,7 +603,7 @@ fn sweeper_thread_expires_keys_and_stops_promptly() {
     assert!(stopping.elapsed() < Duration::from_secs(1));
     // A sweeper whose store is gone exits on its own at its next wake-up.
     let orphan = {
-        let store = Arc::new(super::Store::new(Limits::default()));
+        let store = Arc::new(super::Store::new(KeyspaceBounds::default()));
         Sweeper::spawn(Arc::downgrade(&store), clock, Duration::from_millis(1)).unwrap()
     };
     drop(orphan);

@@ -11,16 +11,16 @@
 //!   A denied call writes nothing (expired state met on the way is dropped, as any read does).
 //!   Nor does an admitted call whose copies need more rate-limit state than the bound leaves
 //!   (after reclaiming expired entries of the locked shards): `RateLimitCapacity`, as in
-//!   `limits`.
+//!   `single_key`.
 
 use std::sync::MutexGuard;
 
-use super::entry::{limiter_cost, Entry, Payload};
-use super::limits::rate_limit_key;
-use super::rate_limit::{Algorithm, Decision, LimiterState};
-use super::shard::Shard;
-use super::stats::Stats;
-use super::{Store, StoreError, StoreResult};
+use super::algorithm::{Algorithm, Decision, LimiterState};
+use super::{rate_limit_key, RATE_LIMIT_PREFIX};
+use crate::store::entry::{limiter_cost, Entry, Payload};
+use crate::store::shard::Shard;
+use crate::store::stats::Stats;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// One key of a multi-key rate limit and its own limit and window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Store {
         if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(StoreError::InvalidArgument(format!(
                 "rate_limit_many keys must be distinct, {:?} is given twice",
-                String::from_utf8_lossy(&pair[0][super::limits::RATE_LIMIT_PREFIX.len()..])
+                String::from_utf8_lossy(&pair[0][RATE_LIMIT_PREFIX.len()..])
             )));
         }
         let located: Vec<(u64, usize)> = fulls.iter().map(|k| self.locate(k)).collect();
@@ -202,7 +202,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Limits;
+    use crate::store::KeyspaceBounds;
     use std::sync::Arc;
 
     fn spec(key: &str, limit: u64, window_ms: u64) -> LimitSpec<'_> {
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn admits_everywhere_or_nowhere() {
-        let s = Store::new(Limits::default());
+        let s = Store::new(KeyspaceBounds::default());
         let both = [spec("phone", 3, 1000), spec("ip", 5, 1000)];
         for i in 0..3 {
             let d = many(&s, &both, 1, i);
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn errors_change_nothing() {
-        let s = Store::new(Limits::default());
+        let s = Store::new(KeyspaceBounds::default());
         s.rate_limit("fw", 3, 1000, 1, Algorithm::FixedWindow, 0)
             .unwrap();
         s.set(b"ratelimit:str", b"x", None, 0).unwrap();
@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn every_algorithm_and_peeks() {
         for algorithm in Algorithm::ALL {
-            let s = Store::new(Limits::default());
+            let s = Store::new(KeyspaceBounds::default());
             let keys = [spec("x", 2, 100), spec("y", 1, 100)];
             let d = s.rate_limit_many(&keys, 0, algorithm, 0).unwrap();
             assert!(d.iter().all(|d| d.allowed));
@@ -306,7 +306,7 @@ mod tests {
     fn concurrent_overlapping_calls_never_over_admit_or_leak() {
         // 8 threads, phones p0..p3 (limit 5 each) sharing ips i0, i1 (limit 7 each): every
         // admitted call is within every limit, and the totals match exactly what was admitted.
-        let s = Arc::new(Store::new(Limits::default()));
+        let s = Arc::new(Store::new(KeyspaceBounds::default()));
         let admitted: Vec<Vec<(usize, usize)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|t| {

@@ -1,4 +1,5 @@
-//! Rate-limiter state machines: exact sliding log, fixed window, sliding (two-bucket) counter.
+//! Rate-limiter state machines: exact sliding log, fixed window, sliding (two-bucket) counter,
+//! and GCRA (its state machine and spec in `gcra`).
 //!
 //! This is the contract that the Redis Lua scripts copy; all arithmetic is on integers.
 //!
@@ -8,7 +9,9 @@
 //!   contract values are tolerated: `window_ms = 0` acts as 1 and `limit = 0` denies
 //!   everything.)
 //! * Clock: `now = max(now_ms, largest now_ms seen so far by this state)`, so time never runs
-//!   backwards; all statements below are about this clamped clock.
+//!   backwards; all statements below are about this clamped clock. The two counters drop state
+//!   whose largest `now_ms` is more than a window ahead (a wall clock stepped back: held, they
+//!   would deny until the clock caught up); the store's own clock is monotonic.
 //! * `need = max(cost, 1)`. A call is allowed iff `need` units fit, i.e. `need <= remaining`,
 //!   where `remaining` is what the algorithm would report for the call. So a **peek**
 //!   (`cost = 0`) is allowed iff at least one unit is left, and never records anything.
@@ -95,29 +98,34 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 
+use super::gcra::Gcra;
+
 /// Rate-limiting algorithm (see the module docs for the exact semantics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     SlidingLog,
     FixedWindow,
     SlidingCounter,
+    Gcra,
 }
 
 impl Algorithm {
     /// All algorithms, in declaration order.
-    pub const ALL: [Algorithm; 3] = [
+    pub const ALL: [Algorithm; 4] = [
         Algorithm::SlidingLog,
         Algorithm::FixedWindow,
         Algorithm::SlidingCounter,
+        Algorithm::Gcra,
     ];
 
-    /// Wire name: `"sliding_log"`, `"fixed_window"` or `"sliding_counter"`.
+    /// Wire name: `"sliding_log"`, `"fixed_window"`, `"sliding_counter"` or `"gcra"`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::SlidingLog => "sliding_log",
             Algorithm::FixedWindow => "fixed_window",
             Algorithm::SlidingCounter => "sliding_counter",
+            Algorithm::Gcra => "gcra",
         }
     }
 }
@@ -138,8 +146,10 @@ impl FromStr for Algorithm {
             .into_iter()
             .find(|a| a.name() == s)
             .ok_or_else(|| {
+                let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
                 format!(
-                    "unknown rate limit algorithm {s:?}; expected one of: sliding_log, fixed_window, sliding_counter"
+                    "unknown rate limit algorithm {s:?}; expected one of: {}",
+                    names.join(", ")
                 )
             })
     }
@@ -165,6 +175,7 @@ pub enum LimiterState {
     SlidingLog(SlidingLog),
     FixedWindow(FixedWindow),
     SlidingCounter(SlidingCounter),
+    Gcra(Gcra),
 }
 
 impl LimiterState {
@@ -175,6 +186,7 @@ impl LimiterState {
             Algorithm::SlidingLog => LimiterState::SlidingLog(SlidingLog::default()),
             Algorithm::FixedWindow => LimiterState::FixedWindow(FixedWindow::default()),
             Algorithm::SlidingCounter => LimiterState::SlidingCounter(SlidingCounter::default()),
+            Algorithm::Gcra => LimiterState::Gcra(Gcra::default()),
         }
     }
 
@@ -185,6 +197,7 @@ impl LimiterState {
             LimiterState::SlidingLog(_) => Algorithm::SlidingLog,
             LimiterState::FixedWindow(_) => Algorithm::FixedWindow,
             LimiterState::SlidingCounter(_) => Algorithm::SlidingCounter,
+            LimiterState::Gcra(_) => Algorithm::Gcra,
         }
     }
 
@@ -196,6 +209,7 @@ impl LimiterState {
             LimiterState::SlidingLog(s) => s.hit(now_ms, limit, window, cost),
             LimiterState::FixedWindow(s) => s.hit(now_ms, limit, window, cost),
             LimiterState::SlidingCounter(s) => s.hit(now_ms, limit, window, cost),
+            LimiterState::Gcra(s) => s.hit(now_ms, limit, window, cost),
         }
     }
 
@@ -212,6 +226,7 @@ impl LimiterState {
             LimiterState::SlidingLog(s) => s.expires_at(window),
             LimiterState::FixedWindow(s) => s.expires_at(),
             LimiterState::SlidingCounter(s) => s.expires_at(),
+            LimiterState::Gcra(s) => s.expires_at(),
         }
     }
 
@@ -220,7 +235,9 @@ impl LimiterState {
     pub fn heap_bytes(&self) -> usize {
         match self {
             LimiterState::SlidingLog(s) => s.entries.capacity() * std::mem::size_of::<(u64, u64)>(),
-            LimiterState::FixedWindow(_) | LimiterState::SlidingCounter(_) => 0,
+            LimiterState::FixedWindow(_)
+            | LimiterState::SlidingCounter(_)
+            | LimiterState::Gcra(_) => 0,
         }
     }
 
@@ -234,7 +251,8 @@ impl LimiterState {
             }
             LimiterState::SlidingLog(_)
             | LimiterState::FixedWindow(_)
-            | LimiterState::SlidingCounter(_) => 0,
+            | LimiterState::SlidingCounter(_)
+            | LimiterState::Gcra(_) => 0,
         }
     }
 }
@@ -315,6 +333,9 @@ pub struct FixedWindow {
 
 impl FixedWindow {
     fn hit(&mut self, now_ms: u64, limit: u64, window: u64, cost: u64) -> Decision {
+        if self.last_ms > now_ms.saturating_add(window) {
+            *self = Self::default();
+        }
         let now = now_ms.max(self.last_ms);
         self.last_ms = now;
         if self.window_ms == 0 || now >= self.window_start.saturating_add(self.window_ms) {
@@ -383,6 +404,9 @@ impl SlidingCounter {
     }
 
     fn hit(&mut self, now_ms: u64, limit: u64, window: u64, cost: u64) -> Decision {
+        if self.last_ms > now_ms.saturating_add(window) {
+            *self = Self::default();
+        }
         let now = now_ms.max(self.last_ms);
         self.last_ms = now;
         self.roll(now, window);
@@ -822,6 +846,7 @@ mod tests {
                         }
                     }
                     Algorithm::SlidingCounter => limit + limit * window.saturating_sub(2) / window,
+                    Algorithm::Gcra => limit + limit * (window - 1) / window,
                 };
                 assert!(
                     worst <= bound,
@@ -829,6 +854,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn gcra_table() {
+        let st = run(
+            Algorithm::Gcra,
+            &[
+                // A unit costs 333.3 ms of the 1000 ms burst.
+                (0, 3, 1000, 1, true, 2, 334, 0),
+                (0, 3, 1000, 2, true, 0, 1000, 0),
+                (0, 3, 1000, 1, false, 0, 1000, 334),
+                (333, 3, 1000, 1, false, 0, 667, 1), // 1 ms early
+                (334, 3, 1000, 1, true, 0, 1000, 0), // exactly at retry_after
+                (334, 3, 1000, 0, false, 0, 1000, 333),
+                (334, 3, 1000, 4, false, 0, 1000, 1000), // cost > limit: never
+                (5000, 3, 1000, 0, true, 3, 0, 0),       // drained: a peek records nothing
+                (4000, 3, 1000, 3, true, 0, 1000, 0),    // clamped to 5000
+                // a changed limit: the debt (1000 ms) is re-expressed in sixths of a ms
+                (5000, 6, 1000, 1, false, 0, 1000, 167),
+                // a changed window: 500 ms of debt left is a full burst of 500 ms
+                (5500, 6, 500, 1, false, 0, 500, 84),
+                (5584, 6, 500, 1, true, 0, 500, 0),
+            ],
+        );
+        assert_eq!(st.expires_at_ms(500), 6084);
+    }
+
+    #[test]
+    fn gcra_bound_is_tight() {
+        // L = 10, W = 100: a burst of 10 at t=0, then 9 more by t=99 (one per 10 ms).
+        let mut st = LimiterState::new(Algorithm::Gcra);
+        assert!(st.hit(0, 10, 100, 10).allowed);
+        let mut admitted = vec![(0, 10)];
+        for t in 1..100 {
+            if st.hit(t, 10, 100, 1).allowed {
+                admitted.push((t, 1));
+            }
+        }
+        assert_eq!(max_in_any_window(&admitted, 100), 10 + 10 * 99 / 100);
     }
 
     #[test]
@@ -841,5 +905,36 @@ mod tests {
         assert!(!st.hit(18, 10, 10, 1).allowed);
         let admitted = [(9, 10), (18, 8)];
         assert_eq!(max_in_any_window(&admitted, 10), 10 + 10 * 8 / 10);
+    }
+
+    #[test]
+    fn state_a_window_ahead_recovers_from_a_clock_stepped_back() {
+        // 5 per 3 s, 5 calls a second for 12 s after a step back.
+        for algorithm in [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingCounter,
+            Algorithm::Gcra,
+        ] {
+            let traffic = |st: &mut LimiterState, from: u64| {
+                (0..60u64)
+                    .filter(|i| st.hit(from + i * 200, 5, 3000, 1).allowed)
+                    .count()
+            };
+            let mut fresh = LimiterState::new(algorithm);
+            let expected = traffic(&mut fresh, 100_000);
+            // State written a minute ahead is dropped: the same admissions as a fresh state.
+            let mut ahead = LimiterState::new(algorithm);
+            assert_eq!(traffic(&mut ahead, 160_000), expected);
+            assert_eq!(traffic(&mut ahead, 100_000), expected, "{algorithm:?}");
+            // A step within a window holds the clock: nothing more is admitted until it is over.
+            let mut near = LimiterState::new(algorithm);
+            assert_eq!(
+                (0..5)
+                    .filter(|_| near.hit(101_000, 5, 3000, 1).allowed)
+                    .count(),
+                5
+            );
+            assert!((0..5).all(|i| !near.hit(100_000 + i * 200, 5, 3000, 1).allowed));
+        }
     }
 }

@@ -1,7 +1,7 @@
-//! Rate limits: limiter state (see `rate_limit`) at "ratelimit:<key>", pinned, expiring when
-//! the state is empty.
+//! Single-key rate limits: limiter state (see `algorithm`) at "ratelimit:<key>", pinned,
+//! expiring when the state is empty.
 //!
-//! Memory: the state counts against `Limits::rate_limit_bound` (a share of `max_bytes`). Live
+//! Memory: the state counts against `KeyspaceBounds::rate_limit_bound` (a share of `max_bytes`). Live
 //! state is never evicted: that would reset its count, and a caller who controls recency (by
 //! hitting other keys in between) could then reset the count of the key he is hammering. A hit
 //! that needs more state than the bound leaves (a new key, or a full sliding log doubling its
@@ -10,19 +10,11 @@
 //! Concurrent calls on different shards each check the room alone, so the bound may be passed
 //! by at most one entry's growth per concurrent caller.
 
-use super::entry::{limiter_cost, Entry, Payload};
-use super::rate_limit::{Algorithm, Decision, LimiterState};
-use super::stats::Stats;
-use super::{Store, StoreError, StoreResult};
-
-/// Prefix of the key rate-limit state is stored at (the Redis backend uses the same layout).
-pub const RATE_LIMIT_PREFIX: &str = "ratelimit:";
-
-/// The keyspace key of rate limit `key`.
-#[must_use]
-pub fn rate_limit_key(key: &str) -> Vec<u8> {
-    [RATE_LIMIT_PREFIX.as_bytes(), key.as_bytes()].concat()
-}
+use super::algorithm::{Algorithm, Decision, LimiterState};
+use super::{gcra, rate_limit_key};
+use crate::store::entry::{limiter_cost, Entry, Payload};
+use crate::store::stats::Stats;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// The limiter state of an entry already checked to hold one.
 fn limiter(entry: &Entry) -> &LimiterState {
@@ -36,7 +28,8 @@ impl Store {
     /// Record `cost` hits of limit `key` if they fit in `limit` per `window_ms`.
     ///
     /// Fails with `RateLimitCapacity`, recording nothing, when the hit needs more rate-limit
-    /// state than the bound leaves (module docs).
+    /// state than the bound leaves (module docs), and with `InvalidArgument` for `gcra` beyond
+    /// `gcra::MAX_SPAN`.
     pub fn rate_limit(
         &self,
         key: &str,
@@ -46,9 +39,12 @@ impl Store {
         algorithm: Algorithm,
         now_ms: u64,
     ) -> StoreResult<Decision> {
+        if algorithm == Algorithm::Gcra {
+            gcra::check_span(limit, window_ms).map_err(StoreError::InvalidArgument)?;
+        }
         let full = rate_limit_key(key);
-        // `write`: new state may push values over `max_bytes`, which then evicts values.
-        let decision = self.write(&full, |shard, hash| {
+        // `in_shard_then_evict`: new state may push values over `max_bytes`, which then evicts values.
+        let decision = self.in_shard_then_evict(&full, |shard, hash| {
             match shard.find_live(hash, &full, now_ms, &self.stats) {
                 Some(mut pos) => {
                     match shard.slab[pos].payload() {
@@ -138,14 +134,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{LimitSpec, Limits};
+    use crate::store::{KeyspaceBounds, LimitSpec};
 
     const SECOND: u64 = 1000;
 
     fn bounded(max_bytes: u64) -> Store {
-        Store::new(Limits {
+        Store::new(KeyspaceBounds {
             max_bytes: Some(max_bytes),
-            ..Limits::default()
+            ..KeyspaceBounds::default()
         })
     }
 
@@ -155,7 +151,7 @@ mod tests {
 
     /// Hit `count` fresh keys `{tag}{i}` once each; the number refused for capacity.
     fn flood(s: &Store, tag: &str, count: usize, window_ms: u64, now: u64) -> usize {
-        let bound = s.limits().rate_limit_bound().unwrap();
+        let bound = s.bounds().rate_limit_bound().unwrap();
         let mut refused = 0;
         for i in 0..count {
             match s.rate_limit(
@@ -180,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_bound_is_a_share_of_max_bytes_or_its_own() {
-        let limits = |max_bytes, share| Limits {
+        let limits = |max_bytes, share| KeyspaceBounds {
             max_keys: None,
             max_bytes,
             max_rate_limit_bytes: share,
@@ -197,7 +193,7 @@ mod tests {
 
     #[test]
     fn accounted_bytes_are_the_entry_cost() {
-        let s = Store::new(Limits::default());
+        let s = Store::new(KeyspaceBounds::default());
         for algorithm in Algorithm::ALL {
             let before = rl_bytes(&s);
             s.rate_limit(algorithm.name(), 5, SECOND, 1, algorithm, 0)
@@ -212,10 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn gcra_beyond_its_span_is_refused_and_records_nothing() {
+        let s = Store::new(KeyspaceBounds::default());
+        let d = s
+            .rate_limit("g", 1 << 23, (1 << 30) - 1, 1, Algorithm::Gcra, 0)
+            .unwrap();
+        assert_eq!(d.remaining, (1 << 23) - 1);
+        let err = s
+            .rate_limit("h", 1 << 23, 1 << 30, 1, Algorithm::Gcra, 0)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gcra needs limit * window_ms < 2**53, got limit=8388608 and window_ms=1073741824"
+        );
+        assert!(!s.exists(b"ratelimit:h", 0));
+    }
+
+    #[test]
     fn rotating_keys_stay_under_the_bound_and_are_refused_beyond_it() {
         let s = bounded(64 * 1024);
         let refused = flood(&s, "ip:", 2000, 60 * SECOND, 0);
-        let bound = s.limits().rate_limit_bound().unwrap();
+        let bound = s.bounds().rate_limit_bound().unwrap();
         assert!(refused > 1000, "refused {refused}");
         assert!(
             rl_bytes(&s) > bound - 200,
@@ -265,9 +278,9 @@ mod tests {
 
     #[test]
     fn a_growing_sliding_log_counts_and_is_refused_unchanged() {
-        let s = Store::new(Limits {
+        let s = Store::new(KeyspaceBounds {
             max_rate_limit_bytes: Some(4096),
-            ..Limits::default()
+            ..KeyspaceBounds::default()
         });
         let mut refused_at = None;
         for t in 0..1000 {
@@ -302,9 +315,9 @@ mod tests {
         // The bound is full of state that expires at t=1 (over 100 entries per shard, more than
         // one call reclaims); from t=10 a sliding log grows by reclaiming it, which moves
         // entries around in its own shard.
-        let s = Store::new(Limits {
+        let s = Store::new(KeyspaceBounds {
             max_rate_limit_bytes: Some(1024 * 1024),
-            ..Limits::default()
+            ..KeyspaceBounds::default()
         });
         let mut i = 0;
         while s
@@ -342,7 +355,7 @@ mod tests {
         let (values, limits) = (Stats::get(&s.stats.evictable_bytes), rl_bytes(&s));
         assert!(values + limits <= max, "{values} + {limits} > {max}");
         assert!(values < values_alone, "values made room");
-        assert!(values >= max - s.limits().rate_limit_bound().unwrap() - 200);
+        assert!(values >= max - s.bounds().rate_limit_bound().unwrap() - 200);
         for i in 0..2000 {
             s.set(format!("w{i}").as_bytes(), &[b'x'; 100], None, 0)
                 .unwrap();
