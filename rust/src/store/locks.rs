@@ -123,11 +123,11 @@ fn holds(entry: &Entry, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::hex128;
-    use crate::store::{Limits, Store};
+    use crate::store::{KeyspaceBounds, Store};
 
     #[test]
     fn a_key_without_ttl_at_a_lock_name_gets_the_lock_ttl() {
-        let s = Store::new(Limits::default());
+        let s = Store::new(KeyspaceBounds::default());
         s.set(b"lock:job", b"planted", None, 0).unwrap();
         assert_eq!(s.acquire_lock("job", 1000, 100), None);
         assert_eq!(s.pttl(b"lock:job", 100), 1000);
