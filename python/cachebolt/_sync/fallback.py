@@ -11,13 +11,18 @@ calls go back to Redis.
 
 Connecting: `connect()` PINGs Redis once, bounded by `VALKEY_CONNECT_TIMEOUT_MS`; refused,
 unreachable or a wrong password is an outage from the start (one ERROR line, memory serves,
-the probe keeps trying). Until `connect()` has run, the first call runs it (the asyncio service
-cannot in `__init__`); concurrent first calls wait for that one attempt.
+the probe keeps trying), unless `required` (`VALKEY_REQUIRED`) is set: then `connect()` raises
+`BackendUnavailable` and the next call tries again. Until `connect()` has run, the first call
+runs it (the asyncio service cannot in `__init__`); concurrent first calls wait for that
+one attempt.
 
-Locks and rate limits while Redis is down follow the policies of `CacheConfig`:
-`lock_fallback` ("memory" or "fail_closed") and `rate_limit_fallback` ("memory", "fail_closed"
-or "fail_open"). Taken in memory, they hold in this process only: a WARNING says so once per
-outage and per kind, and `stats()` counts them (`fallback_locks`, `fallback_rate_limits`).
+Every command passes one router, `_route`: Redis while it serves; during an outage the
+command's rule in `_OUTAGE`, else the memory backend. Locks and rate limits while Redis is down
+follow the policies of `CacheConfig`, `lock_fallback` ("memory" or "fail_closed": the lock is
+refused with `BackendUnavailable`) and `rate_limit_fallback` ("memory", "fail_closed" or
+"fail_open"), or the policy a call passes. Taken in memory, they hold in this process only: a
+WARNING says so once per outage and per kind, and `stats()` counts them (`fallback_locks`,
+`fallback_rate_limits`).
 
 A lock token goes back to the backend that issued it. Tokens issued by memory while Redis was
 down carry the `mem-` tag, so their release and extension go to memory even after Redis has
@@ -40,7 +45,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from .._synchronization import Flag, Mutex, Worker
 from .._breaker import BreakerState, CircuitBreaker
@@ -88,6 +93,20 @@ _SUMMED = (
 )
 
 
+# What answers a command during an outage when the memory backend alone does not: the name of a
+# method taking (policy, *the command's arguments).
+_OUTAGE: Final = {
+    "acquire_lock": "_lock_outage",
+    "acquire_fenced_lock": "_fenced_lock_outage",
+    "release_lock": "_token_outage",
+    "extend_lock": "_token_outage",
+    "rate_limit": "_rate_limit_outage",
+    "rate_limit_many": "_rate_limit_many_outage",
+    "publish": "_publish_outage",
+    "ping": "_ping_outage",
+}
+
+
 class PrimaryBackend(Backend, Protocol):
     """What the fallback needs from the Redis backend beyond `Backend`."""
 
@@ -118,6 +137,17 @@ class PrimaryBackend(Backend, Protocol):
         ...
 
 
+def _policy_answer(
+    policy: str, limit: int, cost: int, window: float
+) -> tuple[bool, int, float, float]:
+    """A rate limit's answer under "fail_open" (allowed) or "fail_closed" (denied until the
+    breaker may have closed again)."""
+    if policy == FALLBACK_FAIL_OPEN:
+        return True, limit - cost, 0.0, 0.0
+    retry = min(window, PROBE_MAX_SECONDS)
+    return False, 0, retry, retry
+
+
 class FallbackBackend:
     """Redis behind a circuit breaker, the memory backend in front of every outage.
 
@@ -126,6 +156,7 @@ class FallbackBackend:
         memory: the in-memory backend that serves while Redis does not answer.
         lock_fallback: "memory" or "fail_closed" (see the module docstring).
         rate_limit_fallback: "memory", "fail_closed" or "fail_open".
+        required: a failed first connection raises instead of serving from memory.
         breaker: the state machine (tests inject one with short probe delays).
     """
 
@@ -136,6 +167,7 @@ class FallbackBackend:
         *,
         lock_fallback: str = DEFAULT_LOCK_FALLBACK,
         rate_limit_fallback: str = DEFAULT_RATE_LIMIT_FALLBACK,
+        required: bool = False,
         breaker: CircuitBreaker | None = None,
     ) -> None:
         if lock_fallback not in LOCK_FALLBACK_POLICIES:
@@ -146,6 +178,7 @@ class FallbackBackend:
         self._memory = memory
         self._lock_fallback = lock_fallback
         self._rate_limit_fallback = rate_limit_fallback
+        self._required = required
         self.breaker = CircuitBreaker() if breaker is None else breaker
         # True while calls go to Redis: connected and the breaker closed (one attribute read).
         self._up = False
@@ -167,6 +200,7 @@ class FallbackBackend:
             0,
         )
         self._warned: set[str] = set()  # kinds warned about in this outage
+        self._cause = "Redis unavailable"  # the last outage's error, for fail_closed refusals
         self._redis_stats: dict[str, int] = {}  # the last counters Redis gave
 
     # --- state -------------------------------------------------------------------------------
@@ -208,6 +242,10 @@ class FallbackBackend:
 
         Returns:
             True when Redis answered; False when memory serves (and the probe keeps trying).
+
+        Raises:
+            BackendUnavailable: Redis did not answer and `required` is set; the next call
+                tries again.
         """
         if self._connected:
             return self._up
@@ -217,6 +255,8 @@ class FallbackBackend:
             try:
                 self._primary.connect()
             except BackendUnavailable as exc:
+                if self._required:
+                    raise
                 self._connected = True
                 self._tripped(exc, at_start=True)
                 return False
@@ -224,14 +264,9 @@ class FallbackBackend:
             self._up = self.breaker.closed
             return self._up
 
-    def _first(self) -> bool:
-        # The slow path of every call while `_up` is False: connect once, else serve from memory.
-        if self._connected:
-            return False
-        return self.connect()
-
     def _tripped(self, exc: BaseException, *, at_start: bool = False) -> None:
         self._up = False
+        self._cause = str(exc)
         if not self.breaker.trip():
             return
         with self._counts_lock:
@@ -249,7 +284,8 @@ class FallbackBackend:
                 return
             try:
                 self._primary.ping()
-            except BackendUnavailable:
+            except BackendUnavailable as exc:
+                self._cause = str(exc)
                 self.breaker.probe_failed()
                 continue
             except Exception:
@@ -296,6 +332,10 @@ class FallbackBackend:
             for name in names:
                 self._counts[name] += 1
 
+    def _count_policy_answer(self, policy: str) -> None:
+        allowed = policy == FALLBACK_FAIL_OPEN
+        self._count("fallback_calls", "rate_limit_allowed" if allowed else "rate_limit_denied")
+
     def _warn_local(self, kind: str) -> None:
         with self._counts_lock:
             if kind in self._warned:
@@ -307,223 +347,175 @@ class FallbackBackend:
             kind,
         )
 
-    # --- values ------------------------------------------------------------------------------
+    # --- the router ----------------------------------------------------------------------------
+
+    def _route(self, name: str, *args: Any, policy: str | None = None) -> Any:
+        """Run backend command `name` on Redis while it serves, else by its outage rule.
+
+        A command without a rule in `_OUTAGE` is served by the memory backend during an outage.
+
+        Args:
+            policy: a lock or rate-limit command's outage policy for this call (None: the one
+                configured).
+        """
+        # `_up` is False while memory serves, and before the first connection attempt (which
+        # the first call makes; concurrent first calls share it).
+        if self._up or (not self._connected and self.connect()):
+            try:
+                return getattr(self._primary, name)(*args)
+            except BackendUnavailable as exc:
+                self._tripped(exc)
+        outage = _OUTAGE.get(name)
+        if outage is not None:
+            return getattr(self, outage)(policy, *args)
+        self._count("fallback_calls")
+        return getattr(self._memory, name)(*args)
+
+    # --- values, sets and hashes: memory serves them during an outage -------------------------
 
     def get(self, key: str) -> bytes | None:
-        if self._up or self._first():
-            try:
-                return self._primary.get(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.get(key)
+        value: bytes | None = self._route("get", key)
+        return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        if self._up or self._first():
-            try:
-                return self._primary.set(key, value, ttl)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.set(key, value, ttl)
+        self._route("set", key, value, ttl)
 
     def delete(self, key: str) -> bool:
-        if self._up or self._first():
-            try:
-                return self._primary.delete(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.delete(key)
+        deleted: bool = self._route("delete", key)
+        return deleted
 
     def exists(self, key: str) -> bool:
-        if self._up or self._first():
-            try:
-                return self._primary.exists(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.exists(key)
+        found: bool = self._route("exists", key)
+        return found
 
     def incrby(self, key: str, amount: int) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.incrby(key, amount)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.incrby(key, amount)
+        number: int = self._route("incrby", key, amount)
+        return number
 
     def ttl(self, key: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.ttl(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.ttl(key)
+        seconds: int = self._route("ttl", key)
+        return seconds
 
     def expire(self, key: str, ttl: float) -> bool:
-        if self._up or self._first():
-            try:
-                return self._primary.expire(key, ttl)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.expire(key, ttl)
+        expiring: bool = self._route("expire", key, ttl)
+        return expiring
 
     def scan(
         self, cursor: int = 0, pattern: str = "*", count: int = 100
     ) -> tuple[int, list[str]]:
         # A cursor belongs to one backend: a scan that straddles a transition may miss keys.
-        if self._up or self._first():
-            try:
-                return self._primary.scan(cursor, pattern, count)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.scan(cursor, pattern, count)
+        step: tuple[int, list[str]] = self._route("scan", cursor, pattern, count)
+        return step
 
     def ping(self) -> float | None:
         """One PING when Redis serves: its round trip in seconds; None while memory serves."""
-        if self._up or self._first():
-            try:
-                return self._primary.ping()
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        return None
+        seconds: float | None = self._route("ping")
+        return seconds
 
     def del_pattern(self, pattern: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.del_pattern(pattern)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.del_pattern(pattern)
+        deleted: int = self._route("del_pattern", pattern)
+        return deleted
 
     def flush(self) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.flush()
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.flush()
-
-    # --- sets and hashes ---------------------------------------------------------------------
+        deleted: int = self._route("flush")
+        return deleted
 
     def sadd(self, key: str, *members: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.sadd(key, *members)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.sadd(key, *members)
+        added: int = self._route("sadd", key, *members)
+        return added
 
     def srem(self, key: str, *members: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.srem(key, *members)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.srem(key, *members)
+        removed: int = self._route("srem", key, *members)
+        return removed
 
     def sismember(self, key: str, member: str) -> bool:
-        if self._up or self._first():
-            try:
-                return self._primary.sismember(key, member)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.sismember(key, member)
+        found: bool = self._route("sismember", key, member)
+        return found
 
     def smembers(self, key: str) -> builtins.set[str]:
-        if self._up or self._first():
-            try:
-                return self._primary.smembers(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.smembers(key)
+        members: builtins.set[str] = self._route("smembers", key)
+        return members
 
     def scard(self, key: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.scard(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.scard(key)
+        count: int = self._route("scard", key)
+        return count
 
     def hset(self, key: str, field: str, value: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.hset(key, field, value)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.hset(key, field, value)
+        added: int = self._route("hset", key, field, value)
+        return added
 
     def hget(self, key: str, field: str) -> str | None:
-        if self._up or self._first():
-            try:
-                return self._primary.hget(key, field)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.hget(key, field)
+        text: str | None = self._route("hget", key, field)
+        return text
 
     def hgetall(self, key: str) -> dict[str, str]:
-        if self._up or self._first():
-            try:
-                return self._primary.hgetall(key)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.hgetall(key)
+        fields: dict[str, str] = self._route("hgetall", key)
+        return fields
 
     def hdel(self, key: str, *fields: str) -> int:
-        if self._up or self._first():
-            try:
-                return self._primary.hdel(key, *fields)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        self._count("fallback_calls")
-        return self._memory.hdel(key, *fields)
+        removed: int = self._route("hdel", key, *fields)
+        return removed
 
     # --- locks -------------------------------------------------------------------------------
 
-    def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
-        if self._up or self._first():
-            try:
-                return self._primary.acquire_lock(key, ttl_ms)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        taken = self._memory_lock(key, ttl_ms, fenced=False)
+    def acquire_lock(self, key: str, ttl_ms: int, policy: str | None = None) -> str | None:
+        """`acquire_lock` of the backend serving; `policy` overrides the lock outage policy.
+
+        Raises:
+            BackendUnavailable: Redis is down and the policy is "fail_closed".
+        """
+        token: str | None = self._route("acquire_lock", key, ttl_ms, policy=policy)
+        return token
+
+    def acquire_fenced_lock(
+        self, key: str, ttl_ms: int, policy: str | None = None
+    ) -> tuple[str, int] | None:
+        """`acquire_fenced_lock` of the backend serving; `policy` as for `acquire_lock`."""
+        taken: tuple[str, int] | None = self._route(
+            "acquire_fenced_lock", key, ttl_ms, policy=policy
+        )
+        return taken
+
+    def release_lock(self, key: str, token: str) -> bool:
+        if isinstance(token, str) and token.startswith(MEMORY_TOKEN_TAG):
+            return self._memory.release_lock(key, token[len(MEMORY_TOKEN_TAG) :])
+        released: bool = self._route("release_lock", key, token)
+        return released
+
+    def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
+        if isinstance(token, str) and token.startswith(MEMORY_TOKEN_TAG):
+            raw = token[len(MEMORY_TOKEN_TAG) :]
+            return self._memory.extend_lock(key, raw, ttl_ms)
+        extended: bool = self._route("extend_lock", key, token, ttl_ms)
+        return extended
+
+    def _lock_outage(self, policy: str | None, key: str, ttl_ms: int) -> str | None:
+        taken = self._memory_lock(key, ttl_ms, policy, fenced=False)
         return None if taken is None else taken[0]
 
-    def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
-        if self._up or self._first():
-            try:
-                return self._primary.acquire_fenced_lock(key, ttl_ms)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        return self._memory_lock(key, ttl_ms, fenced=True)
+    def _fenced_lock_outage(
+        self, policy: str | None, key: str, ttl_ms: int
+    ) -> tuple[str, int] | None:
+        return self._memory_lock(key, ttl_ms, policy, fenced=True)
 
-    def _memory_lock(self, key: str, ttl_ms: int, *, fenced: bool) -> tuple[str, int] | None:
+    def _memory_lock(
+        self, key: str, ttl_ms: int, policy: str | None, *, fenced: bool
+    ) -> tuple[str, int] | None:
         """A lock while Redis is down, by the lock policy: (tagged token, fence) or None.
 
         A fence from memory is a separate sequence (comparable only within this process); the
         "mem-" tag of its token tells the holder so. `fenced=False` gives fence 0.
+
+        Raises:
+            BackendUnavailable: the policy is "fail_closed"; the message names the outage.
         """
-        if self._lock_fallback == FALLBACK_FAIL_CLOSED:
+        if (self._lock_fallback if policy is None else policy) == FALLBACK_FAIL_CLOSED:
             check_key(key, "lock_key")
             check_ttl_ms(ttl_ms)
             self._count("fallback_calls", "lock_contended")
-            return None
+            raise BackendUnavailable(
+                f"lock {key!r} not taken (fallback='fail_closed'): {self._cause}"
+            )
         if fenced:
             taken = self._memory.acquire_fenced_lock(key, ttl_ms)
         else:
@@ -536,32 +528,14 @@ class FallbackBackend:
         self._warn_local("locks")
         return MEMORY_TOKEN_TAG + taken[0], taken[1]
 
-    def release_lock(self, key: str, token: str) -> bool:
-        if isinstance(token, str) and token.startswith(MEMORY_TOKEN_TAG):
-            return self._memory.release_lock(key, token[len(MEMORY_TOKEN_TAG) :])
-        if self._up or self._first():
-            try:
-                return self._primary.release_lock(key, token)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        # A Redis token while Redis is down: it cannot be released; it expires by its TTL.
+    def _token_outage(
+        self, _policy: str | None, key: str, token: str, ttl_ms: int | None = None
+    ) -> bool:
+        # A Redis token while Redis is down: it cannot be released or extended; it ends by its TTL.
         check_key(key, "lock_key")
         check_key(token, "token")
-        self._count("fallback_calls")
-        return False
-
-    def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
-        if isinstance(token, str) and token.startswith(MEMORY_TOKEN_TAG):
-            raw = token[len(MEMORY_TOKEN_TAG) :]
-            return self._memory.extend_lock(key, raw, ttl_ms)
-        if self._up or self._first():
-            try:
-                return self._primary.extend_lock(key, token, ttl_ms)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        check_key(key, "lock_key")
-        check_key(token, "token")
-        check_ttl_ms(ttl_ms)
+        if ttl_ms is not None:
+            check_ttl_ms(ttl_ms)
         self._count("fallback_calls")
         return False
 
@@ -574,33 +548,13 @@ class FallbackBackend:
         window: float,
         cost: int = 1,
         algorithm: str = "sliding_log",
+        policy: str | None = None,
     ) -> tuple[bool, int, float, float]:
-        if self._up or self._first():
-            try:
-                return self._primary.rate_limit(key, limit, window, cost, algorithm)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
-        policy = self._rate_limit_fallback
-        if policy != FALLBACK_MEMORY:
-            check_key(key)
-            check_limit(limit)
-            check_ttl(window, "window")
-            check_cost(cost)
-            check_algorithm(algorithm)
-            if algorithm == "gcra":
-                check_gcra_span(limit, seconds_to_ms(window, "window"))
-            if cost <= limit:  # a cost above the limit is denied by every policy (memory says)
-                if policy == FALLBACK_FAIL_OPEN:
-                    self._count("fallback_calls", "rate_limit_allowed")
-                    return True, limit - cost, 0.0, 0.0
-                # Fail closed: retry when the breaker may have closed again.
-                retry = min(float(window), PROBE_MAX_SECONDS)
-                self._count("fallback_calls", "rate_limit_denied")
-                return False, 0, retry, retry
-        result = self._memory.rate_limit(key, limit, window, cost, algorithm)
-        self._count("fallback_calls", "fallback_rate_limits")
-        self._warn_local("rate limits")
-        return result
+        """`rate_limit` of the backend serving; `policy` overrides the rate-limit outage policy."""
+        answer: tuple[bool, int, float, float] = self._route(
+            "rate_limit", key, limit, window, cost, algorithm, policy=policy
+        )
+        return answer
 
     def rate_limit_many(
         self,
@@ -610,11 +564,46 @@ class FallbackBackend:
         cost: int = 1,
         algorithm: str = "sliding_log",
     ) -> list[tuple[bool, int, float, float]]:
-        if self._up or self._first():
-            try:
-                return self._primary.rate_limit_many(keys, limits, windows, cost, algorithm)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
+        answers: list[tuple[bool, int, float, float]] = self._route(
+            "rate_limit_many", keys, limits, windows, cost, algorithm
+        )
+        return answers
+
+    def _rate_limit_outage(
+        self,
+        policy: str | None,
+        key: str,
+        limit: int,
+        window: float,
+        cost: int,
+        algorithm: str,
+    ) -> tuple[bool, int, float, float]:
+        policy = self._rate_limit_fallback if policy is None else policy
+        if policy != FALLBACK_MEMORY:
+            check_key(key)
+            check_limit(limit)
+            check_ttl(window, "window")
+            check_cost(cost)
+            check_algorithm(algorithm)
+            if algorithm == "gcra":
+                check_gcra_span(limit, seconds_to_ms(window, "window"))
+            if cost <= limit:  # a cost above the limit is denied by every policy (memory says)
+                self._count_policy_answer(policy)
+                return _policy_answer(policy, limit, cost, float(window))
+        result = self._memory.rate_limit(key, limit, window, cost, algorithm)
+        self._count("fallback_calls", "fallback_rate_limits")
+        self._warn_local("rate limits")
+        return result
+
+    def _rate_limit_many_outage(
+        self,
+        _policy: str | None,
+        keys: list[str],
+        limits: list[int],
+        windows: list[float],
+        cost: int,
+        algorithm: str,
+    ) -> list[tuple[bool, int, float, float]]:
         policy = self._rate_limit_fallback
         if policy != FALLBACK_MEMORY:
             # The policies of `rate_limit`, for the call as a whole.
@@ -622,13 +611,10 @@ class FallbackBackend:
                 keys, limits, windows, cost, algorithm
             )
             if all(cost <= limit for limit in checked_limits):
-                if policy == FALLBACK_FAIL_OPEN:
-                    self._count("fallback_calls", "rate_limit_allowed")
-                    return [(True, limit - cost, 0.0, 0.0) for limit in checked_limits]
-                self._count("fallback_calls", "rate_limit_denied")
+                self._count_policy_answer(policy)
                 return [
-                    (False, 0, retry, retry)
-                    for retry in (min(ms / 1000, PROBE_MAX_SECONDS) for ms in windows_ms)
+                    _policy_answer(policy, limit, cost, ms / 1000)
+                    for limit, ms in zip(checked_limits, windows_ms, strict=True)
                 ]
         results = self._memory.rate_limit_many(keys, limits, windows, cost, algorithm)
         self._count("fallback_calls", "fallback_rate_limits")
@@ -647,12 +633,13 @@ class FallbackBackend:
         Returns:
             None while Redis is down: the caller delivers in-process instead.
         """
-        if self._up or self._first():
-            try:
-                return self._primary.publish(channel, data, node)
-            except BackendUnavailable as exc:
-                self._tripped(exc)
+        reached: int | None = self._route("publish", channel, data, node)
+        return reached
+
+    def _publish_outage(self, _policy: str | None, *_args: Any) -> None:
         self._count("fallback_calls")
+
+    def _ping_outage(self, _policy: str | None) -> None:
         return None
 
     # --- service -----------------------------------------------------------------------------
