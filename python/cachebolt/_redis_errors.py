@@ -16,6 +16,10 @@
   something) -> `BackendUnavailable` naming it, so the call is served from memory and never
   surfaces redis-py's internals to the caller.
 
+A `BackendUnavailable` message names its cause first, then redis-py's text: "Redis
+unavailable: connection refused: ...", "timeout", "authentication failed for user 'cb'" (the
+user name, never the password), "TLS verification failed", "cluster unreachable".
+
 Messages never carry a password: every one passes `mask_secrets` with the secret the mapper is
 given (a URL password in redis-py's texts is masked too). `NOSCRIPT` never reaches here:
 redis-py's `Script` reloads the script and runs it again, which is safe since the first EVALSHA
@@ -69,11 +73,44 @@ def _script_free(message: str) -> str:
     return message if cut < 0 else message[:cut]
 
 
-def translate(exc: BaseException, secret: str | None = None) -> CacheError:
+def _refused(exc: BaseException) -> bool:
+    """A refused connection, also when redis-py rewords it ("Connect call failed")."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # redis-py wraps the socket error once or twice
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _cause(exc: BaseException, secret: str | None, username: str | None) -> str:
+    """What an outage error means, in the words of `BackendUnavailable`'s contract."""
+    text = str(exc)
+    if isinstance(exc, rx.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
+        user = "default" if username is None else username
+        missing = " (no password configured)" if secret is None else ""
+        return f"authentication failed for user {user!r}{missing}: "
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "TLS verification failed: "
+    if isinstance(exc, (rx.TimeoutError, builtins.TimeoutError, asyncio.TimeoutError)):
+        return "timeout: "
+    if _refused(exc) or "Connection refused" in text:
+        return "connection refused: "
+    if isinstance(exc, rx.RedisClusterException) or text.startswith("CLUSTERDOWN"):
+        return "cluster unreachable: "
+    return ""
+
+
+def translate(
+    exc: BaseException, secret: str | None = None, username: str | None = None
+) -> CacheError:
     """The cachebolt exception for an exception raised by redis-py (or a socket)."""
     if isinstance(exc, rx.ResponseError):
         if isinstance(exc, _UNAVAILABLE_REPLIES):
-            return BackendUnavailable(mask_secrets(f"Redis unavailable: {exc}", secret))
+            cause = _cause(exc, secret, username)
+            return BackendUnavailable(mask_secrets(f"Redis unavailable: {cause}{exc}", secret))
         if isinstance(exc, rx.OutOfMemoryError):
             return CapacityError(_OUT_OF_MEMORY)
         message = _script_free(str(exc))
@@ -86,7 +123,8 @@ def translate(exc: BaseException, secret: str | None = None) -> CacheError:
         return CacheError(mask_secrets(f"Redis error: {message}", secret))
     if isinstance(exc, _UNAVAILABLE):
         detail = str(exc) or type(exc).__name__
-        return BackendUnavailable(mask_secrets(f"Redis unavailable: {detail}", secret))
+        cause = _cause(exc, secret, username)
+        return BackendUnavailable(mask_secrets(f"Redis unavailable: {cause}{detail}", secret))
     if isinstance(exc, rx.RedisError):
         return CacheError(mask_secrets(f"Redis error: {exc}", secret))
     failed = f"Redis client failed: {type(exc).__name__}: {exc}"
@@ -96,10 +134,11 @@ def translate(exc: BaseException, secret: str | None = None) -> CacheError:
 class RedisErrorMapper:
     """The context manager behind `map_redis_errors`; stateless, so one instance is reused."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "_username")
 
-    def __init__(self, secret: str | None = None) -> None:
+    def __init__(self, secret: str | None = None, username: str | None = None) -> None:
         self._secret = secret
+        self._username = username
 
     def __enter__(self) -> None:
         return None
@@ -113,7 +152,7 @@ class RedisErrorMapper:
         # Never suppresses: an error either passes through or is replaced by ours.
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
-        mapped = translate(exc, self._secret)
+        mapped = translate(exc, self._secret, self._username)
         # Chained for debugging, unless redis-py's own text would show a secret in a traceback.
         text = str(exc)
         raise mapped from (exc if mask_secrets(text, self._secret) == text else None)
@@ -122,10 +161,13 @@ class RedisErrorMapper:
 _DEFAULT = RedisErrorMapper()
 
 
-def map_redis_errors(secret: str | None = None) -> RedisErrorMapper:
+def map_redis_errors(secret: str | None = None, username: str | None = None) -> RedisErrorMapper:
     """A context manager mapping redis-py errors to cachebolt's (see the module docstring).
 
     Args:
         secret: a password to mask in every message (the backend passes its own).
+        username: the ACL user, named when authentication fails.
     """
-    return _DEFAULT if secret is None else RedisErrorMapper(secret)
+    if secret is None and username is None:
+        return _DEFAULT
+    return RedisErrorMapper(secret, username)
