@@ -35,6 +35,7 @@ def test_defaults() -> None:
         "feed_cache_ttl_seconds": 300,
         "lock_fallback": "memory",
         "rate_limit_fallback": "memory",
+        "required": False,
     }
 
 

@@ -16,9 +16,11 @@ from ._sync import CacheService
 from ._templates import escape_key_part
 from .config import CacheConfig
 from .exceptions import (
+    BackendUnavailable,
     CacheError,
     CapacityError,
     ConfigError,
+    LockLost,
     LockNotAcquired,
     RateLimitExceeded,
     SerializationError,
@@ -55,6 +57,7 @@ else:
 __all__ = [
     "AsyncCacheService",
     "AsyncEnhancedRateLimitService",
+    "BackendUnavailable",
     "CacheConfig",
     "CacheError",
     "CacheService",
@@ -66,6 +69,7 @@ __all__ = [
     "EnhancedRateLimitService",
     "Escalation",
     "FencedLock",
+    "LockLost",
     "LockNotAcquired",
     "RateLimitExceeded",
     "RateLimitResult",

@@ -8,6 +8,7 @@ LOGGER_NAME: Final = "cachebolt"
 
 # --- environment variables -------------------------------------------------------------------
 ENV_ENABLED: Final = "VALKEY_ENABLED"
+ENV_REQUIRED: Final = "VALKEY_REQUIRED"
 ENV_URL: Final = "VALKEY_URL"
 ENV_HOST: Final = "VALKEY_HOST"
 ENV_PORT: Final = "VALKEY_PORT"
@@ -30,6 +31,7 @@ ENV_RATE_LIMIT_FALLBACK: Final = "CACHE_RATE_LIMIT_FALLBACK"
 
 # --- defaults ----------------------------------------------------------------------------------
 DEFAULT_ENABLED: Final = False
+DEFAULT_REQUIRED: Final = False
 DEFAULT_HOST: Final = "localhost"
 DEFAULT_PORT: Final = 6379
 DEFAULT_TLS: Final = False
@@ -75,6 +77,10 @@ FALLBACK_FAIL_CLOSED: Final = "fail_closed"
 FALLBACK_FAIL_OPEN: Final = "fail_open"
 LOCK_FALLBACK_POLICIES: Final = (FALLBACK_MEMORY, FALLBACK_FAIL_CLOSED)
 RATE_LIMIT_FALLBACK_POLICIES: Final = (FALLBACK_MEMORY, FALLBACK_FAIL_CLOSED, FALLBACK_FAIL_OPEN)
+# What a `lock()` block does when its release finds the lock expired or taken by another holder.
+ON_LOST_RAISE: Final = "raise"
+ON_LOST_WARN: Final = "warn"
+ON_LOST_POLICIES: Final = (ON_LOST_RAISE, ON_LOST_WARN)
 # Half-open probes of an open breaker: the first after 100 ms, then doubling, capped at 2 s, each
 # jittered to 50..100 % of its step. Redis that comes back is in use again within about 2 s.
 PROBE_INITIAL_SECONDS: Final = 0.1

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_TTL_MS",
     "bool_error",
     "check_algorithm",
+    "check_choice",
     "check_cost",
     "check_gcra_span",
     "check_key",
@@ -134,6 +135,12 @@ def check_wait_seconds(wait_seconds: object) -> float:
     if not math.isfinite(wait_seconds) or wait_seconds < 0:
         raise ValueError(f"wait_seconds must be a finite number >= 0, got {wait_seconds!r}")
     return float(wait_seconds)
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """A per-call option (`fallback=`, `on_lost=`): one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def hash_value_text(key: str, value: object) -> str:

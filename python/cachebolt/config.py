@@ -156,6 +156,9 @@ class CacheConfig:
         rate_limit_fallback: what rate limits do while Redis is down
             (`CACHE_RATE_LIMIT_FALLBACK`): "memory" counts in the in-process store (local to
             this process), "fail_closed" denies every hit, "fail_open" allows every hit.
+        required: Redis must answer at start-up (`VALKEY_REQUIRED`): the blocking service's
+            constructor and the asyncio service's `connect()` (or first call) raise
+            `BackendUnavailable` instead of serving from memory. Later outages still fall back.
 
     Raises:
         ConfigError: a field has a wrong type or is out of range (the message names the field).
@@ -181,6 +184,7 @@ class CacheConfig:
     feed_cache_ttl_seconds: int = C.DEFAULT_FEED_CACHE_TTL_SECONDS
     lock_fallback: str = C.DEFAULT_LOCK_FALLBACK
     rate_limit_fallback: str = C.DEFAULT_RATE_LIMIT_FALLBACK
+    required: bool = C.DEFAULT_REQUIRED
 
     def __post_init__(self) -> None:
         if self.url is not None:
@@ -275,6 +279,7 @@ class CacheConfig:
             return raw.strip()
 
         read(C.ENV_ENABLED, "enabled", _parse_bool)
+        read(C.ENV_REQUIRED, "required", _parse_bool)
         read(C.ENV_HOST, "host", text)
         read(C.ENV_PORT, "port", ranged(C.PORT_RANGE))
         read(C.ENV_USERNAME, "username", text)
@@ -340,6 +345,7 @@ _FIELD_TYPES: dict[str, type] = {
     "feed_cache_ttl_seconds": int,
     "lock_fallback": str,
     "rate_limit_fallback": str,
+    "required": bool,
 }
 _OPTIONAL_FIELDS = frozenset(
     {

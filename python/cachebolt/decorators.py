@@ -17,11 +17,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypeVar, cast
 
 from ._codec import OPTIONS, SORT_KEYS, first_use, round_trip
+from ._constants import (
+    LOCK_FALLBACK_POLICIES,
+    ON_LOST_POLICIES,
+    ON_LOST_RAISE,
+    ON_LOST_WARN,
+    RATE_LIMIT_FALLBACK_POLICIES,
+)
 from ._redact import get_logger
 from ._synchronization import Backoff
 from ._templates import KeyTemplate
 from ._validate import (
     check_algorithm,
+    check_choice,
     check_cost,
     check_limit,
     check_optional_ttl,
@@ -29,7 +37,7 @@ from ._validate import (
     check_ttl_ms,
     check_wait_seconds,
 )
-from .exceptions import LockNotAcquired, RateLimitExceeded, SerializationError
+from .exceptions import BackendUnavailable, LockNotAcquired, RateLimitExceeded, SerializationError
 
 if TYPE_CHECKING:
     from ._async.service import AsyncCacheService
@@ -178,6 +186,7 @@ def rate_limited(
     key: str | None = None,
     algorithm: str = "sliding_log",
     cost: int = 1,
+    fallback: str | None = None,
 ) -> Decorator[..., Any]:
     """Count each call against a rate limit; a denied call raises instead of running.
 
@@ -189,6 +198,8 @@ def rate_limited(
             None limits all calls of the function together (key `module.qualname`).
         algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra".
         cost: hits each call counts for.
+        fallback: what a call does while Redis is down, instead of `CACHE_RATE_LIMIT_FALLBACK`:
+            "memory", "fail_closed" (denied) or "fail_open" (allowed).
 
     Returns:
         A decorator; the wrapped function raises `RateLimitExceeded` (with `.retry_after` and
@@ -198,6 +209,8 @@ def rate_limited(
     check_ttl(window_seconds, "window_seconds")
     check_algorithm(algorithm)
     check_cost(cost)
+    if fallback is not None:
+        check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _refuse_sync(service, fn, "rate_limited")
@@ -213,7 +226,7 @@ def rate_limited(
             async def async_limited(*args: Any, **kwargs: Any) -> Any:
                 k = limit_key(args, kwargs)
                 result = await aservice.hit_rate_limit(
-                    k, limit, window_seconds, cost=cost, algorithm=algorithm
+                    k, limit, window_seconds, cost=cost, algorithm=algorithm, fallback=fallback
                 )
                 if not result:
                     raise RateLimitExceeded(result, key=k)
@@ -225,7 +238,7 @@ def rate_limited(
         def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             k = limit_key(args, kwargs)
             result = sservice.hit_rate_limit(
-                k, limit, window_seconds, cost=cost, algorithm=algorithm
+                k, limit, window_seconds, cost=cost, algorithm=algorithm, fallback=fallback
             )
             if not result:
                 raise RateLimitExceeded(result, key=k)
@@ -248,7 +261,13 @@ def rate_limited(
 
 
 def with_lock(
-    service: AnyService, name_template: str, *, ttl_ms: int, wait_seconds: float = 0
+    service: AnyService,
+    name_template: str,
+    *,
+    ttl_ms: int,
+    wait_seconds: float = 0,
+    fallback: str | None = None,
+    on_lost: str = ON_LOST_RAISE,
 ) -> Decorator[..., Any]:
     """Run each call while holding the lock `lock:<name>`, released when the call returns.
 
@@ -257,12 +276,21 @@ def with_lock(
         name_template: a `str.format` template over the arguments, e.g. "order:create:{user_id}".
         ttl_ms: lock TTL in milliseconds (the call should finish well within it).
         wait_seconds: how long to wait for a held lock before giving up.
+        fallback: what taking the lock does while Redis is down, instead of
+            `CACHE_LOCK_FALLBACK`: "memory" or "fail_closed".
+        on_lost: "raise" (`LockLost`) or "warn" when the release finds the lock expired or
+            taken by another holder (see `lock()`).
 
     Returns:
-        A decorator; the wrapped function raises `LockNotAcquired` when the lock stays held.
+        A decorator; the wrapped function raises `LockNotAcquired` when the lock stays held,
+        `BackendUnavailable` when it is refused under "fail_closed" while Redis is down, and
+        `LockLost` as `on_lost` says.
     """
     check_ttl_ms(ttl_ms)
     wait = check_wait_seconds(wait_seconds)
+    if fallback is not None:
+        check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
+    check_choice("on_lost", on_lost, ON_LOST_POLICIES)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _refuse_sync(service, fn, "with_lock")
@@ -271,7 +299,10 @@ def with_lock(
             aservice = cast("AsyncCacheService", service)
 
             async def async_locked(*args: Any, **kwargs: Any) -> Any:
-                async with aservice.lock(names.format(args, kwargs), ttl_ms, wait_seconds=wait):
+                name = names.format(args, kwargs)
+                async with aservice.lock(
+                    name, ttl_ms, wait_seconds=wait, fallback=fallback, on_lost=on_lost
+                ):
                     return await fn(*args, **kwargs)
 
             return functools.wraps(fn)(async_locked)
@@ -280,17 +311,20 @@ def with_lock(
             # Wait with asyncio.sleep, not inside the blocking lock(), to keep the loop running.
             async def locked_coroutine(*args: Any, **kwargs: Any) -> Any:
                 name = names.format(args, kwargs)
-                token = await _acquire_polling(sservice, name, ttl_ms, wait)
+                token = await _acquire_polling(sservice, name, ttl_ms, wait, fallback)
                 try:
-                    return await fn(*args, **kwargs)
-                finally:
-                    if not sservice.release_lock(name, token):
-                        _logger.warning("lock %r expired or changed owner before its release", name)
+                    result = await fn(*args, **kwargs)
+                except BaseException:
+                    sservice._release_held(name, ttl_ms, token, ON_LOST_WARN)
+                    raise
+                sservice._release_held(name, ttl_ms, token, on_lost)
+                return result
 
             return functools.wraps(fn)(locked_coroutine)
 
         def locked_call(*args: Any, **kwargs: Any) -> Any:
-            with sservice.lock(names.format(args, kwargs), ttl_ms, wait_seconds=wait):
+            name = names.format(args, kwargs)
+            with sservice.lock(name, ttl_ms, wait_seconds=wait, fallback=fallback, on_lost=on_lost):
                 return fn(*args, **kwargs)
 
         return functools.wraps(fn)(locked_call)
@@ -298,15 +332,26 @@ def with_lock(
     return decorate
 
 
-async def _acquire_polling(service: CacheService, name: str, ttl_ms: int, wait: float) -> str:
+async def _acquire_polling(
+    service: CacheService, name: str, ttl_ms: int, wait: float, fallback: str | None
+) -> str:
+    """`lock()`'s acquisition (`_acquire_waiting`) with the waits on the event loop."""
     # Imported here, where an event loop runs, so that a blocking-only program never loads asyncio.
     import asyncio
 
     backoff = Backoff(wait)
-    while (token := service.acquire_lock(name, ttl_ms)) is None:
+    while True:
+        refused: BackendUnavailable | None = None
+        try:
+            taken = service._take_lock(name, ttl_ms, fallback, False)
+        except BackendUnavailable as exc:
+            taken, refused = None, exc
+        if taken is not None:
+            return taken.token
         delay = backoff.next_delay()
         if delay is None:
+            if refused is not None:
+                raise refused
             _logger.warning("failed to acquire lock: %s", name)
             raise LockNotAcquired(name, wait)
         await asyncio.sleep(delay)
-    return token

@@ -11,6 +11,7 @@ __all__ = [
     "CacheError",
     "CapacityError",
     "ConfigError",
+    "LockLost",
     "LockNotAcquired",
     "RateLimitExceeded",
     "SerializationError",
@@ -69,10 +70,12 @@ class RateLimitExceeded(CacheError):
 
 
 class BackendUnavailable(CacheError):
-    """Redis/Valkey did not answer: refused, timed out, down, loading, or refused our login.
+    """Redis/Valkey could not serve and the call was not to fall back to memory.
 
-    Raised by the Redis backend only; the service's fallback layer catches exactly this type and
-    serves the call from memory.
+    The message names the cause: connection refused, timeout, authentication failed for user
+    `<name>` (never the password), TLS verification failed, cluster unreachable. Raised at
+    start-up when `CacheConfig.required` is set, and by a lock refused under the
+    "fail_closed" outage policy; otherwise the fallback layer serves the call from memory.
     """
 
 
@@ -82,4 +85,18 @@ class LockNotAcquired(CacheError):
     def __init__(self, lock_key: str, wait_seconds: float = 0.0) -> None:
         waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
         super().__init__(f"lock {lock_key!r} is held by another owner{waited}")
+        self.lock_key = lock_key
+
+
+class LockLost(CacheError):
+    """A `lock()` block ended and its release found the lock expired or taken by another holder.
+
+    The protected work ran without exclusion for part of its time (the body outlived `ttl_ms`).
+    """
+
+    def __init__(self, lock_key: str, ttl_ms: int) -> None:
+        super().__init__(
+            f"lock {lock_key!r} was lost before its release: it expired or changed owner while "
+            f"the block ran (ttl_ms={ttl_ms} too short?)"
+        )
         self.lock_key = lock_key

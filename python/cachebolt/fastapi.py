@@ -41,13 +41,29 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     raise ImportError("cachebolt.fastapi needs FastAPI: pip install 'cachebolt[fastapi]'") from exc
 
 from ._async.service import AsyncCacheService
-from ._constants import DEFAULT_RATE_LIMIT_ALGORITHM
+from ._constants import (
+    DEFAULT_RATE_LIMIT_ALGORITHM,
+    LOCK_FALLBACK_POLICIES,
+    ON_LOST_POLICIES,
+    ON_LOST_RAISE,
+    ON_LOST_WARN,
+    PROBE_MAX_SECONDS,
+    RATE_LIMIT_FALLBACK_POLICIES,
+)
 from ._redact import get_logger
 from ._results import RateLimitResult
 from ._sync.service import CacheService
 from ._templates import KeyTemplate, escape_key_part
-from ._validate import check_algorithm, check_cost, check_key, check_limit, check_ttl, check_ttl_ms
-from .exceptions import CapacityError
+from ._validate import (
+    check_algorithm,
+    check_choice,
+    check_cost,
+    check_key,
+    check_limit,
+    check_ttl,
+    check_ttl_ms,
+)
+from .exceptions import BackendUnavailable, CapacityError
 from .patterns import MAX_PATTERN_LENGTH, MAX_SCAN_COUNT
 
 __all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
@@ -338,10 +354,12 @@ class RateLimit:
         cost: hits each request counts for, 1..limit.
         cache: the service (default: `app.state.cachebolt`).
         trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.
+        fallback: what a request does while Redis is down, instead of
+            `CACHE_RATE_LIMIT_FALLBACK`: "memory", "fail_closed" (429) or "fail_open".
 
     Raises:
         ValueError: a bad limit, window, cost (also above `limit`: never allowed), algorithm,
-            key or trusted proxy.
+            key, trusted proxy or fallback.
     """
 
     def __init__(
@@ -355,6 +373,7 @@ class RateLimit:
         cost: int = 1,
         cache: AnyService | None = None,
         trusted_proxies: Iterable[str] = (),
+        fallback: str | None = None,
     ) -> None:
         check_limit(limit)
         check_ttl(window_seconds, "window_seconds")
@@ -362,6 +381,8 @@ class RateLimit:
         check_algorithm(algorithm)
         if cost < 1 or cost > limit:
             raise ValueError(f"cost must be in 1..limit ({limit}), got {cost}")
+        if fallback is not None:
+            check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
         if by is not None and not callable(by):
             raise TypeError(f"by must be callable, not {type(by).__name__}")
         _check_service(cache)
@@ -369,6 +390,7 @@ class RateLimit:
         self.window_seconds = window_seconds
         self.algorithm = algorithm
         self.cost = cost
+        self.fallback = fallback
         self._key = None if key is None else _Template(key, "key")
         self._cache = cache
         self._proxies = _networks(trusted_proxies)
@@ -404,6 +426,7 @@ class RateLimit:
                 self.window_seconds,
                 cost=self.cost,
                 algorithm=self.algorithm,
+                fallback=self.fallback,
             )
         except CapacityError as exc:
             # No room to count the request: the in-memory backend's rate-limit state is at its
@@ -451,7 +474,9 @@ class WithLock:
     `key=` (a template over path parameters: `WithLock("payment:process", 10_000,
     key="{order_id}")` is one lock per order whoever calls, filled as `RateLimit`'s `key=`: from
     the validated values, escaped). A request that finds it held gets 409
-    and a JSON body at once (no waiting). The lock is released with its own token, so never
+    and a JSON body at once (no waiting); one refused because Redis is down under the
+    "fail_closed" policy (`fallback=` or `CACHE_LOCK_FALLBACK`) gets 503 with `Retry-After`.
+    The lock is released with its own token, so never
     someone else's (after `ttl_ms` it may be), after the response has been sent, also when the
     handler raises. The dependency's value is the lock token.
 
@@ -466,6 +491,11 @@ class WithLock:
         by: a FastAPI dependency returning who calls (None: anonymous, locked by address).
         cache: the service (default: `app.state.cachebolt`).
         trusted_proxies: addresses or networks of the proxies whose `X-Forwarded-For` is believed.
+        fallback: what taking the lock does while Redis is down, instead of
+            `CACHE_LOCK_FALLBACK`: "memory" or "fail_closed" (503).
+        on_lost: "raise" (`LockLost` from the release: a 500 with `scope="function"`, else the
+            server's error log after the response) or "warn", when the release finds the lock
+            expired or taken by another holder.
     """
 
     def __init__(
@@ -477,14 +507,21 @@ class WithLock:
         by: Callable[..., Any] | None = None,
         cache: AnyService | None = None,
         trusted_proxies: Iterable[str] = (),
+        fallback: str | None = None,
+        on_lost: str = ON_LOST_RAISE,
     ) -> None:
         check_key(name, "name")
         check_ttl_ms(ttl_ms)
+        if fallback is not None:
+            check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
+        check_choice("on_lost", on_lost, ON_LOST_POLICIES)
         if by is not None and not callable(by):
             raise TypeError(f"by must be callable, not {type(by).__name__}")
         _check_service(cache)
         self.name = name
         self.ttl_ms = ttl_ms
+        self.fallback = fallback
+        self.on_lost = on_lost
         self._key = None if key is None else _Template(key, "key")
         self._cache = cache
         self._proxies = _networks(trusted_proxies)
@@ -505,7 +542,16 @@ class WithLock:
         service = _service(request, self._cache)
         key = self.lock_key(request, identity)
         try:
-            token: str | None = await _call(service, "acquire_lock", key, self.ttl_ms)
+            held = await _call(service, "_take_lock", key, self.ttl_ms, self.fallback, False)
+        except BackendUnavailable as exc:
+            # Refused under "fail_closed": the breaker probes Redis again within this long.
+            retry = math.ceil(PROBE_MAX_SECONDS)
+            _logger.warning("lock %s refused while Redis is down: %s", key, exc)
+            raise HTTPException(
+                status_code=503,
+                detail={"error": "lock_unavailable", "lock": self.name, "retry_after": retry},
+                headers={"Retry-After": str(retry)},
+            ) from None
         except CapacityError as exc:
             # Redis is out of memory (maxmemory under noeviction): nothing was taken.
             _logger.warning("lock %s cannot be taken: %s", key, exc)
@@ -514,7 +560,7 @@ class WithLock:
                 detail={"error": "lock_unavailable", "lock": self.name},
                 headers={"Retry-After": "1"},
             ) from None
-        if token is None:
+        if held is None:
             _logger.warning("failed to acquire lock: %s", key)
             raise HTTPException(
                 status_code=409,
@@ -524,20 +570,17 @@ class WithLock:
                     "lock": self.name,
                 },
             )
+        token: str = held.token
+        # Shielded: a cancelled request (client gone) still releases instead of waiting for the
+        # TTL. A lost lock is only warned about beside the handler's own error.
         try:
             yield token
-        finally:
-            # Shielded: a cancelled request (client gone) still releases instead of waiting
-            # for the TTL.
+        except BaseException:
             with anyio.CancelScope(shield=True):
-                released = await _call(service, "release_lock", key, token)
-            if not released:
-                _logger.warning(
-                    "lock %r was not released: it expired (ttl_ms=%d too short?) or Redis is "
-                    "unreachable and it will end by its TTL",
-                    key,
-                    self.ttl_ms,
-                )
+                await _call(service, "_release_held", key, self.ttl_ms, token, ON_LOST_WARN)
+            raise
+        with anyio.CancelScope(shield=True):
+            await _call(service, "_release_held", key, self.ttl_ms, token, self.on_lost)
 
 
 # --- the admin router --------------------------------------------------------------------------

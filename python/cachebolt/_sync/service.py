@@ -34,7 +34,15 @@ from .._synchronization import (
 )
 from .._codec import OPTIONS as _OPTIONS
 from .._codec import check_finite, decode, decode_error, encode, encode_error, first_use
-from .._constants import DEFAULT_RATE_LIMIT_ALGORITHM
+from .._constants import (
+    DEFAULT_RATE_LIMIT_ALGORITHM,
+    LOCK_FALLBACK_POLICIES,
+    MEMORY_TOKEN_TAG,
+    ON_LOST_POLICIES,
+    ON_LOST_RAISE,
+    ON_LOST_WARN,
+    RATE_LIMIT_FALLBACK_POLICIES,
+)
 from .._core import MemoryStore
 from .._memory import memory_backend, new_memory_store
 from .._pubsub import LocalBroker, MessageCallback, Subscription
@@ -43,6 +51,7 @@ from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
 from .._synchronization import Backoff
 from .._validate import (
     check_algorithm,
+    check_choice,
     check_cost,
     check_key,
     check_limit,
@@ -56,7 +65,13 @@ from .._validate import (
     hash_value_text,
 )
 from ..config import CacheConfig
-from ..exceptions import LockNotAcquired, WrongTypeError, wrong_type_at
+from ..exceptions import (
+    BackendUnavailable,
+    LockLost,
+    LockNotAcquired,
+    WrongTypeError,
+    wrong_type_at,
+)
 from ..patterns import MAX_SCAN_COUNT, check_pattern
 from .backend import Backend
 
@@ -121,7 +136,12 @@ class CacheService:
         if self._config.enabled:
             self._fallback = _redis_backend(self._config, memory)
             self._backend = self._fallback
-            connect_at_init(self._fallback.connect)
+            try:
+                connect_at_init(self._fallback.connect)
+            except BackendUnavailable:
+                # `CacheConfig.required`: no service comes out, so its sweep thread stops too.
+                self._memory_store.close()
+                raise
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CacheService:
@@ -328,15 +348,60 @@ class CacheService:
 
     # --- locks -------------------------------------------------------------------------------
 
-    def acquire_lock(self, lock_key: str, ttl_ms: int) -> str | None:
+    def acquire_lock(
+        self, lock_key: str, ttl_ms: int, fallback: str | None = None
+    ) -> str | None:
         """Take the lock `lock:<lock_key>` for `ttl_ms` milliseconds if it is free.
 
-        Returns:
-            A fresh random token that releases or extends the lock, or None when it is held.
-        """
-        return self._backend.acquire_lock(lock_key, ttl_ms)
+        Args:
+            fallback: what this call does while Redis is down, instead of `CACHE_LOCK_FALLBACK`:
+                "memory" (a lock of this process only) or "fail_closed" (refused: None). Pass
+                it by name.
 
-    def acquire_fenced_lock(self, lock_key: str, ttl_ms: int) -> FencedLock | None:
+        Returns:
+            A fresh random token that releases or extends the lock, or None when it is held
+            (or refused under "fail_closed" while Redis is down).
+        """
+        # `fallback` is not keyword-only here nor in `check_rate_limit`: CPython 3.11 charges a
+        # keyword-only default ~15 ns per call, 5-8 % of these calls in memory mode.
+        try:
+            if fallback is None:
+                return self._backend.acquire_lock(lock_key, ttl_ms)
+            taken = self._take_lock(lock_key, ttl_ms, fallback, False)
+        except BackendUnavailable:
+            return None  # refused by the "fail_closed" policy while Redis is down
+        return None if taken is None else taken.token
+
+    def _take_lock(
+        self, lock_key: str, ttl_ms: int, fallback: str | None, fenced: bool
+    ) -> FencedLock | None:
+        """One attempt at the lock under an outage policy (None: the configured one).
+
+        Raises:
+            BackendUnavailable: Redis is down and the policy is "fail_closed".
+        """
+        if fallback is not None:
+            check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
+        router = self._fallback
+        try:
+            if router is not None:  # memory mode has no outage to follow a policy for
+                if fenced:
+                    taken = router.acquire_fenced_lock(lock_key, ttl_ms, fallback)
+                else:
+                    token = router.acquire_lock(lock_key, ttl_ms, fallback)
+                    taken = None if token is None else (token, 0)
+            elif fenced:
+                taken = self._backend.acquire_fenced_lock(lock_key, ttl_ms)
+            else:
+                token = self._backend.acquire_lock(lock_key, ttl_ms)
+                taken = None if token is None else (token, 0)
+        except WrongTypeError as exc:
+            raise wrong_type_at("lock", lock_key, exc) from exc
+        return None if taken is None else FencedLock(*taken)
+
+    def acquire_fenced_lock(
+        self, lock_key: str, ttl_ms: int, fallback: str | None = None
+    ) -> FencedLock | None:
         """Take the lock like `acquire_lock`, with a fence number for the resource it guards.
 
         The fence is assigned in the same atomic step as the acquisition (one Lua script on
@@ -353,18 +418,21 @@ class CacheService:
         mode or while Redis is down (the token then starts with "mem-"), are a counter of this
         process: comparable only among themselves.
 
+        Args:
+            fallback: as for `acquire_lock`.
+
         Returns:
-            `FencedLock(token, fence)`, or None when the lock is held.
+            `FencedLock(token, fence)`, or None when the lock is held (or refused under
+            "fail_closed" while Redis is down).
 
         Raises:
             WrongTypeError: the Redis fence counter holds data this library cannot have written
                 (not an integer below 2^53 - 1); the lock is not taken.
         """
         try:
-            taken = self._backend.acquire_fenced_lock(lock_key, ttl_ms)
-        except WrongTypeError as exc:
-            raise wrong_type_at("lock", lock_key, exc) from exc
-        return None if taken is None else FencedLock(*taken)
+            return self._take_lock(lock_key, ttl_ms, fallback, True)
+        except BackendUnavailable:
+            return None
 
     def release_lock(self, lock_key: str, token: str) -> bool:
         """Release the lock when `token` holds it (atomically); False otherwise."""
@@ -378,85 +446,167 @@ class CacheService:
 
     @contextmanager
     def lock(
-        self, lock_key: str, ttl_ms: int, *, wait_seconds: float = 0
+        self,
+        lock_key: str,
+        ttl_ms: int,
+        *,
+        wait_seconds: float = 0,
+        fallback: str | None = None,
+        on_lost: str = ON_LOST_RAISE,
     ) -> Iterator[str]:
         """Hold the lock for the body of a `with` block; yields the token.
 
         Waits up to `wait_seconds` for a held lock (polling with a short jittered backoff) and
-        releases on exit, also on an exception. A release that finds the lock gone is logged as a
-        WARNING: the body outlived `ttl_ms`, or Redis went away while the lock was held (then the
-        lock ends by its TTL).
+        releases on exit, also on an exception. A release that finds the lock expired or taken
+        by another holder (the body outlived `ttl_ms`) raises `LockLost`, or logs a WARNING
+        with `on_lost="warn"` or when the body raised (its exception goes on). A release that
+        cannot reach Redis logs a WARNING: the lock then ends by its TTL.
+
+        Args:
+            fallback: what the acquisition does while Redis is down, instead of
+                `CACHE_LOCK_FALLBACK`: "memory" or "fail_closed".
+            on_lost: "raise" or "warn".
 
         Raises:
             LockNotAcquired: the lock was still held after `wait_seconds`.
+            BackendUnavailable: Redis is down and the policy is "fail_closed" (after
+                `wait_seconds`); the message names the cause.
+            LockLost: the release found the lock lost and `on_lost` is "raise".
         """
-        with self._held(lock_key, ttl_ms, wait_seconds, fenced=False) as held:
+        with self._held(lock_key, ttl_ms, wait_seconds, False, fallback, on_lost) as held:
             yield held.token
 
     @contextmanager
     def fenced_lock(
-        self, lock_key: str, ttl_ms: int, *, wait_seconds: float = 0
+        self,
+        lock_key: str,
+        ttl_ms: int,
+        *,
+        wait_seconds: float = 0,
+        fallback: str | None = None,
+        on_lost: str = ON_LOST_RAISE,
     ) -> Iterator[FencedLock]:
         """`lock()` with a fence number: yields `FencedLock(token, fence)`.
 
-        The same waiting and release as `lock()`; the fence is that of `acquire_fenced_lock`.
+        The same waiting, outage policy and release as `lock()`; the fence is that of
+        `acquire_fenced_lock`.
 
         Raises:
             LockNotAcquired: the lock was still held after `wait_seconds`.
+            BackendUnavailable: Redis is down and the policy is "fail_closed".
+            LockLost: the release found the lock lost and `on_lost` is "raise".
         """
-        with self._held(lock_key, ttl_ms, wait_seconds, fenced=True) as held:
+        with self._held(lock_key, ttl_ms, wait_seconds, True, fallback, on_lost) as held:
             yield held
 
     @contextmanager
     def _held(
-        self, lock_key: str, ttl_ms: int, wait_seconds: float, *, fenced: bool
+        self,
+        lock_key: str,
+        ttl_ms: int,
+        wait_seconds: float,
+        fenced: bool,
+        fallback: str | None,
+        on_lost: str,
     ) -> Iterator[FencedLock]:
         check_key(lock_key, "lock_key")
         check_ttl_ms(ttl_ms)
         wait = check_wait_seconds(wait_seconds)
-        held = self._acquire_waiting(lock_key, ttl_ms, wait, fenced)
+        check_choice("on_lost", on_lost, ON_LOST_POLICIES)
+        held = self._acquire_waiting(lock_key, ttl_ms, wait, fenced, fallback)
         try:
             yield held
-        finally:
-            if not self._backend.release_lock(lock_key, held.token):
-                _logger.warning(
-                    "lock %r was not released: it expired or changed owner (ttl_ms=%d too short?),"
-                    " or Redis is unreachable and it will end by its TTL",
-                    lock_key,
-                    ttl_ms,
-                )
+        except BaseException:
+            # The body's own error goes on; a lost lock is only reported beside it.
+            self._release_held(lock_key, ttl_ms, held.token, ON_LOST_WARN)
+            raise
+        self._release_held(lock_key, ttl_ms, held.token, on_lost)
+
+    def _release_held(self, lock_key: str, ttl_ms: int, token: str, on_lost: str) -> None:
+        """Release a lock a block held; a lock found lost raises `LockLost` or warns.
+
+        Raises:
+            LockLost: the lock expired or changed owner before the release, `on_lost="raise"`.
+        """
+        if self._backend.release_lock(lock_key, token):
+            return
+        router = self._fallback
+        if (
+            router is not None
+            and not router.redis_available
+            and not token.startswith(MEMORY_TOKEN_TAG)
+        ):
+            # A Redis lock while Redis is down: not known to be lost; it ends by its TTL.
+            _logger.warning(
+                "lock %r was not released: Redis is unreachable, the lock ends by its TTL "
+                "(ttl_ms=%d)",
+                lock_key,
+                ttl_ms,
+            )
+            return
+        if on_lost == ON_LOST_RAISE:
+            raise LockLost(lock_key, ttl_ms)
+        _logger.warning(
+            "lock %r was lost before its release: it expired or changed owner while the block "
+            "ran (ttl_ms=%d too short?)",
+            lock_key,
+            ttl_ms,
+        )
 
     def _acquire_waiting(
-        self, lock_key: str, ttl_ms: int, wait_seconds: float, fenced: bool
+        self, lock_key: str, ttl_ms: int, wait_seconds: float, fenced: bool, fallback: str | None
     ) -> FencedLock:
+        """The lock, waiting up to `wait_seconds` while it is held (or refused by the outage
+        policy: Redis may answer again meanwhile).
+
+        Raises:
+            LockNotAcquired: still held after `wait_seconds`.
+            BackendUnavailable: still refused under "fail_closed" after `wait_seconds`.
+        """
         backoff = Backoff(wait_seconds)
         while True:
-            if fenced:
-                taken = self._backend.acquire_fenced_lock(lock_key, ttl_ms)
-            else:
-                token = self._backend.acquire_lock(lock_key, ttl_ms)
-                taken = None if token is None else (token, 0)
+            refused: BackendUnavailable | None = None
+            try:
+                taken = self._take_lock(lock_key, ttl_ms, fallback, fenced)
+            except BackendUnavailable as exc:
+                taken, refused = None, exc
             if taken is not None:
-                return FencedLock(*taken)
+                return taken
             delay = backoff.next_delay()
             if delay is None:
+                if refused is not None:
+                    raise refused
                 _logger.warning("failed to acquire lock: %s", lock_key)
                 raise LockNotAcquired(lock_key, wait_seconds)
             sleep(delay)
 
     # --- rate limits -------------------------------------------------------------------------
 
-    def check_rate_limit(self, key: str, limit: int, ttl_seconds: float) -> bool:
+    def check_rate_limit(
+        self, key: str, limit: int, ttl_seconds: float, fallback: str | None = None
+    ) -> bool:
         """Record one hit at `ratelimit:<key>` if fewer than `limit` fell in the last `ttl_seconds`.
 
         Exact (sliding log): no window of `ttl_seconds` admits more than `limit` hits; a denied
         hit consumes nothing.
 
+        Args:
+            fallback: what this call does while Redis is down, instead of
+                `CACHE_RATE_LIMIT_FALLBACK`: "memory" (counted in this process), "fail_closed"
+                (denied) or "fail_open" (allowed).
+
         Returns:
             True when the hit is allowed.
         """
         try:
-            allowed = (self._backend.rate_limit(key, limit, ttl_seconds))[0]
+            if fallback is None:
+                allowed = (self._backend.rate_limit(key, limit, ttl_seconds))[0]
+            else:
+                allowed = (
+                    self._rate_limit(
+                        key, limit, ttl_seconds, 1, DEFAULT_RATE_LIMIT_ALGORITHM, fallback
+                    )
+                )[0]
         except WrongTypeError as exc:
             raise wrong_type_at("rate limit", key, exc) from exc
         # Denials are routine (and an attacker's favourite): DEBUG only, never a log line per hit.
@@ -472,6 +622,7 @@ class CacheService:
         *,
         cost: int = 1,
         algorithm: str = DEFAULT_RATE_LIMIT_ALGORITHM,
+        fallback: str | None = None,
     ) -> RateLimitResult:
         """Record `cost` hits at `ratelimit:<key>` if they fit in `limit` per `window_seconds`.
 
@@ -482,6 +633,7 @@ class CacheService:
             cost: hits this call counts for (0 peeks); a cost above `limit` is always denied.
             algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
                 (exact, a burst of `limit` then `limit` per window, evenly spaced).
+            fallback: as for `check_rate_limit` (None: `CACHE_RATE_LIMIT_FALLBACK`).
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.
@@ -496,14 +648,31 @@ class CacheService:
         check_cost(cost)
         check_algorithm(algorithm)
         try:
-            allowed, remaining, reset_after, retry_after = self._backend.rate_limit(
-                key, limit, window_seconds, cost, algorithm
+            allowed, remaining, reset_after, retry_after = self._rate_limit(
+                key, limit, window_seconds, cost, algorithm, fallback
             )
         except WrongTypeError as exc:
             raise wrong_type_at("rate limit", key, exc) from exc
         if not allowed and _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("rate limit exceeded: %s", key)
         return RateLimitResult(allowed, limit, remaining, reset_after, retry_after)
+
+    def _rate_limit(
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        cost: int,
+        algorithm: str,
+        fallback: str | None,
+    ) -> tuple[bool, int, float, float]:
+        """One rate-limit hit under an outage policy (None: the configured one)."""
+        if fallback is not None:
+            check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
+        router = self._fallback
+        if router is None:  # memory mode has no outage to follow a policy for
+            return self._backend.rate_limit(key, limit, window_seconds, cost, algorithm)
+        return router.rate_limit(key, limit, window_seconds, cost, algorithm, fallback)
 
     def hit_rate_limits(
         self,
@@ -757,6 +926,7 @@ class CacheService:
         key: str | None = None,
         algorithm: str = DEFAULT_RATE_LIMIT_ALGORITHM,
         cost: int = 1,
+        fallback: str | None = None,
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function with a rate limit (see `cachebolt.decorators.rate_limited`)."""
         from .. import decorators
@@ -768,15 +938,29 @@ class CacheService:
             key=key,
             algorithm=algorithm,
             cost=cost,
+            fallback=fallback,
         )
 
     def with_lock(
-        self, name_template: str, *, ttl_ms: int, wait_seconds: float = 0
+        self,
+        name_template: str,
+        *,
+        ttl_ms: int,
+        wait_seconds: float = 0,
+        fallback: str | None = None,
+        on_lost: str = ON_LOST_RAISE,
     ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorate a function to run under a lock (see `cachebolt.decorators.with_lock`)."""
         from .. import decorators
 
-        return decorators.with_lock(self, name_template, ttl_ms=ttl_ms, wait_seconds=wait_seconds)
+        return decorators.with_lock(
+            self,
+            name_template,
+            ttl_ms=ttl_ms,
+            wait_seconds=wait_seconds,
+            fallback=fallback,
+            on_lost=on_lost,
+        )
 
     # --- service -----------------------------------------------------------------------------
 
@@ -788,6 +972,10 @@ class CacheService:
 
         Returns:
             True when Redis serves the calls; False when memory does (also in memory mode).
+
+        Raises:
+            BackendUnavailable: `CacheConfig.required` is set and Redis did not answer; the
+                message names the cause. The next call tries again.
         """
         if self._fallback is None:
             return False
@@ -899,4 +1087,5 @@ def _redis_backend(config: CacheConfig, memory: Backend) -> FallbackBackend:
         memory,
         lock_fallback=config.lock_fallback,
         rate_limit_fallback=config.rate_limit_fallback,
+        required=config.required,
     )
