@@ -23,24 +23,12 @@ from cachebolt import (
     LockNotAcquired,
 )
 from conftest import ACL_PASSWORD, ACL_USER, Clock, ServiceFactory
+from test_fallback import config_for
 
 LOCK_POLICY = ValueError("fallback must be one of 'memory', 'fail_closed', got 'bogus'")
 RATE_POLICY = ValueError(
     "fallback must be one of 'memory', 'fail_closed', 'fail_open', got 'bogus'"
 )
-
-
-def config_for(port: int, **overrides: Any) -> CacheConfig:
-    values: dict[str, Any] = {
-        "enabled": True,
-        "host": "127.0.0.1",
-        "port": port,
-        "connect_timeout_ms": 500,
-        "command_timeout_ms": 500,
-        "key_prefix": "op:",
-    }
-    values.update(overrides)
-    return CacheConfig(**values)
 
 
 # --- LockLost ------------------------------------------------------------------------------------
@@ -228,7 +216,7 @@ def test_per_call_rate_limit_policies(svc: ServiceFactory, private_redis: RedisS
     denied = cache.hit_rate_limit("r", 10, 60, fallback="fail_closed")
     assert not denied and 0 < denied.retry_after <= 2.0
 
-    open_cache = svc(config_for(private_redis.port, key_prefix="op2:"))  # memory by default
+    open_cache = svc(config_for(private_redis.port, key_prefix="fb2:"))  # memory by default
     assert open_cache.check_rate_limit("x", 10, 60, fallback="fail_closed") is False
     assert not open_cache.hit_rate_limit("x", 10, 60, fallback="fail_closed")
     assert open_cache.check_rate_limit("x", 10, 60) is True
