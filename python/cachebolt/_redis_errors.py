@@ -16,7 +16,7 @@
   something) -> `BackendUnavailable` naming it, so the call is served from memory and never
   surfaces redis-py's internals to the caller.
 
-Messages never carry a password: every one passes `mask_secrets` with the secret the mapper is
+Messages never carry a password: every one passes `mask_secrets` with the secrets the mapper is
 given (a URL password in redis-py's texts is masked too). `NOSCRIPT` never reaches here:
 redis-py's `Script` reloads the script and runs it again, which is safe since the first EVALSHA
 did not run anything.
@@ -69,37 +69,37 @@ def _script_free(message: str) -> str:
     return message if cut < 0 else message[:cut]
 
 
-def translate(exc: BaseException, secret: str | None = None) -> CacheError:
+def translate(exc: BaseException, *secrets: str | None) -> CacheError:
     """The cachebolt exception for an exception raised by redis-py (or a socket)."""
     if isinstance(exc, rx.ResponseError):
         if isinstance(exc, _UNAVAILABLE_REPLIES):
-            return BackendUnavailable(mask_secrets(f"Redis unavailable: {exc}", secret))
+            return BackendUnavailable(mask_secrets(f"Redis unavailable: {exc}", *secrets))
         if isinstance(exc, rx.OutOfMemoryError):
             return CapacityError(_OUT_OF_MEMORY)
         message = _script_free(str(exc))
         if message.startswith("WRONGTYPE"):
-            return WrongTypeError(mask_secrets(message, secret))
+            return WrongTypeError(mask_secrets(message, *secrets))
         if message.startswith(_NOT_AN_INTEGER) or message.startswith("ERR " + _NOT_AN_INTEGER):
             return WrongTypeError(_NOT_AN_INTEGER)
         if message.startswith(_OVERFLOW) or message.startswith("ERR " + _OVERFLOW):
             return WrongTypeError(_OVERFLOW)
-        return CacheError(mask_secrets(f"Redis error: {message}", secret))
+        return CacheError(mask_secrets(f"Redis error: {message}", *secrets))
     if isinstance(exc, _UNAVAILABLE):
         detail = str(exc) or type(exc).__name__
-        return BackendUnavailable(mask_secrets(f"Redis unavailable: {detail}", secret))
+        return BackendUnavailable(mask_secrets(f"Redis unavailable: {detail}", *secrets))
     if isinstance(exc, rx.RedisError):
-        return CacheError(mask_secrets(f"Redis error: {exc}", secret))
+        return CacheError(mask_secrets(f"Redis error: {exc}", *secrets))
     failed = f"Redis client failed: {type(exc).__name__}: {exc}"
-    return BackendUnavailable(mask_secrets(failed, secret))
+    return BackendUnavailable(mask_secrets(failed, *secrets))
 
 
 class RedisErrorMapper:
     """The context manager behind `map_redis_errors`; stateless, so one instance is reused."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secrets",)
 
-    def __init__(self, secret: str | None = None) -> None:
-        self._secret = secret
+    def __init__(self, *secrets: str | None) -> None:
+        self._secrets = secrets
 
     def __enter__(self) -> None:
         return None
@@ -113,19 +113,20 @@ class RedisErrorMapper:
         # Never suppresses: an error either passes through or is replaced by ours.
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
-        mapped = translate(exc, self._secret)
+        mapped = translate(exc, *self._secrets)
         # Chained for debugging, unless redis-py's own text would show a secret in a traceback.
         text = str(exc)
-        raise mapped from (exc if mask_secrets(text, self._secret) == text else None)
+        raise mapped from (exc if mask_secrets(text, *self._secrets) == text else None)
 
 
 _DEFAULT = RedisErrorMapper()
 
 
-def map_redis_errors(secret: str | None = None) -> RedisErrorMapper:
+def map_redis_errors(*secrets: str | None) -> RedisErrorMapper:
     """A context manager mapping redis-py errors to cachebolt's (see the module docstring).
 
     Args:
-        secret: a password to mask in every message (the backend passes its own).
+        secrets: passwords to mask in every message (the backend passes its own and the
+            sentinels').
     """
-    return _DEFAULT if secret is None else RedisErrorMapper(secret)
+    return RedisErrorMapper(*secrets) if any(secrets) else _DEFAULT
