@@ -1,15 +1,18 @@
 """Data that cachebolt did not write, at the keys it uses: a defined outcome for each command
 family, never a raw error or stored text in a message.
 
-Another type at a lock key is a held lock (None, `lock_contended` counted); at a rate-limit key
-it is a `WrongTypeError` naming the key, on memory, Redis and the cluster. Redis can also hold
-state of the right type that no script wrote (fields that are not integers, scores of "inf",
-notes that do not add up): every rate-limit script refuses it the same way, and a planted log
-without TTL denies for at most one window.
+Another type at a lock key is a held lock (None, `lock_contended` counted), and a key there
+without TTL gets the lock's TTL, so it ends; at a rate-limit key it is a `WrongTypeError` naming
+the key, on memory, Redis and the cluster. Stored bytes that are not JSON make `get` raise and
+`get_or_set` compute and store a fresh value. Redis can also hold state of the right type that
+no script wrote (fields that are not integers, scores of "inf", notes that do not add up): every
+rate-limit script refuses it the same way, and a planted log without TTL denies for at most one
+window.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -20,7 +23,7 @@ from cachebolt import (
     SerializationError,
     WrongTypeError,
 )
-from conftest import ServiceFactory
+from conftest import Clock, ServiceFactory
 from test_domain_limits import make_limiter
 
 ALGORITHMS = ("sliding_log", "fixed_window", "sliding_counter")
@@ -89,6 +92,53 @@ def test_get_of_bytes_that_are_not_json_names_the_key_only(cache: Any, store: An
             cache.get("v")
         assert caught.value.key == "v"
         assert "\x1b" not in str(caught.value) and "SCAM" not in str(caught.value)
+
+
+FOREIGN_VALUES = [b"\xff\xfe", b"SCAM \x1b[31m", b"NaN", b"[1, NaN]", b"Infinity", b'{"a": ']
+
+
+@pytest.mark.parametrize("raw", FOREIGN_VALUES)
+def test_get_or_set_replaces_bytes_that_are_not_json(
+    cache: Any, store: Any, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cachebolt")
+    store.set("v\x1b", raw)
+    calls: list[int] = []
+
+    def compute() -> dict[str, int]:
+        calls.append(1)
+        return {"fresh": len(calls)}
+
+    assert cache.get_or_set("v\x1b", 60, compute) == {"fresh": 1}
+    assert cache.get_or_set("v\x1b", 60, compute) == {"fresh": 1}  # stored: a hit
+    assert cache.get("v\x1b") == {"fresh": 1}
+    assert 0 < cache.ttl("v\x1b") <= 60
+    assert cache.stats()["decode_errors"] == 1
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("the value stored at 'v\\x1b' is not valid JSON, recomputed")
+    assert "\x1b" not in warning and "SCAM" not in warning
+
+
+@pytest.mark.parametrize("plant", ["string", "hash", "set"])
+@pytest.mark.parametrize("fenced", [False, True])
+def test_a_lock_key_without_ttl_gets_the_lock_ttl(
+    cache: Any, store: Any, clock: Clock, plant: str, fenced: bool
+) -> None:
+    if plant == "string":
+        store.set("lock:job", b"planted")
+    elif plant == "hash":
+        cache.hset("lock:job", "f", EVIL)
+    else:
+        cache.sadd("lock:job", EVIL)
+    assert cache.ttl("lock:job") == -1
+    acquire = cache.acquire_fenced_lock if fenced else cache.acquire_lock
+    assert acquire("job", 5000) is None
+    assert 0 < cache.ttl("lock:job") <= 5
+    clock.advance(1)
+    assert acquire("job", 60_000) is None  # a key with a TTL keeps it
+    assert 0 < cache.ttl("lock:job") <= 4
+    clock.advance(4)
+    assert acquire("job", 5000) is not None
 
 
 # --- Redis: the right type, not written by a script -------------------------------------------

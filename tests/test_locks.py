@@ -1,18 +1,27 @@
-"""Token locks and the `lock()` context manager, on both services; task waits on the async one."""
+"""Token locks and the `lock()` context manager, on both services; task waits on the async one.
+
+Behind a proxy that forwards commands at once and replies late (`FaultProxy(reply_delay=...)`)
+a cancelled or interrupted acquire whose command has run leaves no lock held.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cachebolt import AsyncCacheService, LockNotAcquired
+import redis
+from _servers import RedisServer
+from cachebolt import AsyncCacheService, CacheConfig, CacheService, LockNotAcquired
 from cachebolt._core import MemoryStore
 from conftest import Clock
+from reliability._proxy import FaultProxy
 
 
 def test_acquire_release_with_tokens(cache: Any, store: MemoryStore) -> None:
@@ -179,3 +188,101 @@ async def test_async_wait_does_not_block_the_loop(async_cache: AsyncCacheService
     async with async_cache.lock("l", 30_000, wait_seconds=10) as mine:
         assert mine != token
     await releaser
+
+
+# --- cancelled and interrupted acquires (a slow server) --------------------------------------
+
+REPLY_DELAY = 0.3
+
+
+@pytest.fixture
+def slow_redis(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[CacheConfig]:
+    """The config of a service on the (flushed) session server whose replies come late."""
+    with FaultProxy(redis_server.port, reply_delay=REPLY_DELAY) as proxy:
+        yield CacheConfig(enabled=True, host="127.0.0.1", port=proxy.port, command_timeout_ms=5000)
+
+
+@pytest.mark.parametrize("fenced", [False, True])
+async def test_cancelled_acquires_leave_no_lock_held(
+    slow_redis: CacheConfig, redis_client: redis.Redis, fenced: bool
+) -> None:
+    redis_client.set("lock:held", "holder", px=60_000)
+    names = [f"job:{i}" for i in range(30)]
+    async with AsyncCacheService(slow_redis) as cache:
+        # One pooled connection per acquire, connected now: each command goes out at once.
+        await asyncio.gather(*(cache.ttl(name) for name in [*names, "held", "kept"]))
+        acquire = cache.acquire_fenced_lock if fenced else cache.acquire_lock
+        warm = await acquire("warm", 60_000)  # loads the scripts: the next ones run at once
+        assert warm is not None
+        assert await cache.release_lock("warm", warm if isinstance(warm, str) else warm.token)
+        kept = asyncio.create_task(acquire("kept", 60_000))  # not cancelled: keeps its lock
+
+        async def cancelled(name: str) -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(acquire(name, 60_000), 0.01)
+
+        await asyncio.gather(*(cancelled(name) for name in names), cancelled("held"))
+        taken = await kept
+        assert cache.is_redis_available()
+    assert taken is not None
+    token = taken if isinstance(taken, str) else taken.token
+    assert sorted(redis_client.keys("lock:*")) == ["lock:held", "lock:kept"]
+    assert redis_client.get("lock:held") == "holder"  # another holder's lock is never released
+    assert redis_client.get("lock:kept") == token
+
+
+@pytest.mark.parametrize("fenced", [False, True])
+async def test_waiters_cancelled_mid_poll_leave_no_lock_held(
+    slow_redis: CacheConfig, redis_client: redis.Redis, fenced: bool
+) -> None:
+    names = [f"job:{i}" for i in range(20)]
+    entered: list[str] = []
+    async with AsyncCacheService(slow_redis) as cache:
+        context = cache.fenced_lock if fenced else cache.lock
+        # One pooled connection per waiter, connected now: their first attempts go out at once.
+        await asyncio.gather(*(cache.ttl(name) for name in names))
+        for name in names:  # held for 200 ms: each waiter's first attempt fails, then it polls
+            redis_client.set(f"lock:{name}", "before", px=200)
+
+        async def waiter(name: str) -> None:
+            async with context(name, 60_000, wait_seconds=5):
+                entered.append(name)
+
+        tasks = {name: asyncio.create_task(waiter(name)) for name in names}
+        waiting = set(names)
+        deadline = time.monotonic() + 30
+        while waiting and time.monotonic() < deadline:
+            for name in list(waiting):
+                # The waiter's token is in Redis, its reply still on the way: cancel it now.
+                if redis_client.get(f"lock:{name}") not in (None, "before"):
+                    tasks[name].cancel()
+                    waiting.discard(name)
+            await asyncio.sleep(0.005)
+        outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert entered == [] and redis_client.keys("lock:*") == []
+
+
+def test_an_interrupted_acquire_releases_its_lock(
+    slow_redis: CacheConfig, redis_client: redis.Redis
+) -> None:
+    # A KeyboardInterrupt in the blocking service, between sending SET and reading its reply.
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    with CacheService(slow_redis) as cache:
+        warm = cache.acquire_lock("warm", 60_000)  # loads the scripts: the next runs at once
+        assert warm is not None and cache.release_lock("warm", warm)
+        previous = signal.signal(signal.SIGUSR1, interrupt)
+        main = threading.main_thread().ident
+        assert main is not None
+        timer = threading.Timer(REPLY_DELAY / 5, signal.pthread_kill, args=(main, signal.SIGUSR1))
+        try:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                cache.acquire_lock("job", 60_000)
+        finally:
+            timer.join()
+            signal.signal(signal.SIGUSR1, previous)
+        assert cache.acquire_lock("other", 60_000) is not None  # the service still works
+    assert redis_client.keys("lock:*") == ["lock:other"]

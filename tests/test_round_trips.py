@@ -18,7 +18,7 @@ CALLS: list[tuple[str, Callable[[Any], object], str]] = [
     ("set", lambda c: c.set("k", {"v": 1}, 60), "SET"),
     ("check_rate_limit", lambda c: c.check_rate_limit("r", 5, 60), "EVALSHA"),
     ("hit_rate_limit", lambda c: c.hit_rate_limit("r", 5, 60, algorithm="fixed_window"), "EVALSHA"),
-    ("acquire_lock", lambda c: c.acquire_lock("job", 10_000), "SET"),
+    ("acquire_lock", lambda c: c.acquire_lock("job", 10_000), "EVALSHA"),
     ("incr", lambda c: c.incr("n"), "INCRBY"),
     ("sismember", lambda c: c.sismember("s", "a"), "SISMEMBER"),
     ("hget", lambda c: c.hget("h", "f"), "HGET"),

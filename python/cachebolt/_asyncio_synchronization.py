@@ -18,6 +18,7 @@ __all__ = [
     "async_connect_at_init",
     "async_invoke",
     "async_sleep",
+    "async_undo_if_abandoned",
 ]
 
 _T = TypeVar("_T")
@@ -37,6 +38,46 @@ async def async_invoke(fn: Callable[[], object]) -> object:
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+async def async_undo_if_abandoned(
+    action: Callable[[], Awaitable[_T]], undo: Callable[[], Awaitable[object]], bound: float
+) -> _T:
+    """`await action()`; when the caller is cancelled first, let `action` end, then `undo()` it.
+
+    `action` runs in its own task: a cancellation of the caller cannot cut it between sending a
+    command and reading its reply, so what it did is known. Cancelled, the caller waits up to
+    `bound` seconds for `action` to end and, unless it returned a falsy result (nothing done),
+    for `undo()` (also after an exception: the command may have been applied); a second
+    cancellation or the bound leaves both running on their own. Then the cancellation goes on.
+
+    Args:
+        action: makes the awaitable that does the work, e.g. takes a lock.
+        undo: makes the awaitable that takes it back (it handles its own errors).
+        bound: seconds a cancelled caller waits for `action` and `undo` together.
+    """
+    task = asyncio.ensure_future(action())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        cleanup = asyncio.ensure_future(_undo_after(task, undo))
+        cleanup.add_done_callback(_retrieve)
+        await asyncio.wait([cleanup], timeout=bound)
+        raise
+
+
+async def _undo_after(task: asyncio.Future[Any], undo: Callable[[], Awaitable[object]]) -> None:
+    try:
+        done = await task
+    except Exception:
+        done = True  # failed after the command may have been sent: undo to be sure
+    if done:
+        await undo()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" log
 
 
 class AsyncSingleFlight:

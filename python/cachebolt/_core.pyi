@@ -142,7 +142,10 @@ class MemoryStore:
 
     # --- token locks (stored at "lock:<key>", never evicted) -------------------------------
     def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
-        """Take the lock when free: a fresh 128-bit random token (32 hex chars), else None."""
+        """Take the lock when free: a fresh 128-bit random token (32 hex chars), else None.
+
+        A key without expiry at the lock's name (never a lock) gets `ttl_ms`, so it ends.
+        """
 
     def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
         """Take the lock when free: (token, fence), else None.

@@ -69,6 +69,7 @@ UNKNOWN_POLICY: Final = "unknown"
 # Keys asked per SCAN step and unlinked per UNLINK in del_pattern / flush.
 SCAN_BATCH: Final = 1000
 SCRIPT_NAMES: Final = (
+    "lock_acquire",
     "lock_release",
     "lock_extend",
     "lock_acquire_fenced",

@@ -81,6 +81,8 @@ class CacheStats(TypedDict):
             (a cluster: the one every primary has, else "host:port=policy, ..."); "unknown"
             before the first read or when ACL denies INFO and CONFIG, "disabled" in memory
             mode. Only "noeviction" never evicts lock and rate-limit keys.
+        decode_errors: `get_or_set` calls that found stored bytes that are not JSON (written by
+            another client) and replaced them with a computed value.
     """
 
     backend: str
@@ -102,6 +104,7 @@ class CacheStats(TypedDict):
     fallback_rate_limits: int
     breaker_state: str
     redis_maxmemory_policy: str
+    decode_errors: int
 
 
 def build_stats(
@@ -111,8 +114,10 @@ def build_stats(
     redis_available: bool,
     breaker_state: str = "disabled",
     redis_maxmemory_policy: str = "disabled",
+    decode_errors: int = 0,
 ) -> CacheStats:
-    """Shape a backend's raw counters into `CacheStats` (missing counters read as 0)."""
+    """Shape a backend's raw counters and the service's own into `CacheStats` (missing
+    counters read as 0)."""
     hits = raw.get("hits", 0)
     misses = raw.get("misses", 0)
     lookups = hits + misses
@@ -136,4 +141,5 @@ def build_stats(
         fallback_rate_limits=raw.get("fallback_rate_limits", 0),
         breaker_state=breaker_state,
         redis_maxmemory_policy=redis_maxmemory_policy,
+        decode_errors=decode_errors,
     )

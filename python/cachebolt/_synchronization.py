@@ -25,6 +25,7 @@ __all__ = [
     "connect_at_init",
     "invoke",
     "sleep",
+    "undo_if_abandoned",
 ]
 
 _T = TypeVar("_T")
@@ -54,6 +55,27 @@ def invoke(fn: Callable[[], object]) -> object:
             "(use AsyncCacheService for async functions)"
         )
     return result
+
+
+def undo_if_abandoned(action: Callable[[], _T], undo: Callable[[], object], bound: float) -> _T:
+    """`action()`; when an interrupt (KeyboardInterrupt, SystemExit) cuts it, `undo()` it.
+
+    The interrupt may land between sending a command and reading its reply, so the command may
+    have been applied: `undo()` runs (each of its commands bounded by the socket timeout), then
+    the interrupt goes on. An `Exception` from `action` is raised as it is.
+
+    Args:
+        action: does the work, e.g. takes a lock.
+        undo: takes it back (it handles its own errors).
+        bound: the asyncio twin's wait; here the socket timeout bounds `undo`.
+    """
+    try:
+        return action()
+    except Exception:
+        raise
+    except BaseException:
+        undo()
+        raise
 
 
 class Backoff:

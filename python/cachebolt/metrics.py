@@ -50,6 +50,7 @@ _COUNTERS = (
         "cachebolt_fallback_rate_limits",
         "Rate-limit checks counted in memory while Redis was down.",
     ),
+    ("decode_errors", "cachebolt_decode_errors", "Stored values that were not JSON, recomputed."),
 )
 _GAUGES = (
     ("hit_rate", "cachebolt_cache_hit_ratio", "hits / (hits + misses)."),

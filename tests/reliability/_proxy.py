@@ -4,7 +4,8 @@ It forwards bytes both ways. `drop_reply_to(marker)` arms one fault: the next re
 contains `marker` (e.g. b"EVALSHA") is forwarded to the server, and the reply is then thrown
 away and both connections closed, so the server has acted and the client never hears of it
 (a "lost reply", which only a proxy can produce on loopback). `dropped` counts the faults that
-fired. Every socket is the proxy's own; `close()` stops it.
+fired. `reply_delay` holds every reply chunk that long: a slow server whose commands have already
+run when their callers give up. Every socket is the proxy's own; `close()` stops it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from types import TracebackType
 
 __all__ = ["FaultProxy"]
@@ -39,10 +41,13 @@ class FaultProxy:
 
     Args:
         upstream_port: the redis-server port on 127.0.0.1.
+        reply_delay: seconds each reply chunk waits before it is forwarded (a connection's
+            replies queue behind each other).
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, reply_delay: float = 0.0) -> None:
         self._upstream_port = upstream_port
+        self._reply_delay = reply_delay
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._lock = threading.Lock()
@@ -97,6 +102,8 @@ class FaultProxy:
                     with self._lock:
                         self.dropped += 1
                     break  # the reply is lost; the client sees its connection closed
+                if self._reply_delay:
+                    time.sleep(self._reply_delay)
                 pair.client.sendall(data)
         except OSError:
             pass

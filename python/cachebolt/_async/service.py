@@ -95,6 +95,7 @@ class AsyncCacheService:
         "_broker",
         "_closed",
         "_config",
+        "_decode_errors",
         "_dispatcher",
         "_fallback",
         "_flights",
@@ -112,6 +113,7 @@ class AsyncCacheService:
         self._listener: AsyncRedisListener | None = None
         self._resubscribe_hooks: dict[Subscription, Callable[[], object]] = {}
         self._closed = False
+        self._decode_errors = 0
         memory = async_memory_backend(self._memory_store)
         self._backend: AsyncBackend = memory
         self._fallback: AsyncFallbackBackend | None = None
@@ -177,6 +179,9 @@ class AsyncCacheService:
         JSON round trip of what `fn` returned, the same as a later `get`. `fn` takes no
         arguments; the asyncio service also accepts coroutine functions.
 
+        Stored bytes that are not JSON (written by another client) count as a miss: `fn`'s value
+        replaces them, one WARNING names the key and `stats()["decode_errors"]` counts it.
+
         Raises:
             SerializationError: the result of `fn` cannot be JSON-encoded; nothing is stored.
         """
@@ -186,13 +191,21 @@ class AsyncCacheService:
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         landed = self._flights.landed
         data = await self._backend.get(key)
-        if data is None:
+        if data is not None:
             if _logger.isEnabledFor(logging.DEBUG):
-                _logger.debug("cache miss: %s", key)
-            data = await self._flights.run(key, partial(self._fill, key, ttl, fn, landed))
+                _logger.debug("cache hit: %s", key)
+            try:
+                return _loads(data)
+            except ValueError as exc:  # orjson.JSONDecodeError
+                self._undecodable(key, exc)
         elif _logger.isEnabledFor(logging.DEBUG):
-            _logger.debug("cache hit: %s", key)
+            _logger.debug("cache miss: %s", key)
+        data = await self._flights.run(key, partial(self._fill, key, ttl, fn, landed))
         return decode(key, data)
+
+    def _undecodable(self, key: str, exc: ValueError) -> None:
+        self._decode_errors += 1
+        _logger.warning("the value stored at %r is not valid JSON, recomputed: %s", key, exc)
 
     async def _fill(
         self, key: str, ttl: float | None, fn: Callable[[], object], landed: int
@@ -202,7 +215,11 @@ class AsyncCacheService:
         if self._flights.landed != landed and await self._backend.exists(key):
             data = await self._backend.get(key)
             if data is not None:
-                return data
+                try:
+                    _loads(data)
+                    return data
+                except ValueError:
+                    pass  # the foreign value this flight replaces (warned by its caller)
         data = encode(key, await async_invoke(fn))
         await self._backend.set(key, data, ttl)
         return data
@@ -814,6 +831,7 @@ class AsyncCacheService:
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
+            decode_errors=self._decode_errors,
         )
 
     async def stats(self) -> CacheStats:
@@ -831,6 +849,7 @@ class AsyncCacheService:
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
+            decode_errors=self._decode_errors,
         )
 
     async def close(self) -> None:

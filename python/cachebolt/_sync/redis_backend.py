@@ -32,6 +32,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .. import _redis
+from .._synchronization import undo_if_abandoned
 from .._core import GlobPattern
 from .._redact import get_logger
 from .._redis_clients import ClientSource, publish
@@ -101,6 +102,8 @@ class RedisBackend:
         self._clients = ClientSource(config, self._errors)
         # Every primary's maxmemory-policy as one text, read at connect() and by stats().
         self.maxmemory_policy = _redis.UNKNOWN_POLICY
+        # A cancelled lock acquire waits this long for its command and the release (seconds).
+        self._abandon_wait = 2 * config.command_timeout_ms / 1000
 
     def __repr__(self) -> str:
         where = _redis.describe(self._config)
@@ -404,13 +407,22 @@ class RedisBackend:
     # --- token locks ---------------------------------------------------------------------------
 
     def acquire_lock(self, key: str, ttl_ms: int) -> str | None:
-        """SET NX PX at `<prefix>lock:<key>` with a fresh 128-bit random token."""
+        """SET NX PX at `<prefix>lock:<key>` with a fresh 128-bit random token (lock_acquire.lua).
+
+        A caller cancelled (or interrupted) after the command was sent still gets the lock
+        released, by its token, before the cancellation goes on (see `_abandoned`).
+        """
         full = self._lock_prefix + store_key(key)
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         token = secrets.token_hex(16)
         client = self._clients.get()
+        script = self._clients.scripts["lock_acquire"]
         with self._errors:
-            taken = client.set(full, token, nx=True, px=ttl_ms)
+            taken = undo_if_abandoned(
+                lambda: script(keys=[full], args=[token, ttl_ms], client=client),
+                lambda: self._abandoned(key, full, token),
+                self._abandon_wait,
+            )
         if taken:
             self._lock_acquired += 1
             return token
@@ -418,7 +430,10 @@ class RedisBackend:
         return None
 
     def acquire_fenced_lock(self, key: str, ttl_ms: int) -> tuple[str, int] | None:
-        """SET NX PX and the fence counter's increment, one script (lock_acquire_fenced.lua)."""
+        """SET NX PX and the fence counter's increment, one script (lock_acquire_fenced.lua).
+
+        Cancelled or interrupted after sending: released like `acquire_lock`.
+        """
         name = store_key(key)
         full = self._lock_prefix + name
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
@@ -427,16 +442,33 @@ class RedisBackend:
         client = self._clients.get()
         script = self._clients.scripts["lock_acquire_fenced"]
         with self._errors:
-            fence = script(
-                keys=[full, counter],
-                args=[token, ttl_ms, ttl_ms + _redis.FENCE_KEEP_MS],
-                client=client,
+            fence = undo_if_abandoned(
+                lambda: script(
+                    keys=[full, counter],
+                    args=[token, ttl_ms, ttl_ms + _redis.FENCE_KEEP_MS],
+                    client=client,
+                ),
+                lambda: self._abandoned(key, full, token),
+                self._abandon_wait,
             )
         if fence is None:
             self._lock_contended += 1
             return None
         self._lock_acquired += 1
         return token, int(fence)
+
+    def _abandoned(self, key: str, full: str, token: str) -> None:
+        """Release the lock of an acquire whose caller left before its reply (compare and
+        delete: another holder's lock is never removed)."""
+        try:
+            with self._errors:
+                self._clients.scripts["lock_release"](
+                    keys=[full], args=[token], client=self._clients.get()
+                )
+        except BackendUnavailable as exc:
+            _logger.warning(
+                "lock %r of a cancelled acquire may be held until its TTL ends: %s", key, exc
+            )
 
     def release_lock(self, key: str, token: str) -> bool:
         full = self._lock_prefix + store_key(key)

@@ -96,6 +96,7 @@ class CacheService:
         "_broker",
         "_closed",
         "_config",
+        "_decode_errors",
         "_dispatcher",
         "_fallback",
         "_flights",
@@ -113,6 +114,7 @@ class CacheService:
         self._listener: RedisListener | None = None
         self._resubscribe_hooks: dict[Subscription, Callable[[], object]] = {}
         self._closed = False
+        self._decode_errors = 0
         memory = memory_backend(self._memory_store)
         self._backend: Backend = memory
         self._fallback: FallbackBackend | None = None
@@ -178,6 +180,9 @@ class CacheService:
         JSON round trip of what `fn` returned, the same as a later `get`. `fn` takes no
         arguments; the asyncio service also accepts coroutine functions.
 
+        Stored bytes that are not JSON (written by another client) count as a miss: `fn`'s value
+        replaces them, one WARNING names the key and `stats()["decode_errors"]` counts it.
+
         Raises:
             SerializationError: the result of `fn` cannot be JSON-encoded; nothing is stored.
         """
@@ -187,13 +192,21 @@ class CacheService:
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         landed = self._flights.landed
         data = self._backend.get(key)
-        if data is None:
+        if data is not None:
             if _logger.isEnabledFor(logging.DEBUG):
-                _logger.debug("cache miss: %s", key)
-            data = self._flights.run(key, partial(self._fill, key, ttl, fn, landed))
+                _logger.debug("cache hit: %s", key)
+            try:
+                return _loads(data)
+            except ValueError as exc:  # orjson.JSONDecodeError
+                self._undecodable(key, exc)
         elif _logger.isEnabledFor(logging.DEBUG):
-            _logger.debug("cache hit: %s", key)
+            _logger.debug("cache miss: %s", key)
+        data = self._flights.run(key, partial(self._fill, key, ttl, fn, landed))
         return decode(key, data)
+
+    def _undecodable(self, key: str, exc: ValueError) -> None:
+        self._decode_errors += 1
+        _logger.warning("the value stored at %r is not valid JSON, recomputed: %s", key, exc)
 
     def _fill(
         self, key: str, ttl: float | None, fn: Callable[[], object], landed: int
@@ -203,7 +216,11 @@ class CacheService:
         if self._flights.landed != landed and self._backend.exists(key):
             data = self._backend.get(key)
             if data is not None:
-                return data
+                try:
+                    _loads(data)
+                    return data
+                except ValueError:
+                    pass  # the foreign value this flight replaces (warned by its caller)
         data = encode(key, invoke(fn))
         self._backend.set(key, data, ttl)
         return data
@@ -815,6 +832,7 @@ class CacheService:
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
+            decode_errors=self._decode_errors,
         )
 
     def stats(self) -> CacheStats:
@@ -832,6 +850,7 @@ class CacheService:
             redis_available=self.is_redis_available(),
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
+            decode_errors=self._decode_errors,
         )
 
     def close(self) -> None:

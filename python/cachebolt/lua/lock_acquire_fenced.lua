@@ -8,7 +8,7 @@
 -- ARGV[2]  ttl_ms: the lock's TTL in milliseconds (integer >= 1)
 -- ARGV[3]  keep_ms: how long the counter outlives its last grant, in milliseconds
 -- Returns the fence (an integer > 0) when the lock was taken, nil when it is held (or another
--- type sits at the lock key). A counter that this script cannot have written (not a decimal
+-- type sits at the lock key; a key there without TTL gets ttl_ms, as in lock_acquire.lua). A counter that this script cannot have written (not a decimal
 -- integer below 2^53 - 1: "1e18", "inf", "0x10", 2^63, a hash) is a WRONGTYPE error, and
 -- nothing is written: a fence is never repeated, negative or rounded.
 --
@@ -35,6 +35,9 @@ if stored then
   end
 end
 if not redis.call('SET', lock, ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('PTTL', lock) == -1 then
+    redis.call('PEXPIRE', lock, ARGV[2])
+  end
   return nil
 end
 local time = redis.call('TIME')

@@ -34,7 +34,8 @@ fn hex128(bits: u128) -> String {
 }
 
 impl Store {
-    /// Take the lock when free (absent or expired): a fresh token, else None.
+    /// Take the lock when free (absent or expired): a fresh token, else None. A key without
+    /// expiry at the lock's name gets `ttl_ms`, so the lock is free after that at the latest.
     pub fn acquire_lock(&self, key: &str, ttl_ms: u64, now_ms: u64) -> Option<String> {
         self.acquire(key, ttl_ms, now_ms, false)
             .map(|(token, _)| token)
@@ -59,7 +60,13 @@ impl Store {
         let full = lock_key(key);
         let token = new_token();
         let fence = self.in_shard(&full, |shard, hash| {
-            if shard.find_live(hash, &full, now_ms, &self.stats).is_some() {
+            if let Some(pos) = shard.find_live(hash, &full, now_ms, &self.stats) {
+                // Every lock has a TTL: a key without one here (a value `set` at "lock:...")
+                // would hold the lock forever, so it gets the lock's TTL and ends (as in Redis).
+                let entry = &mut shard.slab[pos];
+                if entry.expires_at() == 0 {
+                    entry.set_expires_at(deadline(now_ms, ttl_ms));
+                }
                 return None;
             }
             let entry = Entry::string(&full, token.as_bytes(), deadline(now_ms, ttl_ms)).pinned();
@@ -116,6 +123,22 @@ fn holds(entry: &Entry, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::hex128;
+    use crate::store::{KeyspaceBounds, Store};
+
+    #[test]
+    fn a_key_without_ttl_at_a_lock_name_gets_the_lock_ttl() {
+        let s = Store::new(KeyspaceBounds::default());
+        s.set(b"lock:job", b"planted", None, 0).unwrap();
+        assert_eq!(s.acquire_lock("job", 1000, 100), None);
+        assert_eq!(s.pttl(b"lock:job", 100), 1000);
+        // A key that has a TTL keeps it; the lock is free once it ends.
+        assert_eq!(s.acquire_fenced_lock("job", 5000, 600), None);
+        assert_eq!(s.pttl(b"lock:job", 600), 500);
+        assert!(s.acquire_lock("job", 1000, 1100).is_some());
+        s.set(b"lock:other", b"planted", None, 0).unwrap();
+        assert_eq!(s.acquire_fenced_lock("other", 1000, 0), None);
+        assert_eq!(s.pttl(b"lock:other", 0), 1000);
+    }
 
     #[test]
     fn hex128_is_the_zero_padded_lowercase_hex() {
