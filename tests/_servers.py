@@ -629,10 +629,9 @@ class RedisSentinels:
         with sentinel.client() as client:
             state = client.execute_command("SENTINEL MASTER", self.name)
             replicas = client.execute_command("SENTINEL REPLICAS", self.name)
-        return (
-            int(state["num-other-sentinels"]) == len(self.sentinels) - 1
-            and len(replicas) == len(self.replicas)
-        )
+        return int(state["num-other-sentinels"]) == len(self.sentinels) - 1 and len(
+            replicas
+        ) == len(self.replicas)
 
     def master_address(self) -> tuple[str, int] | None:
         """The primary that a majority of the sentinels name now (None: no majority)."""

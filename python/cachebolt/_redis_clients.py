@@ -262,7 +262,7 @@ def _shared_client(
     the promoted one.
     """
     asyncio = script_type is _AsyncScript
-    if config.sentinels is not None:
+    if config.sentinel_master is not None:  # set with sentinels (CacheConfig checks)
         sentinel = (redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel)(
             config.sentinel_addresses,
             sentinel_kwargs=_redis.sentinel_kwargs(config, asyncio=asyncio),
@@ -344,6 +344,8 @@ class AsyncClientSource:
         client, self._shared = self._shared, None
         if client is not None:
             await client.aclose()
+            for sentinel in _sentinel_clients(client):
+                await sentinel.aclose()
 
 
 class ClientSource:
@@ -434,6 +436,8 @@ class ClientSource:
             client.close()  # gives its connection back to the pool
         if shared is not None:
             shared.close()  # the pool's owner: disconnects every connection
+            for sentinel in _sentinel_clients(shared):
+                sentinel.close()
 
     def _after_fork(self) -> None:
         # The child must not talk on its parent's sockets: the forking thread's client is
@@ -441,6 +445,13 @@ class ClientSource:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._threads = weakref.WeakSet()
+
+
+def _sentinel_clients(client: Any) -> list[Any]:
+    """The clients that ask the sentinels for the primary of `client` (none without sentinels):
+    closing `client` leaves their connections open."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(manager.sentinels) if manager is not None else []
 
 
 def _drop_if_stale(conn: Any) -> None:
