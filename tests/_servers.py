@@ -408,17 +408,37 @@ class RedisServer:
 
 
 class RedisCluster:
-    """`size` primaries in cluster mode, no replicas, joined by CLUSTER commands over redis-py."""
+    """`size` primaries in cluster mode (`nodes`), each with `replicas` replicas (`replicas`, in
+    primary order), joined by CLUSTER commands over redis-py.
 
-    def __init__(self, tmp_dir: Path | str, *, size: int = 3, extra_args: Iterable[str] = ()):
+    `node_timeout_ms` is `cluster-node-timeout`: how long a primary may be silent before its
+    replica takes over.
+    """
+
+    def __init__(
+        self,
+        tmp_dir: Path | str,
+        *,
+        size: int = 3,
+        replicas: int = 0,
+        node_timeout_ms: int = 5000,
+        extra_args: Iterable[str] = (),
+    ):
         self.dir = Path(tmp_dir)
-        self.nodes: list[RedisServer] = []
-        for index in range(size):
-            node_dir = self.dir / f"node{index}"
-            config_file = str(node_dir / "nodes.conf")
+        extra = list(extra_args)
+
+        def node(name: str) -> RedisServer:
+            config_file = str(self.dir / name / "nodes.conf")
             args = ["--cluster-enabled", "yes", "--cluster-config-file", config_file]
-            args += ["--cluster-node-timeout", "5000", *extra_args]
-            self.nodes.append(RedisServer(node_dir, with_bus=True, extra_args=args))
+            args += ["--cluster-node-timeout", str(node_timeout_ms), *extra]
+            args += ["--repl-diskless-sync-delay", "0"]
+            return RedisServer(self.dir / name, with_bus=True, extra_args=args)
+
+        self.nodes: list[RedisServer] = [node(f"node{index}") for index in range(size)]
+        self.replicas: list[RedisServer] = [
+            node(f"replica{index}-{copy}") for index in range(size) for copy in range(replicas)
+        ]
+        self._per_primary = replicas
 
     @property
     def url(self) -> str:
@@ -430,7 +450,7 @@ class RedisCluster:
 
     def start(self) -> RedisCluster:
         try:
-            for node in self.nodes:
+            for node in [*self.nodes, *self.replicas]:
                 node.start()
             self._create()
             self._wait_ok()
@@ -452,9 +472,23 @@ class RedisCluster:
                     low, high = index * slots // size, (index + 1) * slots // size - 1
                     client.execute_command("CLUSTER ADDSLOTSRANGE", low, high)
                     client.execute_command("CLUSTER SET-CONFIG-EPOCH", index + 1)
-            for node in self.nodes[1:]:
+            for node in [*self.nodes[1:], *self.replicas]:
                 with node.client() as client:
                     client.execute_command("CLUSTER MEET", first.host, first.port)
+            for index, replica in enumerate(self.replicas):
+                primary = self.nodes[index // self._per_primary]
+                with primary.client() as client:
+                    primary_id = client.execute_command("CLUSTER MYID")
+                with replica.client() as client:
+                    deadline = time.monotonic() + 10
+                    while True:  # REPLICATE needs the replica to know the primary first
+                        try:
+                            client.execute_command("CLUSTER REPLICATE", primary_id)
+                            break
+                        except redis.ResponseError:
+                            if time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.02)
         except redis.RedisError as exc:
             logs = "\n".join(node.log() for node in self.nodes)
             raise ServerError(f"forming the cluster failed: {exc!r}\n{logs}") from exc
@@ -462,11 +496,12 @@ class RedisCluster:
     def _wait_ok(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         want = len(self.nodes)
-        pending = list(self.nodes)
+        pending = [*self.nodes, *self.replicas]
         while pending and time.monotonic() < deadline:
             node = pending[0]
             with node.client() as client:
                 info = client.execute_command("CLUSTER INFO")
+                synced = node in self.nodes or _in_sync(node)
             if isinstance(info, dict):
                 fields = {str(k): str(v) for k, v in info.items()}
             else:
@@ -475,8 +510,9 @@ class RedisCluster:
             if (
                 fields.get("cluster_state") == "ok"
                 and fields.get("cluster_slots_ok") == "16384"
-                and int(fields.get("cluster_known_nodes", "0")) == want
+                and int(fields.get("cluster_known_nodes", "0")) == want + len(self.replicas)
                 and int(fields.get("cluster_size", "0")) == want
+                and synced
             ):
                 pending.pop(0)
             else:
@@ -494,7 +530,7 @@ class RedisCluster:
                 client.flushall()
 
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in [*self.nodes, *self.replicas]:
             node.stop()
 
     def __enter__(self) -> RedisCluster:

@@ -208,16 +208,19 @@ def _exists_each(client: Any, keys: list[str]) -> list[int]:
     return list(pipe.execute()) if keys else []
 
 
-def serving_from(cache: Any, node: RedisServer, started: float, timeout: float = 30.0) -> float:
-    """Seconds from `started` until a write through `cache` lands on `node` (the new primary)."""
+def serving_from(
+    cache: Any, node: RedisServer, started: float, key: str = "failover:marker"
+) -> float:
+    """Seconds from `started` until a write of `key` through `cache` lands on `node` (the new
+    primary); fails after 30 s."""
     with node.client() as client:
 
         def landed() -> bool:
             marker = str(time.monotonic())
-            cache.set("failover:marker", marker)
-            return bool(client.get("failover:marker") == f'"{marker}"')
+            cache.set(key, marker)
+            return bool(client.get(key) == f'"{marker}"')
 
-        wait_until(landed, timeout)
+        wait_until(landed, 30.0)
     return time.monotonic() - started
 
 
