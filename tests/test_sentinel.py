@@ -187,6 +187,24 @@ class Traffic:
             self._holders[name] -= 1
         self.cache.release_lock(name, token)
 
+    def report(self, name: str, client: Any, since: float, serving_after: float) -> None:
+        """Record the figure `name` (writes checked on `client`'s server, the failure at
+        `since`) and check that no exception reached a caller."""
+        lost, served_by_memory = self.missing(client, since)
+        figure(
+            name,
+            caller_exceptions=len(self.errors),
+            serving_from_new_primary_s=round(serving_after, 2),
+            acked_writes=len(self.acked),
+            lost_acked_before_failure=lost,
+            acked_to_memory_during_failover=served_by_memory,
+            locks_granted=self.locks_granted,
+            locks_granted_twice=self.granted_twice,
+        )
+        assert self.errors == []
+        assert serving_after < 30
+        assert len(self.acked) > 0 and self.locks_granted > 0
+
     def missing(self, client: Any, since: float) -> tuple[int, int]:
         """(acknowledged before `since`, at or after it) that `client`'s server lacks."""
         with self._guard:
@@ -254,17 +272,4 @@ def test_primary_killed_fails_over_without_errors(group: RedisSentinels, flavour
         serving_after = serving_from(cache, promoted, killed_at)
         time.sleep(seconds / 2)
     with promoted.client() as client:
-        lost, served_by_memory = traffic.missing(client, killed_at)
-    figure(
-        f"failover.sentinel.{flavour}",
-        caller_exceptions=len(traffic.errors),
-        serving_from_new_primary_s=round(serving_after, 2),
-        acked_writes=len(traffic.acked),
-        lost_acked_before_kill=lost,
-        acked_to_memory_during_failover=served_by_memory,
-        locks_granted=traffic.locks_granted,
-        locks_granted_twice=traffic.granted_twice,
-    )
-    assert traffic.errors == []
-    assert serving_after < 30
-    assert len(traffic.acked) > 0 and traffic.locks_granted > 0
+        traffic.report(f"failover.sentinel.{flavour}", client, killed_at, serving_after)
