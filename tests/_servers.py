@@ -1,4 +1,5 @@
-"""Real server processes for the tests: standalone, password/ACL, TLS, a 3-primary cluster.
+"""Real server processes for the tests: standalone, password/ACL, TLS, a 3-primary cluster (with
+replicas on request), a primary with replicas watched by sentinels.
 
 Every server is a child process of the test run, spawned on a free loopback port with no
 persistence, and stopped, killed, paused or resumed through its own pid only: nothing here ever
@@ -52,7 +53,9 @@ __all__ = [
     "SERVER_ENV",
     "SERVER_KIND",
     "RedisCluster",
+    "RedisSentinels",
     "RedisServer",
+    "SentinelServer",
     "ServerError",
     "TLSFiles",
     "free_port",
@@ -405,17 +408,37 @@ class RedisServer:
 
 
 class RedisCluster:
-    """`size` primaries in cluster mode, no replicas, joined by CLUSTER commands over redis-py."""
+    """`size` primaries in cluster mode (`nodes`), each with `replicas` replicas (`replicas`, in
+    primary order), joined by CLUSTER commands over redis-py.
 
-    def __init__(self, tmp_dir: Path | str, *, size: int = 3, extra_args: Iterable[str] = ()):
+    `node_timeout_ms` is `cluster-node-timeout`: how long a primary may be silent before its
+    replica takes over.
+    """
+
+    def __init__(
+        self,
+        tmp_dir: Path | str,
+        *,
+        size: int = 3,
+        replicas: int = 0,
+        node_timeout_ms: int = 5000,
+        extra_args: Iterable[str] = (),
+    ):
         self.dir = Path(tmp_dir)
-        self.nodes: list[RedisServer] = []
-        for index in range(size):
-            node_dir = self.dir / f"node{index}"
-            config_file = str(node_dir / "nodes.conf")
+        extra = list(extra_args)
+
+        def node(name: str) -> RedisServer:
+            config_file = str(self.dir / name / "nodes.conf")
             args = ["--cluster-enabled", "yes", "--cluster-config-file", config_file]
-            args += ["--cluster-node-timeout", "5000", *extra_args]
-            self.nodes.append(RedisServer(node_dir, with_bus=True, extra_args=args))
+            args += ["--cluster-node-timeout", str(node_timeout_ms), *extra]
+            args += ["--repl-diskless-sync-delay", "0"]
+            return RedisServer(self.dir / name, with_bus=True, extra_args=args)
+
+        self.nodes: list[RedisServer] = [node(f"node{index}") for index in range(size)]
+        self.replicas: list[RedisServer] = [
+            node(f"replica{index}-{copy}") for index in range(size) for copy in range(replicas)
+        ]
+        self._per_primary = replicas
 
     @property
     def url(self) -> str:
@@ -427,7 +450,7 @@ class RedisCluster:
 
     def start(self) -> RedisCluster:
         try:
-            for node in self.nodes:
+            for node in [*self.nodes, *self.replicas]:
                 node.start()
             self._create()
             self._wait_ok()
@@ -449,9 +472,23 @@ class RedisCluster:
                     low, high = index * slots // size, (index + 1) * slots // size - 1
                     client.execute_command("CLUSTER ADDSLOTSRANGE", low, high)
                     client.execute_command("CLUSTER SET-CONFIG-EPOCH", index + 1)
-            for node in self.nodes[1:]:
+            for node in [*self.nodes[1:], *self.replicas]:
                 with node.client() as client:
                     client.execute_command("CLUSTER MEET", first.host, first.port)
+            for index, replica in enumerate(self.replicas):
+                primary = self.nodes[index // self._per_primary]
+                with primary.client() as client:
+                    primary_id = client.execute_command("CLUSTER MYID")
+                with replica.client() as client:
+                    deadline = time.monotonic() + 10
+                    while True:  # REPLICATE needs the replica to know the primary first
+                        try:
+                            client.execute_command("CLUSTER REPLICATE", primary_id)
+                            break
+                        except redis.ResponseError:
+                            if time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.02)
         except redis.RedisError as exc:
             logs = "\n".join(node.log() for node in self.nodes)
             raise ServerError(f"forming the cluster failed: {exc!r}\n{logs}") from exc
@@ -459,11 +496,12 @@ class RedisCluster:
     def _wait_ok(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         want = len(self.nodes)
-        pending = list(self.nodes)
+        pending = [*self.nodes, *self.replicas]
         while pending and time.monotonic() < deadline:
             node = pending[0]
             with node.client() as client:
                 info = client.execute_command("CLUSTER INFO")
+                synced = node in self.nodes or _in_sync(node)
             if isinstance(info, dict):
                 fields = {str(k): str(v) for k, v in info.items()}
             else:
@@ -472,8 +510,9 @@ class RedisCluster:
             if (
                 fields.get("cluster_state") == "ok"
                 and fields.get("cluster_slots_ok") == "16384"
-                and int(fields.get("cluster_known_nodes", "0")) == want
+                and int(fields.get("cluster_known_nodes", "0")) == want + len(self.replicas)
                 and int(fields.get("cluster_size", "0")) == want
+                and synced
             ):
                 pending.pop(0)
             else:
@@ -491,7 +530,7 @@ class RedisCluster:
                 client.flushall()
 
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in [*self.nodes, *self.replicas]:
             node.stop()
 
     def __enter__(self) -> RedisCluster:
@@ -499,6 +538,185 @@ class RedisCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SentinelServer(RedisServer):
+    """One sentinel (`<server> sentinel.conf --sentinel`) watching `master` as `name`.
+
+    The config file is written at each start (Sentinel rewrites it as it learns the topology).
+    """
+
+    def __init__(
+        self,
+        tmp_dir: Path | str,
+        *,
+        name: str,
+        master: RedisServer,
+        quorum: int,
+        down_after_ms: int,
+        failover_timeout_ms: int,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(tmp_dir, password=password)
+        self.config_path = self.dir / f"sentinel-{id(self):x}.conf"
+        lines = [
+            f"sentinel monitor {name} {master.host} {master.port} {quorum}",
+            f"sentinel down-after-milliseconds {name} {down_after_ms}",
+            f"sentinel failover-timeout {name} {failover_timeout_ms}",
+            f"sentinel parallel-syncs {name} 1",
+        ]
+        if master.password is not None:
+            lines.append(f"sentinel auth-pass {name} {master.password}")
+        if password is not None:  # sentinels log in to one another with it
+            lines.append(f"sentinel sentinel-pass {password}")
+        self._config_text = "\n".join(lines) + "\n"
+
+    def _command(self) -> list[str]:
+        self.config_path.write_text(self._config_text)
+        binary, *options = super()._command()
+        return [binary, str(self.config_path), "--sentinel", *options]
+
+
+class RedisSentinels:
+    """A primary, `replicas` replicas of it and `size` sentinels watching it as `name`.
+
+    Args:
+        tmp_dir: home of every process's directory.
+        replicas: replicas of the primary.
+        size: sentinels; the quorum is a majority of them.
+        down_after_ms: `down-after-milliseconds`: silence after which a sentinel deems the
+            primary down.
+        failover_timeout_ms: `failover-timeout`.
+        password: `requirepass` of the data nodes (and `masterauth`, `auth-pass`).
+        sentinel_password: `requirepass` of the sentinels.
+    """
+
+    def __init__(
+        self,
+        tmp_dir: Path | str,
+        *,
+        name: str = "cachebolt",
+        replicas: int = 1,
+        size: int = 3,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+    ) -> None:
+        self.dir = Path(tmp_dir)
+        self.name = name
+        # A replica's first sync starts at once (the diskless default waits 5 s for more).
+        args = ["--repl-diskless-sync-delay", "0"]
+        args += ["--masterauth", password] if password is not None else []
+        self.primary = RedisServer(self.dir / "data0", password=password, extra_args=args)
+        self.replicas = [
+            RedisServer(self.dir / f"data{index + 1}", password=password, extra_args=args)
+            for index in range(replicas)
+        ]
+        self.sentinels = [
+            SentinelServer(
+                self.dir / f"sentinel{index}",
+                name=name,
+                master=self.primary,
+                quorum=size // 2 + 1,
+                down_after_ms=down_after_ms,
+                failover_timeout_ms=failover_timeout_ms,
+                password=sentinel_password,
+            )
+            for index in range(size)
+        ]
+
+    @property
+    def data_nodes(self) -> list[RedisServer]:
+        return [self.primary, *self.replicas]
+
+    @property
+    def addresses(self) -> str:
+        """The sentinels as `VALKEY_SENTINELS` takes them: `host:port,host:port`."""
+        return ",".join(f"{node.host}:{node.port}" for node in self.sentinels)
+
+    def start(self) -> RedisSentinels:
+        try:
+            self.primary.start()
+            for replica in self.replicas:
+                replica.extra_args += ("--replicaof", self.primary.host, str(self.primary.port))
+                replica.start()
+            for sentinel in self.sentinels:
+                sentinel.start()
+            self._wait_known()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_known(self, timeout: float = 30.0) -> None:
+        """Until every replica is in sync and every sentinel sees the replicas and its peers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(map(_in_sync, self.replicas)) and all(map(self._known_by, self.sentinels)):
+                return
+            time.sleep(0.05)
+        raise ServerError(
+            "the sentinels did not learn the topology in time:\n"
+            + "\n".join(node.log() for node in [*self.data_nodes, *self.sentinels])
+        )
+
+    def _known_by(self, sentinel: SentinelServer) -> bool:
+        with sentinel.client() as client:
+            state = client.execute_command("SENTINEL MASTER", self.name)
+            replicas = client.execute_command("SENTINEL REPLICAS", self.name)
+        return int(state["num-other-sentinels"]) == len(self.sentinels) - 1 and len(
+            replicas
+        ) == len(self.replicas)
+
+    def master_address(self) -> tuple[str, int] | None:
+        """The primary that a majority of the sentinels name now (None: no majority)."""
+        seen: dict[tuple[str, int], int] = {}
+        for sentinel in self.sentinels:
+            if not sentinel.running:
+                continue
+            with contextlib.suppress(redis.RedisError), sentinel.client() as client:
+                reply = client.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", self.name)
+                if reply:
+                    address = (str(reply[0]), int(reply[1]))
+                    seen[address] = seen.get(address, 0) + 1
+        best = max(seen.items(), key=lambda item: item[1], default=None)
+        return best[0] if best is not None and best[1] > len(self.sentinels) // 2 else None
+
+    def node_at(self, address: tuple[str, int]) -> RedisServer:
+        return next(node for node in self.data_nodes if node.port == address[1])
+
+    def wait_promoted(self, old: RedisServer, timeout: float = 30.0) -> RedisServer:
+        """The data node that the sentinels promoted in place of `old`, once it is a primary."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            address = self.master_address()
+            if address is not None and address[1] != old.port:
+                node = self.node_at(address)
+                with contextlib.suppress(redis.RedisError), node.client() as client:
+                    if client.info("replication")["role"] == "master":
+                        return node
+            time.sleep(0.02)
+        raise ServerError(
+            f"no replica was promoted within {timeout} s:\n"
+            + "\n".join(node.log() for node in self.sentinels)
+        )
+
+    def stop(self) -> None:
+        for node in [*self.sentinels, *self.data_nodes]:
+            node.stop()
+
+    def __enter__(self) -> RedisSentinels:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _in_sync(replica: RedisServer) -> bool:
+    """Whether `replica`'s link to its primary is up (its first sync done)."""
+    with replica.client() as client:
+        return bool(client.info("replication").get("master_link_status") == "up")
 
 
 def server_version(binary: str | None = None) -> str:

@@ -35,6 +35,10 @@ def test_defaults() -> None:
         "feed_cache_ttl_seconds": 300,
         "lock_fallback": "memory",
         "rate_limit_fallback": "memory",
+        "sentinels": None,
+        "sentinel_master": None,
+        "sentinel_username": None,
+        "sentinel_password": None,
         "required": False,
     }
 

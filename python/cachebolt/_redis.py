@@ -51,6 +51,7 @@ __all__ = [
     "memory_settings",
     "scan_match",
     "script_text",
+    "sentinel_kwargs",
 ]
 
 # Namespaces after the key prefix, as in the Rust store: "<prefix>lock:<key>".
@@ -174,6 +175,16 @@ def client_kwargs(config: CacheConfig, *, asyncio: bool) -> dict[str, Any]:
     return kwargs
 
 
+def sentinel_kwargs(config: CacheConfig, *, asyncio: bool) -> dict[str, Any]:
+    """Keyword arguments of the clients that ask the sentinels where the primary is
+    (`Sentinel(sentinel_kwargs=...)`): the data nodes' timeouts, TLS and no retries, the
+    sentinels' own credentials."""
+    kwargs = _common_kwargs(config, asyncio)
+    del kwargs["host"], kwargs["port"]
+    kwargs.update(username=config.sentinel_username, password=config.sentinel_password)
+    return kwargs
+
+
 def cluster_kwargs(config: CacheConfig, *, asyncio: bool) -> dict[str, Any]:
     """Keyword arguments of `RedisCluster` (or its asyncio twin): no db, no retries either."""
     kwargs = _common_kwargs(config, asyncio)
@@ -187,7 +198,9 @@ def describe(config: CacheConfig) -> str:
     scheme = "rediss" if config.tls else "redis"
     user = f"{config.username}@" if config.username else ""
     where = f"{scheme}://{user}{config.host}:{config.port}"
-    if config.cluster:
+    if config.sentinels is not None:
+        where = f"{scheme}://{user}{config.sentinel_master} via sentinels {config.sentinels}"
+    elif config.cluster:
         return f"{where} (cluster)"
     return f"{where}/{config.db}"
 

@@ -25,7 +25,10 @@ and runs it once more - the server did not run it. Cluster mode keeps redis-py's
   cost of a pooled `get` on a local server. N threads hold N connections of the pool; a thread
   that ends gives its connection back (its client is collected, and `Redis.__del__` releases
   it), `close()` releases every one and disconnects the pool. In cluster mode every thread
-  shares the `RedisCluster` (it routes each command to a node's own pool).
+  shares the `RedisCluster` (it routes each command to a node's own pool); with sentinels every
+  thread shares the pooled client, since only the pool's checkout reconnects through the
+  sentinels (redis-py 8 reconnects a kept connection to the address it last had: the old
+  primary, after a failover).
 
 A failed command leaves no half-read reply behind: redis-py disconnects the connection on a
 timeout or connection error (and on any exception while reading), and the next command of that
@@ -51,7 +54,9 @@ from typing import Any, Final
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
 import redis.cluster
+import redis.sentinel
 from redis.exceptions import NoScriptError
 
 from . import _redis
@@ -251,10 +256,26 @@ def _shared_client(
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here).
 
-    Every connection resets on close (`_reset_on_close`).
+    Every connection resets on close (`_reset_on_close`). With sentinels, the client is redis-py's
+    `Sentinel.master_for`: each new connection asks the sentinels for the primary, and a
+    connection to a primary that was demoted (READONLY) disconnects, so the next command finds
+    the promoted one.
     """
     asyncio = script_type is _AsyncScript
-    if config.cluster:
+    if config.sentinel_master is not None:  # set with sentinels (CacheConfig checks)
+        sentinel = (redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel)(
+            config.sentinel_addresses,
+            sentinel_kwargs=_redis.sentinel_kwargs(config, asyncio=asyncio),
+        )
+        kwargs = _redis.client_kwargs(config, asyncio=asyncio)
+        del kwargs["host"], kwargs["port"]  # the sentinels' answer
+        client = sentinel.master_for(
+            config.sentinel_master,
+            redis_class=standalone,
+            redis_connect_func=_async_reset_on_close if asyncio else _reset_on_close,
+            **kwargs,
+        )
+    elif config.cluster:
         kwargs = _redis.cluster_kwargs(config, asyncio=asyncio)
         if not asyncio:  # called after the cluster client's own hook
             kwargs["redis_connect_func"] = _set_reset_on_close
@@ -323,6 +344,8 @@ class AsyncClientSource:
         client, self._shared = self._shared, None
         if client is not None:
             await client.aclose()
+            for sentinel in _sentinel_clients(client):
+                await sentinel.aclose()
 
 
 class ClientSource:
@@ -387,7 +410,7 @@ class ClientSource:
 
     def _thread_client(self) -> Any:
         shared = self._shared or self._build()
-        if self._config.cluster:
+        if self._config.cluster or self._config.sentinels is not None:
             client = shared
         else:
             with self._errors:
@@ -398,7 +421,7 @@ class ClientSource:
                 if client is not shared:
                     self._threads.add(client)
                 self._local.client = client
-                # None in cluster mode (the cluster client checks its nodes' pools itself).
+                # None for a shared client (its pools check their connections themselves).
                 self._local.connection = client.connection if client is not shared else None
                 self._local.used = _monotonic()
         return client
@@ -413,6 +436,8 @@ class ClientSource:
             client.close()  # gives its connection back to the pool
         if shared is not None:
             shared.close()  # the pool's owner: disconnects every connection
+            for sentinel in _sentinel_clients(shared):
+                sentinel.close()
 
     def _after_fork(self) -> None:
         # The child must not talk on its parent's sockets: the forking thread's client is
@@ -420,6 +445,13 @@ class ClientSource:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._threads = weakref.WeakSet()
+
+
+def _sentinel_clients(client: Any) -> list[Any]:
+    """The clients that ask the sentinels for the primary of `client` (none without sentinels):
+    closing `client` leaves their connections open."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(manager.sentinels) if manager is not None else []
 
 
 def _drop_if_stale(conn: Any) -> None:

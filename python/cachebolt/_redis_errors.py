@@ -20,7 +20,7 @@ A `BackendUnavailable` message names its cause first, then redis-py's text: "Red
 unavailable: connection refused: ...", "timeout", "authentication failed for user 'cb'" (the
 user name, never the password), "TLS verification failed", "cluster unreachable".
 
-Messages never carry a password: every one passes `mask_secrets` with the secret the mapper is
+Messages never carry a password: every one passes `mask_secrets` with the secrets the mapper is
 given (a URL password in redis-py's texts is masked too). `NOSCRIPT` never reaches here:
 redis-py's `Script` reloads the script and runs it again, which is safe since the first EVALSHA
 did not run anything.
@@ -103,41 +103,45 @@ def _cause(exc: BaseException, secret: str | None, username: str | None) -> str:
     return ""
 
 
-def translate(
-    exc: BaseException, secret: str | None = None, username: str | None = None
-) -> CacheError:
-    """The cachebolt exception for an exception raised by redis-py (or a socket)."""
+def translate(exc: BaseException, *secrets: str | None, username: str | None = None) -> CacheError:
+    """The cachebolt exception for an exception raised by redis-py (or a socket).
+
+    Args:
+        secrets: passwords to mask, the server's own first (its absence is named on a refused
+            login).
+        username: the ACL user, named on a refused login.
+    """
     if isinstance(exc, rx.ResponseError):
         if isinstance(exc, _UNAVAILABLE_REPLIES):
-            cause = _cause(exc, secret, username)
-            return BackendUnavailable(mask_secrets(f"Redis unavailable: {cause}{exc}", secret))
+            cause = _cause(exc, secrets[0] if secrets else None, username)
+            return BackendUnavailable(mask_secrets(f"Redis unavailable: {cause}{exc}", *secrets))
         if isinstance(exc, rx.OutOfMemoryError):
             return CapacityError(_OUT_OF_MEMORY)
         message = _script_free(str(exc))
         if message.startswith("WRONGTYPE"):
-            return WrongTypeError(mask_secrets(message, secret))
+            return WrongTypeError(mask_secrets(message, *secrets))
         if message.startswith(_NOT_AN_INTEGER) or message.startswith("ERR " + _NOT_AN_INTEGER):
             return WrongTypeError(_NOT_AN_INTEGER)
         if message.startswith(_OVERFLOW) or message.startswith("ERR " + _OVERFLOW):
             return WrongTypeError(_OVERFLOW)
-        return CacheError(mask_secrets(f"Redis error: {message}", secret))
+        return CacheError(mask_secrets(f"Redis error: {message}", *secrets))
     if isinstance(exc, _UNAVAILABLE):
         detail = str(exc) or type(exc).__name__
-        cause = _cause(exc, secret, username)
-        return BackendUnavailable(mask_secrets(f"Redis unavailable: {cause}{detail}", secret))
+        cause = _cause(exc, secrets[0] if secrets else None, username)
+        return BackendUnavailable(mask_secrets(f"Redis unavailable: {cause}{detail}", *secrets))
     if isinstance(exc, rx.RedisError):
-        return CacheError(mask_secrets(f"Redis error: {exc}", secret))
+        return CacheError(mask_secrets(f"Redis error: {exc}", *secrets))
     failed = f"Redis client failed: {type(exc).__name__}: {exc}"
-    return BackendUnavailable(mask_secrets(failed, secret))
+    return BackendUnavailable(mask_secrets(failed, *secrets))
 
 
 class RedisErrorMapper:
     """The context manager behind `map_redis_errors`; stateless, so one instance is reused."""
 
-    __slots__ = ("_secret", "_username")
+    __slots__ = ("_secrets", "_username")
 
-    def __init__(self, secret: str | None = None, username: str | None = None) -> None:
-        self._secret = secret
+    def __init__(self, *secrets: str | None, username: str | None = None) -> None:
+        self._secrets = secrets
         self._username = username
 
     def __enter__(self) -> None:
@@ -152,22 +156,23 @@ class RedisErrorMapper:
         # Never suppresses: an error either passes through or is replaced by ours.
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
-        mapped = translate(exc, self._secret, self._username)
+        mapped = translate(exc, *self._secrets, username=self._username)
         # Chained for debugging, unless redis-py's own text would show a secret in a traceback.
         text = str(exc)
-        raise mapped from (exc if mask_secrets(text, self._secret) == text else None)
+        raise mapped from (exc if mask_secrets(text, *self._secrets) == text else None)
 
 
 _DEFAULT = RedisErrorMapper()
 
 
-def map_redis_errors(secret: str | None = None, username: str | None = None) -> RedisErrorMapper:
+def map_redis_errors(*secrets: str | None, username: str | None = None) -> RedisErrorMapper:
     """A context manager mapping redis-py errors to cachebolt's (see the module docstring).
 
     Args:
-        secret: a password to mask in every message (the backend passes its own).
+        secrets: passwords to mask in every message (the backend passes its own first, then
+            the sentinels').
         username: the ACL user, named when authentication fails.
     """
-    if secret is None and username is None:
-        return _DEFAULT
-    return RedisErrorMapper(secret, username)
+    if any(secrets) or username is not None:
+        return RedisErrorMapper(*secrets, username=username)
+    return _DEFAULT

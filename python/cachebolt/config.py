@@ -63,6 +63,53 @@ def _check_key_prefix(name: str, prefix: str) -> str:
     return prefix
 
 
+def _parse_sentinels(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    """The addresses of `host:port,host:port` (an IPv6 host in brackets: `[::1]:26379`)."""
+    addresses = []
+    for item in raw.split(","):
+        entry = item.strip()
+        host, colon, port = entry.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ConfigError(f"{name}={raw!r}: write the IPv6 host of {entry!r} in brackets")
+        if not (colon and host) or any(char.isspace() or char in "[]" for char in host):
+            raise ConfigError(f"{name}={raw!r}: {entry!r} is not host:port")
+        if not (port.isascii() and port.isdigit()):
+            raise ConfigError(f"{name}={raw!r}: the port of {entry!r} is not an integer")
+        addresses.append((host, _check_range(name, int(port), C.PORT_RANGE, raw)))
+    return tuple(addresses)
+
+
+def _check_sentinel_settings(values: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    """Sentinel settings that belong together: sentinels and a master name, and no cluster.
+
+    Args:
+        values: the settings by field name (absent or None: not set).
+        name: how an error names a field (`CacheConfig.<field>` or its variable).
+    """
+    sentinels = values.get("sentinels")
+    if sentinels is None:
+        for key in ("sentinel_master", "sentinel_username", "sentinel_password"):
+            if values.get(key) is not None:
+                raise ConfigError(f"{name(key)} is set but {name('sentinels')} is not")
+        return
+    _parse_sentinels(name("sentinels"), sentinels)
+    master = values.get("sentinel_master")
+    if master is None:
+        raise ConfigError(
+            f"{name('sentinels')} needs {name('sentinel_master')}, the name of the master the "
+            "sentinels monitor"
+        )
+    if not master or any(char.isspace() for char in master):
+        raise ConfigError(f"{name('sentinel_master')}={master!r} is not a master name")
+    if values.get("cluster"):
+        raise ConfigError(
+            f"{name('sentinels')} is not allowed with {name('cluster')}: a cluster fails over "
+            "by itself"
+        )
+
+
 def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
     return lambda name, raw: _check_choice(name, raw.strip().lower(), choices)
 
@@ -156,6 +203,13 @@ class CacheConfig:
         rate_limit_fallback: what rate limits do while Redis is down
             (`CACHE_RATE_LIMIT_FALLBACK`): "memory" counts in the in-process store (local to
             this process), "fail_closed" denies every hit, "fail_open" allows every hit.
+        sentinels: Sentinel addresses, `host:port,host:port` (`VALKEY_SENTINELS`); when set, the
+            primary is the one these sentinels name for `sentinel_master` (host and port are
+            not used), found again after a failover. Not with `cluster`.
+        sentinel_master: the master name the sentinels monitor (`VALKEY_SENTINEL_MASTER`).
+        sentinel_username: ACL user name on the sentinels (`VALKEY_SENTINEL_USERNAME`).
+        sentinel_password: password on the sentinels (`VALKEY_SENTINEL_PASSWORD`); never shown.
+            The sentinels are reached with the data nodes' TLS settings and timeouts.
         required: Redis must answer at start-up (`VALKEY_REQUIRED`): the blocking service's
             constructor and the asyncio service's `connect()` (or first call) raise
             `BackendUnavailable` instead of serving from memory. Later outages still fall back.
@@ -184,6 +238,10 @@ class CacheConfig:
     feed_cache_ttl_seconds: int = C.DEFAULT_FEED_CACHE_TTL_SECONDS
     lock_fallback: str = C.DEFAULT_LOCK_FALLBACK
     rate_limit_fallback: str = C.DEFAULT_RATE_LIMIT_FALLBACK
+    sentinels: str | None = None
+    sentinel_master: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
     required: bool = C.DEFAULT_REQUIRED
 
     def __post_init__(self) -> None:
@@ -220,6 +278,16 @@ class CacheConfig:
             raise ConfigError("CacheConfig.host must not be empty")
         if self.cluster and self.db != 0:
             raise ConfigError(f"CacheConfig.db={self.db} is not allowed with cluster=True (use 0)")
+        _check_sentinel_settings(
+            {f.name: getattr(self, f.name) for f in fields(self)}, "CacheConfig.{}".format
+        )
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """The (host, port) of every sentinel; empty without sentinels."""
+        if self.sentinels is None:
+            return ()
+        return _parse_sentinels("CacheConfig.sentinels", self.sentinels)
 
     def _check_types(self) -> None:
         for f in fields(self):
@@ -231,7 +299,7 @@ class CacheConfig:
             # bool is an int subclass: a flag is not a port and a port is not a flag.
             if isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
                 continue
-            shown = MASK if f.name == "password" else repr(value)
+            shown = MASK if f.name in _SECRET_FIELDS else repr(value)
             raise ConfigError(
                 f"CacheConfig.{f.name}={shown} must be {expected.__name__}"
                 + (" or None" if optional else "")
@@ -241,8 +309,8 @@ class CacheConfig:
         parts = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "password":
-                parts.append(f"password={MASK!r}" if value is not None else "password=None")
+            if f.name in _SECRET_FIELDS:
+                parts.append(f"{f.name}={MASK!r}" if value is not None else f"{f.name}=None")
             elif f.name == "url" and value is not None:
                 parts.append(f"url={mask_secrets(value, self.password)!r}")
             else:
@@ -290,6 +358,12 @@ class CacheConfig:
         read(C.ENV_TLS_CA_CERT, "tls_ca_cert", text)
         read(C.ENV_CLUSTER, "cluster", _parse_bool)
         read(C.ENV_DB, "db", ranged(C.DB_RANGE))
+        read(C.ENV_SENTINELS, "sentinels", text)
+        read(C.ENV_SENTINEL_MASTER, "sentinel_master", text)
+        read(C.ENV_SENTINEL_USERNAME, "sentinel_username", text)
+        sentinel_password = env.get(C.ENV_SENTINEL_PASSWORD)
+        if sentinel_password:
+            values["sentinel_password"] = sentinel_password  # verbatim, as VALKEY_PASSWORD
         prefix = env.get(C.ENV_KEY_PREFIX)
         if prefix is not None:
             values["key_prefix"] = _check_key_prefix(C.ENV_KEY_PREFIX, prefix)
@@ -321,6 +395,7 @@ class CacheConfig:
             values["url"] = url.strip()
         if values.get("cluster") and values.get("db", 0) != 0:
             raise ConfigError(f"{C.ENV_DB}={values['db']} is not allowed with {C.ENV_CLUSTER}=true")
+        _check_sentinel_settings(values, _ENV_NAMES.__getitem__)
         return cls(**values)
 
 
@@ -334,6 +409,10 @@ _FIELD_TYPES: dict[str, type] = {
     "tls": bool,
     "tls_ca_cert": str,
     "cluster": bool,
+    "sentinels": str,
+    "sentinel_master": str,
+    "sentinel_username": str,
+    "sentinel_password": str,
     "db": int,
     "key_prefix": str,
     "connect_timeout_ms": int,
@@ -353,8 +432,21 @@ _OPTIONAL_FIELDS = frozenset(
         "username",
         "password",
         "tls_ca_cert",
+        "sentinels",
+        "sentinel_master",
+        "sentinel_username",
+        "sentinel_password",
         "memory_max_keys",
         "memory_max_bytes",
         "memory_rate_limit_max_bytes",
     }
 )
+_SECRET_FIELDS = frozenset({"password", "sentinel_password"})
+# Variables of the settings that `from_env` checks together, for its errors.
+_ENV_NAMES = {
+    "cluster": C.ENV_CLUSTER,
+    "sentinels": C.ENV_SENTINELS,
+    "sentinel_master": C.ENV_SENTINEL_MASTER,
+    "sentinel_username": C.ENV_SENTINEL_USERNAME,
+    "sentinel_password": C.ENV_SENTINEL_PASSWORD,
+}

@@ -90,7 +90,9 @@ class RedisBackend:
         self._lock_prefix = config.key_prefix + _redis.LOCK_NAMESPACE
         self._limit_prefix = config.key_prefix + _redis.RATE_LIMIT_NAMESPACE
         self._glob_prefix = _redis.escape_glob(config.key_prefix)
-        self._errors = map_redis_errors(config.password, config.username)
+        self._errors = map_redis_errors(
+            config.password, config.sentinel_password, username=config.username
+        )
         # Tests pin the rate-limit clock (ms) to compare with the store's manual clock.
         self._test_clock: Callable[[], int] | None = None
         self._hits = 0
