@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _servers import RedisServer, TLSFiles, free_port
+from _web import Harness, open_harness
 from cachebolt import (
     AsyncCacheService,
     BackendUnavailable,
@@ -387,3 +389,43 @@ async def _close(cache: Any) -> None:
     closed = cache.close()
     if asyncio.iscoroutine(closed):
         await closed
+
+
+@pytest.fixture(params=["sync", "async"])
+def harness(
+    request: pytest.FixtureRequest, store: Any, service_config: CacheConfig | None
+) -> Iterator[Harness]:
+    with open_harness(request.param, store, service_config) as made:
+        yield made
+
+
+def test_with_lock_dependency_raises_lock_lost_or_warns(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler whose lock was taken by another holder before the release: `on_lost="raise"`
+    turns the response into a 500 under `scope="function"`; "warn" answers 200 and logs."""
+    from cachebolt.fastapi import WithLock
+    from fastapi import Depends
+
+    strict = WithLock("pay", 10_000, key="{order_id}")
+    tolerant = WithLock("pay", 10_000, key="{order_id}", on_lost="warn")
+
+    def lose(order_id: str, token: str) -> str:
+        assert harness.call("release_lock", f"pay:{order_id}", token)
+        assert harness.call("acquire_lock", f"pay:{order_id}", 60_000) is not None  # another
+        return order_id
+
+    @harness.app.post("/strict/{order_id}")
+    def pay_strict(order_id: str, token: str = Depends(strict, scope="function")) -> str:
+        return lose(order_id, token)
+
+    @harness.app.post("/tolerant/{order_id}")
+    def pay_tolerant(order_id: str, token: str = Depends(tolerant, scope="function")) -> str:
+        return lose(order_id, token)
+
+    client = harness.start()
+    caplog.set_level(logging.WARNING, logger="cachebolt")
+    assert client.post("/strict/1").status_code == 500
+    assert client.post("/tolerant/2").status_code == 200
+    assert "'pay:2' was lost before its release" in caplog.text
+    assert client.post("/strict/1").status_code == 409  # the other holder's lock was kept
