@@ -132,6 +132,10 @@ bench-quick: system-deps $(STAMP)-dev build-dev ## the same scenarios at 10k key
 soak: system-deps $(STAMP)-dev build-dev ## the reliability suite at full sizes (each test under 30 minutes)
 	CACHEBOLT_SOAK=1 $(PY) -m pytest tests/reliability tests/test_redis_hazards.py tests/test_sentinel.py tests/test_cluster_failover.py -o timeout=1800 -p no:cacheprovider
 
+.PHONY: figures
+figures: $(STAMP)-dev ## rewrite RELIABILITY.md's figure blocks from .reliability/figures.jsonl (after make test / make soak)
+	$(PY) scripts/figures.py
+
 .PHONY: clean
 clean: ## remove build artefacts and the venv
 	cargo clean

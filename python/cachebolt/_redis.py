@@ -38,6 +38,7 @@ __all__ = [
     "RATE_LIMIT_NAMESPACE",
     "SCAN_BATCH",
     "SCRIPT_NAMES",
+    "SWEEPS_PER_TOPOLOGY_CHANGE",
     "UNKNOWN_POLICY",
     "client_kwargs",
     "cluster_kwargs",
@@ -68,6 +69,8 @@ NO_EVICTION: Final = "noeviction"
 UNKNOWN_POLICY: Final = "unknown"
 # Keys asked per SCAN step and unlinked per UNLINK in del_pattern / flush.
 SCAN_BATCH: Final = 1000
+# Full sweeps del_pattern / flush make at most when a cluster's primaries change under them.
+SWEEPS_PER_TOPOLOGY_CHANGE: Final = 3
 SCRIPT_NAMES: Final = (
     "lock_acquire",
     "lock_release",

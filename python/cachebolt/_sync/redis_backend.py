@@ -314,20 +314,36 @@ class RedisBackend:
         return [raw[i] for i in rest.matching(raw, self._prefix_bytes)]
 
     def _unlink_matching(self, pattern: str) -> int:
-        """SCAN + UNLINK in batches (never KEYS or FLUSHDB); the count removed."""
+        """SCAN + UNLINK in batches (never KEYS or FLUSHDB); the count removed.
+
+        In cluster mode a sweep during which the set of primaries changed (a failover) may have
+        skipped a node's keys, so the sweep runs again until one sees a stable set of primaries
+        (deleting is idempotent).
+        """
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
         client = self._clients.get()
         removed = 0
-        cursor = 0
         with self._errors:
-            while True:
-                cursor, raw = self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
-                raw = self._passing(raw, rest)
-                if raw:
-                    # RedisCluster splits a multi-key UNLINK by slot itself.
-                    removed += int(client.unlink(*raw))
-                if cursor == 0:
-                    return removed
+            for _ in range(_redis.SWEEPS_PER_TOPOLOGY_CHANGE):
+                before = self._topology(client)
+                cursor = 0
+                while True:
+                    cursor, raw = self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
+                    raw = self._passing(raw, rest)
+                    if raw:
+                        # RedisCluster splits a multi-key UNLINK by slot itself.
+                        removed += int(client.unlink(*raw))
+                    if cursor == 0:
+                        break
+                if self._topology(client) == before:
+                    break
+        return removed
+
+    def _topology(self, client: Any) -> frozenset[str]:
+        """The names of the primaries in cluster mode (empty for a standalone server)."""
+        if not self._config.cluster:
+            return frozenset()
+        return frozenset(node.name for node in client.get_primaries())
 
     def del_pattern(self, pattern: str) -> int:
         """Delete every key under the prefix matching a Redis glob; the count removed."""
