@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _servers import RedisServer, TLSFiles, free_port
-from _web import Harness, open_harness
+from _web import Harness
 from cachebolt import (
     AsyncCacheService,
     BackendUnavailable,
@@ -26,6 +25,7 @@ from cachebolt import (
 )
 from conftest import ACL_PASSWORD, ACL_USER, Clock, ServiceFactory
 from test_fallback import config_for
+from test_fastapi import harness  # noqa: F401 (the fixture: both services on every backend)
 
 LOCK_POLICY = ValueError("fallback must be one of 'memory', 'fail_closed', got 'bogus'")
 RATE_POLICY = ValueError(
@@ -391,16 +391,9 @@ async def _close(cache: Any) -> None:
         await closed
 
 
-@pytest.fixture(params=["sync", "async"])
-def harness(
-    request: pytest.FixtureRequest, store: Any, service_config: CacheConfig | None
-) -> Iterator[Harness]:
-    with open_harness(request.param, store, service_config) as made:
-        yield made
-
-
 def test_with_lock_dependency_raises_lock_lost_or_warns(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+    harness: Harness,  # noqa: F811 (the fixture imported from test_fastapi)
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A handler whose lock was taken by another holder before the release: `on_lost="raise"`
     turns the response into a 500 under `scope="function"`; "warn" answers 200 and logs."""
