@@ -9,6 +9,8 @@ standalone and cluster; the session servers' `timeout` is restored after each te
 from __future__ import annotations
 
 import asyncio
+import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,9 +19,9 @@ import pytest
 import redis
 import redis.asyncio
 from _servers import RedisCluster, RedisServer
-from cachebolt import AsyncCacheService, CacheConfig, CacheService
+from cachebolt import AsyncCacheService, CacheConfig, CacheError, CacheService
 from cachebolt import _redis_clients as clients
-from conftest import LoopThread, ServiceFactory
+from conftest import LoopThread, ServiceFactory, wait_until
 
 # Redis checks idle clients in its cron: a 1 s timeout has closed them well within 2.5 s.
 IDLE_TIMEOUT_SECONDS = 1
@@ -190,3 +192,119 @@ def test_a_write_on_a_reset_connection_is_sent_again_asyncio(
         return reply
 
     assert loop_thread.run(scenario()) is None
+
+
+# --- close() while calls are in flight ----------------------------------------------------------
+
+WORKERS = 8
+
+
+def service_connections(nodes: Nodes) -> int:
+    """Connections named "cachebolt" (every connection a service makes) on every node."""
+    lists = nodes.each(lambda admin: admin.client_list())
+    return sum(1 for clients_ in lists for client in clients_ if client["name"] == "cachebolt")
+
+
+def sync_call(cache: CacheService, rng: random.Random, worker: int) -> None:
+    key = f"k{rng.randrange(10)}"
+    choice = rng.randrange(5)
+    if choice == 0:
+        cache.set(key, worker)
+    elif choice == 1:
+        cache.get(key)
+    elif choice == 2:
+        token = cache.acquire_lock(key, 5_000)
+        if token is not None:
+            cache.release_lock(key, token)
+    elif choice == 3:
+        cache.check_rate_limit(key, 1_000, 60)
+    else:
+        cache.incr(f"n{worker}")
+
+
+async def async_call(cache: AsyncCacheService, rng: random.Random, worker: int) -> None:
+    key = f"k{rng.randrange(10)}"
+    choice = rng.randrange(5)
+    if choice == 0:
+        await cache.set(key, worker)
+    elif choice == 1:
+        await cache.get(key)
+    elif choice == 2:
+        token = await cache.acquire_lock(key, 5_000)
+        if token is not None:
+            await cache.release_lock(key, token)
+    elif choice == 3:
+        await cache.check_rate_limit(key, 1_000, 60)
+    else:
+        await cache.incr(f"n{worker}")
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_close_while_threads_call(nodes: Nodes, run: int) -> None:
+    """In-flight calls answer or raise a CacheError; the final close leaves no connection."""
+    cache = CacheService(nodes.config)
+    raw: list[BaseException] = []
+    calls = [0] * WORKERS
+    stop = threading.Event()
+
+    def work(worker: int) -> None:
+        rng = random.Random(run * WORKERS + worker)
+        while not stop.is_set():
+            try:
+                sync_call(cache, rng, worker)
+            except CacheError:
+                pass
+            except BaseException as exc:
+                raw.append(exc)
+            calls[worker] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    cache.close()  # mid-run: the threads keep calling
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    available = cache.is_redis_available()  # close() is no outage: calls after it go to Redis
+    cache.close()
+    assert raw == []
+    assert all(calls) and available is True
+    wait_until(lambda: service_connections(nodes) == 0, timeout=2)
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_aclose_while_tasks_call(loop_thread: LoopThread, nodes: Nodes, run: int) -> None:
+    async def scenario() -> tuple[list[BaseException], list[int], bool]:
+        cache = AsyncCacheService(nodes.config)
+        raw: list[BaseException] = []
+        calls = [0] * WORKERS
+        stop = asyncio.Event()
+
+        async def work(worker: int) -> None:
+            rng = random.Random(run * WORKERS + worker)
+            while not stop.is_set():
+                try:
+                    await async_call(cache, rng, worker)
+                except CacheError:
+                    pass
+                except Exception as exc:
+                    raw.append(exc)
+                calls[worker] += 1
+                await asyncio.sleep(0)  # memory answers without yielding to the loop
+
+        tasks = [asyncio.create_task(work(i)) for i in range(WORKERS)]
+        await asyncio.sleep(0.3)
+        await cache.close()  # mid-run: the tasks keep calling
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.gather(*tasks)
+        available = cache.is_redis_available()  # close() is no outage: calls after it go to Redis
+        await cache.close()
+        return raw, calls, available
+
+    raw, calls, available = loop_thread.run(scenario())
+    assert raw == []
+    assert all(calls) and available is True
+    wait_until(lambda: service_connections(nodes) == 0, timeout=2)

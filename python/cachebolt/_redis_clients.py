@@ -45,7 +45,6 @@ idle across a restart reconnects instead of failing its next command.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import os
 import select
@@ -284,7 +283,7 @@ def _warn_once(topic: str, message: str, *args: Any) -> None:
         _logger.warning(message, *args)
 
 
-def _hook_async_cluster(client: Any) -> None:
+def _hook_async_cluster(client: Any, generation: _Generation) -> None:
     """Give redis.asyncio's `RedisCluster`, which takes no connect hook, `_async_reset_on_close`
     and connections checked before use (`_checked_class`).
 
@@ -300,9 +299,9 @@ def _hook_async_cluster(client: Any) -> None:
             raise RuntimeError("the asyncio cluster client has a connect hook of its own")
         kwargs["redis_connect_func"] = _async_reset_on_close
     kwargs = client.get_connection_kwargs()
-    kwargs["connection_class"] = _checked_class(kwargs["connection_class"])
+    kwargs["connection_class"] = _checked_class(kwargs["connection_class"], generation)
     for node in nodes:
-        node.connection_class = _checked_class(node.connection_class)
+        node.connection_class = _checked_class(node.connection_class, generation)
 
 
 class _CheckedConnection:
@@ -316,6 +315,15 @@ class _CheckedConnection:
     """
 
     _cachebolt_used = 0.0
+    _generation: _Generation
+
+    async def connect(self) -> None:
+        self._generation.check()
+        await super().connect()  # type: ignore[misc]
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        self._generation.check()  # redis-py 8 connects through this
+        await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         now = _monotonic()
@@ -330,10 +338,21 @@ class _CheckedConnection:
 
 
 class _ResentConnection:
-    """Mixin of a blocking redis-py connection class: one command goes through `_send`.
+    """Mixin of a blocking redis-py connection class: one command goes through `_send`, and
+    nothing connects once `close()` has closed the connection's generation.
 
     (The blocking connections are checked before use by `ClientSource.get()`.)
     """
+
+    _generation: _Generation
+
+    def connect(self) -> None:
+        self._generation.check()
+        super().connect()  # type: ignore[misc]
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        self._generation.check()  # redis-py 8 connects through this
+        super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
         packed = self.pack_command(*args)  # type: ignore[attr-defined]
@@ -385,21 +404,45 @@ def _readable(fd: int) -> bool:
 _poll = getattr(select, "poll", None)
 
 
-@functools.cache
-def _checked_class(base: type) -> type:
+def _checked_class(base: type, generation: _Generation) -> type:
     """`base`, a redis-py connection class, with `_CheckedConnection` (asyncio) or
-    `_ResentConnection` (blocking) in front."""
+    `_ResentConnection` (blocking) in front, its connections of `generation`."""
     asyncio = issubclass(base, redis.asyncio.connection.AbstractConnection)
     mixin = _CheckedConnection if asyncio else _ResentConnection
-    return type(base.__name__, (mixin, base), {"__module__": __name__})
+    return type(base.__name__, (mixin, base), {"__module__": __name__, "_generation": generation})
+
+
+class _Generation:
+    """The connections of one shared client. Once `close()` has closed them, none connects
+    again: a command that got the client before `close()` and writes after it fails
+    (`BackendUnavailable`) instead of opening a connection nobody would close."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check(self) -> None:
+        """Raise redis-py's `ConnectionError` when closed.
+
+        Raises:
+            redis.exceptions.ConnectionError: the client was closed.
+        """
+        if self.closed:
+            raise redis.exceptions.ConnectionError("the client was closed (close())")
 
 
 def _shared_client(
-    config: CacheConfig, standalone: Any, cluster: Any, script_type: type[_Script]
+    config: CacheConfig,
+    standalone: Any,
+    cluster: Any,
+    script_type: type[_Script],
+    generation: _Generation,
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here).
 
-    Every connection resets on close (`_reset_on_close`).
+    Every connection resets on close (`_reset_on_close`); the standalone clients' connections
+    and the asyncio cluster's are of `_checked_class` and of `generation`.
     """
     asyncio = script_type is _AsyncScript
     if config.cluster:
@@ -407,8 +450,15 @@ def _shared_client(
         if not asyncio:  # called after the cluster client's own hook
             kwargs["redis_connect_func"] = _set_reset_on_close
         client = cluster(**kwargs)
+        if getattr(client, "cluster_error_retry_attempts", 0):
+            # redis-py 5.x sends a failed command again (timeouts too) apart from `retry`.
+            client.cluster_error_retry_attempts = 0
         if asyncio:
-            _hook_async_cluster(client)
+            _hook_async_cluster(client, generation)
+        else:  # the nodes found now (public attributes); a node found later keeps redis-py's
+            for node in client.get_nodes():
+                pool = node.redis_connection.connection_pool
+                pool.connection_class = _checked_class(pool.connection_class, generation)
     else:
         hook = _async_reset_on_close if asyncio else _reset_on_close
         client = standalone(
@@ -416,7 +466,7 @@ def _shared_client(
         )
         # A public attribute: the pool makes its connections with it.
         pool = client.connection_pool
-        pool.connection_class = _checked_class(pool.connection_class)
+        pool.connection_class = _checked_class(pool.connection_class, generation)
     scripts = {
         name: script_type(client.register_script(_redis.script_text(name)))
         for name in _redis.SCRIPT_NAMES
@@ -436,18 +486,25 @@ class AsyncClientSource:
         self._config = config
         self._errors = errors
         self._shared: Any = None
+        self._retired: Any = None  # cluster mode: the client closed last, closed again
         self.scripts: dict[str, Any] = {}
+        self._generation = _Generation()
         if not config.cluster:
             # A standalone client connects lazily; the cluster client is made on first use,
             # since the blocking RedisCluster discovers its nodes in its constructor.
             self._build()
 
     def _build(self) -> Any:
+        generation = _Generation()
         with self._errors:
             client, scripts = _shared_client(
-                self._config, redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster, _AsyncScript
+                self._config,
+                redis.asyncio.Redis,
+                redis.asyncio.cluster.RedisCluster,
+                _AsyncScript,
+                generation,
             )
-        self._shared, self.scripts = client, scripts
+        self._shared, self.scripts, self._generation = client, scripts, generation
         return client
 
     @property
@@ -470,10 +527,20 @@ class AsyncClientSource:
         return await _async_run(pool, command)
 
     async def aclose(self) -> None:
-        """Close the shared client's connections; the next `get()` makes a new client."""
+        """Close the shared client's connections; the next `get()` makes a new client.
+
+        A command in flight on one of them fails (`BackendUnavailable`), and none of them
+        connects again (`_Generation`).
+        """
         client, self._shared = self._shared, None
         if client is not None:
-            await client.aclose()
+            self._generation.closed = True
+        # A cluster client re-discovers its nodes after a failed command, with new connections:
+        # the one closed last time may have done so for a command in flight then.
+        retired, self._retired = self._retired, client if self._config.cluster else None
+        for closing in (retired, client):
+            if closing is not None:
+                await closing.aclose()
 
 
 class ClientSource:
@@ -488,8 +555,13 @@ class ClientSource:
         self._config = config
         self._errors = errors
         self._shared: Any = None
+        self._retired: Any = None  # cluster mode: the client closed last, closed again
         self.scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Held while a shared client is built: threads that find none (after `close()`) build
+        # one, not one each (all but the last would stay open).
+        self._build_lock = threading.Lock()
+        self._generation = _Generation()
         self._local = threading.local()
         self._threads: weakref.WeakSet[Any] = weakref.WeakSet()
         _SOURCES.add(self)
@@ -497,12 +569,17 @@ class ClientSource:
             self._build()
 
     def _build(self) -> Any:
-        with self._errors:
-            client, scripts = _shared_client(
-                self._config, redis.Redis, redis.cluster.RedisCluster, _Script
-            )
-        self._shared, self.scripts = client, scripts
-        return client
+        with self._build_lock:
+            if self._shared is not None:
+                return self._shared
+            generation = _Generation()
+            with self._errors:
+                client, scripts = _shared_client(
+                    self._config, redis.Redis, redis.cluster.RedisCluster, _Script, generation
+                )
+            with self._lock:
+                self._shared, self.scripts, self._generation = client, scripts, generation
+            return client
 
     @property
     def shared(self) -> Any:
@@ -537,38 +614,53 @@ class ClientSource:
         return _run(conn, command)
 
     def _thread_client(self) -> Any:
-        shared = self._shared or self._build()
-        if self._config.cluster:
-            client = shared
-        else:
-            with self._errors:
-                # Takes one connection of the shared pool (and connects it) for good.
-                client = shared.client()
-        with self._lock:
-            if self._shared is shared:  # else closed meanwhile: used once, then collected
-                if client is not shared:
-                    self._threads.add(client)
-                self._local.client = client
-                # None in cluster mode (the cluster client checks its nodes' pools itself).
-                self._local.connection = client.connection if client is not shared else None
-                self._local.used = _monotonic()
-        return client
+        while True:
+            shared = self._shared or self._build()
+            if self._config.cluster:
+                client = shared
+            else:
+                with self._errors:
+                    # Takes one connection of the shared pool (and connects it) for good.
+                    client = shared.client()
+            with self._lock:
+                if self._shared is shared:
+                    if client is not shared:
+                        self._threads.add(client)
+                    self._local.client = client
+                    # None in cluster mode (the cluster client checks its nodes' pools itself).
+                    self._local.connection = client.connection if client is not shared else None
+                    self._local.used = _monotonic()
+                    return client
+            # Closed meanwhile: this connection is closed too, and the thread takes a new one.
+            if client is not shared:
+                client.connection.disconnect()
+                client.close()
 
     def close(self) -> None:
-        """Release every thread's connection and disconnect the pool; `get()` starts afresh."""
+        """Release every thread's connection and disconnect the pool; `get()` starts afresh.
+
+        A command in flight on one of them fails (`BackendUnavailable`), and none of them
+        connects again (`_Generation`).
+        """
         with self._lock:
             shared, self._shared = self._shared, None
+            self._generation.closed = True
             threads, self._threads = list(self._threads), weakref.WeakSet()
             self._local = threading.local()
+            # A cluster client re-discovers its nodes after a failed command, with new
+            # connections: the one closed last time may have done so for a command in flight.
+            retired, self._retired = self._retired, shared if self._config.cluster else None
         for client in threads:
             client.close()  # gives its connection back to the pool
-        if shared is not None:
-            shared.close()  # the pool's owner: disconnects every connection
+        for closing in (retired, shared):
+            if closing is not None:
+                closing.close()  # the pool's owner: disconnects every connection
 
     def _after_fork(self) -> None:
         # The child must not talk on its parent's sockets: the forking thread's client is
         # dropped unclosed (the pool resets itself in the child at its next checkout).
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._local = threading.local()
         self._threads = weakref.WeakSet()
 
