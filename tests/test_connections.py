@@ -22,6 +22,7 @@ from _servers import RedisCluster, RedisServer
 from cachebolt import AsyncCacheService, CacheConfig, CacheError, CacheService
 from cachebolt import _redis_clients as clients
 from conftest import LoopThread, ServiceFactory, wait_until
+from test_faults import async_op, sync_op
 
 # Redis checks idle clients in its cron: a 1 s timeout has closed them well within 2.5 s.
 IDLE_TIMEOUT_SECONDS = 1
@@ -205,40 +206,6 @@ def service_connections(nodes: Nodes) -> int:
     return sum(1 for clients_ in lists for client in clients_ if client["name"] == "cachebolt")
 
 
-def sync_call(cache: CacheService, rng: random.Random, worker: int) -> None:
-    key = f"k{rng.randrange(10)}"
-    choice = rng.randrange(5)
-    if choice == 0:
-        cache.set(key, worker)
-    elif choice == 1:
-        cache.get(key)
-    elif choice == 2:
-        token = cache.acquire_lock(key, 5_000)
-        if token is not None:
-            cache.release_lock(key, token)
-    elif choice == 3:
-        cache.check_rate_limit(key, 1_000, 60)
-    else:
-        cache.incr(f"n{worker}")
-
-
-async def async_call(cache: AsyncCacheService, rng: random.Random, worker: int) -> None:
-    key = f"k{rng.randrange(10)}"
-    choice = rng.randrange(5)
-    if choice == 0:
-        await cache.set(key, worker)
-    elif choice == 1:
-        await cache.get(key)
-    elif choice == 2:
-        token = await cache.acquire_lock(key, 5_000)
-        if token is not None:
-            await cache.release_lock(key, token)
-    elif choice == 3:
-        await cache.check_rate_limit(key, 1_000, 60)
-    else:
-        await cache.incr(f"n{worker}")
-
-
 @pytest.mark.parametrize("run", range(3))
 def test_close_while_threads_call(nodes: Nodes, run: int) -> None:
     """In-flight calls answer or raise a CacheError; the final close leaves no connection."""
@@ -251,7 +218,7 @@ def test_close_while_threads_call(nodes: Nodes, run: int) -> None:
         rng = random.Random(run * WORKERS + worker)
         while not stop.is_set():
             try:
-                sync_call(cache, rng, worker)
+                sync_op(cache, rng, worker)
             except CacheError:
                 pass
             except BaseException as exc:
@@ -286,7 +253,7 @@ def test_aclose_while_tasks_call(loop_thread: LoopThread, nodes: Nodes, run: int
             rng = random.Random(run * WORKERS + worker)
             while not stop.is_set():
                 try:
-                    await async_call(cache, rng, worker)
+                    await async_op(cache, rng, worker)
                 except CacheError:
                     pass
                 except Exception as exc:
