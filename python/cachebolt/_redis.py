@@ -6,7 +6,9 @@ retry with backoff (about 4 s against a refused port, about a minute against a f
 * `socket_connect_timeout` = `connect_timeout_ms`, `socket_timeout` = `command_timeout_ms`;
 * `retry=Retry(NoBackoff(), 0)` (redis-py 6+ retries timeouts too unless told; its
   `retry_on_timeout` is deprecated): a failed command is never sent again, so a script that may
-  have run is never run twice, and the caller hears at once. asyncio clients get
+  have run is never run twice, and the caller hears at once. (The one exception is
+  `cachebolt._redis_clients`'s: a write that met a connection already closed, which the server
+  never read.) asyncio clients get
   `redis.asyncio.retry.Retry` (redis-py 8.2+ warns when given the blocking one);
 * TLS verifies certificates (`ssl_cert_reqs="required"`) against `tls_ca_cert` (or the system
   store) and checks the host name: a certificate for a server reached as `127.0.0.1` must carry

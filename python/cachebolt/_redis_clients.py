@@ -17,7 +17,10 @@ and runs it once more - the server did not run it. Cluster mode keeps redis-py's
 (routing by slot, MOVED/ASK).
 
 * `AsyncClientSource`: every task uses the shared client. Its pool lends each concurrent command
-  its own connection; one asyncio connection would serialise the tasks.
+  its own connection; one asyncio connection would serialise the tasks. Its connections (and the
+  asyncio cluster nodes') are of `_checked_class`: one idle for over `_IDLE_CHECK_SECONDS` is
+  checked before a command is written on it, since redis.asyncio's own checkout check misses a
+  server's close on some releases (see `_CheckedConnection`).
 * `ClientSource` (threads), standalone: each thread gets its own single-connection client on the
   shared pool (`Redis(connection_pool=pool, single_connection_client=True)`), made on the
   thread's first command. A command then takes only that client's uncontended lock, not the
@@ -32,10 +35,14 @@ and runs it once more - the server did not run it. Cluster mode keeps redis-py's
 
 A failed command leaves no half-read reply behind: redis-py disconnects the connection on a
 timeout or connection error (and on any exception while reading), and the next command of that
-thread connects again. What the pool checkout also caught - a connection the server closed
-while it sat idle (a restart, CLIENT KILL, the server's idle `timeout`) - is checked here only
-after `_IDLE_CHECK_SECONDS` without a command: a busy thread never pays the poll, and a
-connection idle across a restart reconnects instead of failing its next command.
+thread connects again. One command whose write meets a connection the server has closed is
+written once more on a new connection (`_send`): nothing of it reached the server. Nothing is
+sent again after a write went through (a lost reply, a read timeout: the command may have run).
+
+What the pool checkout also caught for a thread's connection - one the server closed while it
+sat idle (a restart, CLIENT KILL, the server's idle `timeout`) - is checked here only after
+`_IDLE_CHECK_SECONDS` without a command: a busy thread never pays the poll, and a connection
+idle across a restart reconnects instead of failing its next command.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import select
 import socket
 import struct
 import threading
@@ -102,13 +110,58 @@ def _run(conn: Any, command: tuple[Any, ...], load: tuple[Any, ...] | None = Non
     writing or reading; an error reply is read whole and raised, the connection stays usable.
     """
     try:
-        conn.send_packed_command([_pack(command)], check_health=False)
+        _send(conn, [_pack(command)])
         return conn.read_response()
     except NoScriptError:
         if load is None:
             raise
         _run(conn, load)
         return _run(conn, command)
+
+
+def _send(conn: Any, packed: Any, check_health: bool = False) -> None:
+    """Write one command on `conn`; once more on a new connection if the write found it closed.
+
+    A write that met a closed connection (`_closed_on_write`) did not deliver the whole
+    command, so the server did not run it. A write that timed out, a failed connect, or
+    anything after the write (a lost reply: the command may have run) is not retried.
+    """
+    was_connected = _was_connected(conn)
+    try:
+        conn.send_packed_command(packed, check_health=check_health)
+    except redis.exceptions.ConnectionError as exc:
+        if not (was_connected and _closed_on_write(exc)):
+            raise
+        conn.send_packed_command(packed, check_health=check_health)
+
+
+async def _async_send(conn: Any, packed: Any, check_health: bool = False) -> None:
+    """`_send` for redis.asyncio connections."""
+    was_connected = _was_connected(conn)
+    try:
+        await conn.send_packed_command(packed, check_health=check_health)
+    except redis.exceptions.ConnectionError as exc:
+        if not (was_connected and _closed_on_write(exc)):
+            raise
+        await conn.send_packed_command(packed, check_health=check_health)
+
+
+def _was_connected(conn: Any) -> bool:
+    """Whether `conn` has a connection (False when that cannot be read)."""
+    try:
+        return _is_connected(conn)
+    except Exception:
+        return False
+
+
+def _closed_on_write(exc: BaseException) -> bool:
+    """Whether a failed write met a connection already closed (reset, broken pipe, or closed
+    before the write): not a timeout, not a failed connect."""
+    cause = exc.__cause__ or exc.__context__
+    return cause is None or isinstance(cause, _CLOSED_ERRORS)
+
+
+_CLOSED_ERRORS: Final = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 async def _async_run(
@@ -118,13 +171,13 @@ async def _async_run(
     conn = await pool.get_connection(*_GET_CONNECTION_ARGS)
     try:
         try:
-            await conn.send_packed_command([_pack(command)], check_health=False)
+            await _async_send(conn, [_pack(command)])
             return await conn.read_response()
         except NoScriptError:
             if load is None:
                 raise
             for step in (load, command):
-                await conn.send_packed_command([_pack(step)], check_health=False)
+                await _async_send(conn, [_pack(step)])
                 reply = await conn.read_response()
             return reply
     finally:
@@ -235,8 +288,9 @@ def _warn_once(topic: str, message: str, *args: Any) -> None:
         _logger.warning(message, *args)
 
 
-def _hook_async_cluster(client: Any) -> None:
-    """Give redis.asyncio's `RedisCluster`, which takes no connect hook, `_async_reset_on_close`.
+def _hook_async_cluster(client: Any, generation: _Generation) -> None:
+    """Give redis.asyncio's `RedisCluster`, which takes no connect hook, `_async_reset_on_close`
+    and connections checked before use (`_checked_class`).
 
     Its nodes make their connections with the keyword arguments they were built with: the
     startup nodes' own copies, and the client's dict, which the nodes it discovers copy. No
@@ -249,17 +303,154 @@ def _hook_async_cluster(client: Any) -> None:
         if "redis_connect_func" in kwargs:  # the client's own (read_from_replicas), not used here
             raise RuntimeError("the asyncio cluster client has a connect hook of its own")
         kwargs["redis_connect_func"] = _async_reset_on_close
+    kwargs = client.get_connection_kwargs()
+    kwargs["connection_class"] = _checked_class(kwargs["connection_class"], generation)
+    for node in nodes:
+        node.connection_class = _checked_class(node.connection_class, generation)
+
+
+class _CheckedConnection:
+    """Mixin of a redis.asyncio connection class: a connection the server closed is not used.
+
+    redis.asyncio's own check at checkout differs by release: 5.x reads a closed socket as
+    empty, 8.1 skips it when maintenance notifications are on (the default), the cluster
+    client's nodes have none, and none sees a close the event loop has not processed yet. So
+    before a command is written on a connection idle for over `_IDLE_CHECK_SECONDS`, the
+    connection is asked (`_async_is_stale`), and a stale one is closed: the send connects anew.
+    """
+
+    _cachebolt_used = 0.0
+    _generation: _Generation
+
+    async def connect(self) -> None:
+        self._generation.check()
+        await super().connect()  # type: ignore[misc]
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        self._generation.check()  # redis-py 8 connects through this
+        await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        now = _monotonic()
+        if _async_is_stale(self, poll=now - self._cachebolt_used > _IDLE_CHECK_SECONDS):
+            await self.disconnect()  # type: ignore[attr-defined]
+        self._cachebolt_used = now
+        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+        packed = self.pack_command(*args)  # type: ignore[attr-defined]
+        await _async_send(self, packed, kwargs.get("check_health", True))
+
+
+class _ResentConnection:
+    """Mixin of a blocking redis-py connection class: one command goes through `_send`, and
+    nothing connects once `close()` has closed the connection's generation.
+
+    (The blocking connections are checked before use by `ClientSource.get()`.)
+    """
+
+    _generation: _Generation
+
+    def connect(self) -> None:
+        self._generation.check()
+        super().connect()  # type: ignore[misc]
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        self._generation.check()  # redis-py 8 connects through this
+        super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        packed = self.pack_command(*args)  # type: ignore[attr-defined]
+        _send(self, packed, kwargs.get("check_health", True))
+
+
+def _async_is_stale(conn: Any, *, poll: bool) -> bool:
+    """Whether redis.asyncio connection `conn` was closed by the server (or has unread bytes).
+
+    The event loop's view first (EOF or an error on the stream: no system call), then, when
+    `poll`, the socket itself: readable while no command is pending means EOF, a reset or
+    bytes nobody asked for. The stream and transport are read from redis-py's private
+    `_reader` / `_writer` (present in every supported release); where they are missing the
+    connection is used unchecked and one WARNING says so.
+    """
+    try:
+        reader = conn._reader
+        if reader is None:
+            return False  # not connected: the send connects
+        if reader.at_eof() or reader.exception() is not None:
+            return True
+        if not poll:
+            return False
+        sock = conn._writer.transport.get_extra_info("socket")
+        return _readable(sock.fileno())
+    except AttributeError:
+        _warn_once(
+            "stale",
+            "redis-py %s keeps its streams where cachebolt cannot reach them: an asyncio "
+            "connection the server closed is found only when a command fails on it",
+            redis.__version__,
+        )
+        return False
+    except Exception:  # a socket error: the connection is not worth keeping
+        return True
+
+
+def _readable(fd: int) -> bool:
+    """Whether socket `fd` has something to read (or is closed), without waiting."""
+    if fd < 0:
+        return True
+    if _poll is None:  # pragma: no cover - Windows has no poll()
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = _poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
+_poll = getattr(select, "poll", None)
+
+
+def _checked_class(base: type, generation: _Generation) -> type:
+    """`base`, a redis-py connection class, with `_CheckedConnection` (asyncio) or
+    `_ResentConnection` (blocking) in front, its connections of `generation`."""
+    asyncio = issubclass(base, redis.asyncio.connection.AbstractConnection)
+    mixin = _CheckedConnection if asyncio else _ResentConnection
+    return type(base.__name__, (mixin, base), {"__module__": __name__, "_generation": generation})
+
+
+class _Generation:
+    """The connections of one shared client. Once `close()` has closed them, none connects
+    again: a command that got the client before `close()` and writes after it fails
+    (`BackendUnavailable`) instead of opening a connection nobody would close."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check(self) -> None:
+        """Raise redis-py's `ConnectionError` when closed.
+
+        Raises:
+            redis.exceptions.ConnectionError: the client was closed.
+        """
+        if self.closed:
+            raise redis.exceptions.ConnectionError("the client was closed (close())")
 
 
 def _shared_client(
-    config: CacheConfig, standalone: Any, cluster: Any, script_type: type[_Script]
+    config: CacheConfig,
+    standalone: Any,
+    cluster: Any,
+    script_type: type[_Script],
+    generation: _Generation,
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here).
 
-    Every connection resets on close (`_reset_on_close`). With sentinels, the client is redis-py's
-    `Sentinel.master_for`: each new connection asks the sentinels for the primary, and a
-    connection to a primary that was demoted (READONLY) disconnects, so the next command finds
-    the promoted one.
+    Every connection resets on close (`_reset_on_close`); the standalone clients' connections
+    and the asyncio cluster's are of `_checked_class` and of `generation`. With sentinels, the
+    client is redis-py's `Sentinel.master_for`: each new connection asks the sentinels for the
+    primary, and a connection to a primary that was demoted (READONLY) disconnects, so the next
+    command finds the promoted one.
     """
     asyncio = script_type is _AsyncScript
     if config.sentinel_master is not None:  # set with sentinels (CacheConfig checks)
@@ -280,13 +471,23 @@ def _shared_client(
         if not asyncio:  # called after the cluster client's own hook
             kwargs["redis_connect_func"] = _set_reset_on_close
         client = cluster(**kwargs)
+        if getattr(client, "cluster_error_retry_attempts", 0):
+            # redis-py 5.x sends a failed command again (timeouts too) apart from `retry`.
+            client.cluster_error_retry_attempts = 0
         if asyncio:
-            _hook_async_cluster(client)
+            _hook_async_cluster(client, generation)
+        else:  # the nodes found now (public attributes); a node found later keeps redis-py's
+            for node in client.get_nodes():
+                pool = node.redis_connection.connection_pool
+                pool.connection_class = _checked_class(pool.connection_class, generation)
     else:
         hook = _async_reset_on_close if asyncio else _reset_on_close
         client = standalone(
             **_redis.client_kwargs(config, asyncio=asyncio), redis_connect_func=hook
         )
+        # A public attribute: the pool makes its connections with it.
+        pool = client.connection_pool
+        pool.connection_class = _checked_class(pool.connection_class, generation)
     scripts = {
         name: script_type(client.register_script(_redis.script_text(name)))
         for name in _redis.SCRIPT_NAMES
@@ -306,18 +507,25 @@ class AsyncClientSource:
         self._config = config
         self._errors = errors
         self._shared: Any = None
+        self._retired: Any = None  # cluster mode: the client closed last, closed again
         self.scripts: dict[str, Any] = {}
+        self._generation = _Generation()
         if not config.cluster:
             # A standalone client connects lazily; the cluster client is made on first use,
             # since the blocking RedisCluster discovers its nodes in its constructor.
             self._build()
 
     def _build(self) -> Any:
+        generation = _Generation()
         with self._errors:
             client, scripts = _shared_client(
-                self._config, redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster, _AsyncScript
+                self._config,
+                redis.asyncio.Redis,
+                redis.asyncio.cluster.RedisCluster,
+                _AsyncScript,
+                generation,
             )
-        self._shared, self.scripts = client, scripts
+        self._shared, self.scripts, self._generation = client, scripts, generation
         return client
 
     @property
@@ -340,12 +548,22 @@ class AsyncClientSource:
         return await _async_run(pool, command)
 
     async def aclose(self) -> None:
-        """Close the shared client's connections; the next `get()` makes a new client."""
+        """Close the shared client's connections; the next `get()` makes a new client.
+
+        A command in flight on one of them fails (`BackendUnavailable`), and none of them
+        connects again (`_Generation`).
+        """
         client, self._shared = self._shared, None
         if client is not None:
-            await client.aclose()
-            for sentinel in _sentinel_clients(client):
-                await sentinel.aclose()
+            self._generation.closed = True
+        # A cluster client re-discovers its nodes after a failed command, with new connections:
+        # the one closed last time may have done so for a command in flight then.
+        retired, self._retired = self._retired, client if self._config.cluster else None
+        for closing in (retired, client):
+            if closing is not None:
+                await closing.aclose()
+                for sentinel in _sentinel_clients(closing):
+                    await sentinel.aclose()
 
 
 class ClientSource:
@@ -360,8 +578,13 @@ class ClientSource:
         self._config = config
         self._errors = errors
         self._shared: Any = None
+        self._retired: Any = None  # cluster mode: the client closed last, closed again
         self.scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Held while a shared client is built: threads that find none (after `close()`) build
+        # one, not one each (all but the last would stay open).
+        self._build_lock = threading.Lock()
+        self._generation = _Generation()
         self._local = threading.local()
         self._threads: weakref.WeakSet[Any] = weakref.WeakSet()
         _SOURCES.add(self)
@@ -369,12 +592,17 @@ class ClientSource:
             self._build()
 
     def _build(self) -> Any:
-        with self._errors:
-            client, scripts = _shared_client(
-                self._config, redis.Redis, redis.cluster.RedisCluster, _Script
-            )
-        self._shared, self.scripts = client, scripts
-        return client
+        with self._build_lock:
+            if self._shared is not None:
+                return self._shared
+            generation = _Generation()
+            with self._errors:
+                client, scripts = _shared_client(
+                    self._config, redis.Redis, redis.cluster.RedisCluster, _Script, generation
+                )
+            with self._lock:
+                self._shared, self.scripts, self._generation = client, scripts, generation
+            return client
 
     @property
     def shared(self) -> Any:
@@ -409,40 +637,55 @@ class ClientSource:
         return _run(conn, command)
 
     def _thread_client(self) -> Any:
-        shared = self._shared or self._build()
-        if self._config.cluster or self._config.sentinels is not None:
-            client = shared
-        else:
-            with self._errors:
-                # Takes one connection of the shared pool (and connects it) for good.
-                client = shared.client()
-        with self._lock:
-            if self._shared is shared:  # else closed meanwhile: used once, then collected
-                if client is not shared:
-                    self._threads.add(client)
-                self._local.client = client
-                # None for a shared client (its pools check their connections themselves).
-                self._local.connection = client.connection if client is not shared else None
-                self._local.used = _monotonic()
-        return client
+        while True:
+            shared = self._shared or self._build()
+            if self._config.cluster or self._config.sentinels is not None:
+                client = shared
+            else:
+                with self._errors:
+                    # Takes one connection of the shared pool (and connects it) for good.
+                    client = shared.client()
+            with self._lock:
+                if self._shared is shared:
+                    if client is not shared:
+                        self._threads.add(client)
+                    self._local.client = client
+                    # None for a shared client (its pools check their connections themselves).
+                    self._local.connection = client.connection if client is not shared else None
+                    self._local.used = _monotonic()
+                    return client
+            # Closed meanwhile: this connection is closed too, and the thread takes a new one.
+            if client is not shared:
+                client.connection.disconnect()
+                client.close()
 
     def close(self) -> None:
-        """Release every thread's connection and disconnect the pool; `get()` starts afresh."""
+        """Release every thread's connection and disconnect the pool; `get()` starts afresh.
+
+        A command in flight on one of them fails (`BackendUnavailable`), and none of them
+        connects again (`_Generation`).
+        """
         with self._lock:
             shared, self._shared = self._shared, None
+            self._generation.closed = True
             threads, self._threads = list(self._threads), weakref.WeakSet()
             self._local = threading.local()
+            # A cluster client re-discovers its nodes after a failed command, with new
+            # connections: the one closed last time may have done so for a command in flight.
+            retired, self._retired = self._retired, shared if self._config.cluster else None
         for client in threads:
             client.close()  # gives its connection back to the pool
-        if shared is not None:
-            shared.close()  # the pool's owner: disconnects every connection
-            for sentinel in _sentinel_clients(shared):
-                sentinel.close()
+        for closing in (retired, shared):
+            if closing is not None:
+                closing.close()  # the pool's owner: disconnects every connection
+                for sentinel in _sentinel_clients(closing):
+                    sentinel.close()
 
     def _after_fork(self) -> None:
         # The child must not talk on its parent's sockets: the forking thread's client is
         # dropped unclosed (the pool resets itself in the child at its next checkout).
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._local = threading.local()
         self._threads = weakref.WeakSet()
 

@@ -264,6 +264,8 @@ class AsyncFallbackBackend:
             return self._up
 
     def _tripped(self, exc: BaseException, *, at_start: bool = False) -> None:
+        if self._closed and not at_start:
+            return  # a call cut short by close(), or made after it: memory serves only this one
         self._up = False
         self._cause = str(exc)
         if not self.breaker.trip():
@@ -678,8 +680,9 @@ class AsyncFallbackBackend:
         """Stop the probe, close the Redis client and the memory backend (idempotent).
 
         Calls after `aclose()` still go to Redis (the backend makes a new client on demand) and
-        a later `aclose()` closes that one too; no probe starts any more, so an outage after
-        `aclose()` stays on memory.
+        a later `aclose()` closes that one too. A call that fails from `aclose()` on (one in
+        flight when its connection was closed, or an outage) is served from memory alone: the
+        breaker stays closed and no probe starts.
         """
         self._closed = True
         self._stop.set()

@@ -265,6 +265,8 @@ class FallbackBackend:
             return self._up
 
     def _tripped(self, exc: BaseException, *, at_start: bool = False) -> None:
+        if self._closed and not at_start:
+            return  # a call cut short by close(), or made after it: memory serves only this one
         self._up = False
         self._cause = str(exc)
         if not self.breaker.trip():
@@ -679,8 +681,9 @@ class FallbackBackend:
         """Stop the probe, close the Redis client and the memory backend (idempotent).
 
         Calls after `close()` still go to Redis (the backend makes a new client on demand) and
-        a later `close()` closes that one too; no probe starts any more, so an outage after
-        `close()` stays on memory.
+        a later `close()` closes that one too. A call that fails from `close()` on (one in
+        flight when its connection was closed, or an outage) is served from memory alone: the
+        breaker stays closed and no probe starts.
         """
         self._closed = True
         self._stop.set()
