@@ -181,6 +181,9 @@ class AsyncFallbackBackend:
         self.breaker = CircuitBreaker() if breaker is None else breaker
         # True while calls go to Redis: connected and the breaker closed (one attribute read).
         self._up = False
+        # Recoveries so far: a call served by memory that sees it change wrote after (or while)
+        # memory was emptied, and takes its key out again (see `_route`).
+        self._recoveries = 0
         self._connected = False  # the first connection attempt has finished
         self._connect_mutex = AsyncMutex()
         self._closed = False
@@ -302,7 +305,9 @@ class AsyncFallbackBackend:
             return
         # Switch first, then drop: calls stop writing to memory before it is emptied. Dropping
         # first let the calls made during the drop (memory still served them) leave values that
-        # a later outage then read back.
+        # a later outage then read back. A call that chose memory before the switch and writes
+        # after the drop passed its key sees `_recoveries` change and removes the key itself.
+        self._recoveries += 1
         self._up = True
         try:
             await self._drop_outage_data()
@@ -361,6 +366,7 @@ class AsyncFallbackBackend:
         """
         # `_up` is False while memory serves, and before the first connection attempt (which
         # the first call makes; concurrent first calls share it).
+        recoveries = self._recoveries  # before the choice: see the memory path below
         if self._up or (not self._connected and await self.connect()):
             try:
                 return await getattr(self._primary, name)(*args)
@@ -370,7 +376,12 @@ class AsyncFallbackBackend:
         if outage is not None:
             return await getattr(self, outage)(policy, *args)
         self._count("fallback_calls")
-        return await getattr(self._memory, name)(*args)
+        result = await getattr(self._memory, name)(*args)
+        if self._recoveries != recoveries and args and isinstance(args[0], str):
+            # Redis came back during this call: memory was (or is being) emptied, and what this
+            # call left at its key would be read back, stale, in the next outage.
+            await self._memory.delete(args[0])
+        return result
 
     # --- values, sets and hashes: memory serves them during an outage -------------------------
 

@@ -182,6 +182,9 @@ class FallbackBackend:
         self.breaker = CircuitBreaker() if breaker is None else breaker
         # True while calls go to Redis: connected and the breaker closed (one attribute read).
         self._up = False
+        # Recoveries so far: a call served by memory that sees it change wrote after (or while)
+        # memory was emptied, and takes its key out again (see `_route`).
+        self._recoveries = 0
         self._connected = False  # the first connection attempt has finished
         self._connect_mutex = Mutex()
         self._closed = False
@@ -303,7 +306,9 @@ class FallbackBackend:
             return
         # Switch first, then drop: calls stop writing to memory before it is emptied. Dropping
         # first let the calls made during the drop (memory still served them) leave values that
-        # a later outage then read back.
+        # a later outage then read back. A call that chose memory before the switch and writes
+        # after the drop passed its key sees `_recoveries` change and removes the key itself.
+        self._recoveries += 1
         self._up = True
         try:
             self._drop_outage_data()
@@ -362,6 +367,7 @@ class FallbackBackend:
         """
         # `_up` is False while memory serves, and before the first connection attempt (which
         # the first call makes; concurrent first calls share it).
+        recoveries = self._recoveries  # before the choice: see the memory path below
         if self._up or (not self._connected and self.connect()):
             try:
                 return getattr(self._primary, name)(*args)
@@ -371,7 +377,12 @@ class FallbackBackend:
         if outage is not None:
             return getattr(self, outage)(policy, *args)
         self._count("fallback_calls")
-        return getattr(self._memory, name)(*args)
+        result = getattr(self._memory, name)(*args)
+        if self._recoveries != recoveries and args and isinstance(args[0], str):
+            # Redis came back during this call: memory was (or is being) emptied, and what this
+            # call left at its key would be read back, stale, in the next outage.
+            self._memory.delete(args[0])
+        return result
 
     # --- values, sets and hashes: memory serves them during an outage -------------------------
 
