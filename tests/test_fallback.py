@@ -336,14 +336,14 @@ def test_a_write_to_memory_racing_the_recovery_is_not_read_in_the_next_outage(
     """A call that chose memory before Redis came back and wrote after memory was emptied: the
     next outage must not read that value back (the chaos run's rare stale read, made certain)."""
     cache = CacheService(config_for(private_redis.port))
-    fallback = cache._fallback  # noqa: SLF001
+    fallback = cache._fallback
     assert fallback is not None
     try:
         private_redis.kill()
         cache.set("k", "first outage")  # trips the breaker: memory serves from here on
         assert cache.is_redis_available() is False
         private_redis.restart()
-        memory = fallback._memory  # noqa: SLF001
+        memory = fallback._memory
 
         class RecoveringBeforeTheWrite:
             """The memory store, but Redis comes back between a set's choice and its write."""
@@ -352,12 +352,12 @@ def test_a_write_to_memory_racing_the_recovery_is_not_read_in_the_next_outage(
                 return getattr(memory, name)
 
             def set(self, *args: Any) -> None:
-                fallback._recovered()  # noqa: SLF001  (the probe's work, done at the worst time)
+                fallback._recovered()  # the probe's work, at the worst time
                 memory.set(*args)
 
-        fallback._memory = RecoveringBeforeTheWrite()  # type: ignore[assignment]  # noqa: SLF001
+        fallback._memory = RecoveringBeforeTheWrite()  # type: ignore[assignment]
         cache.set("k", "straggler")  # chose memory; Redis came back and memory was emptied
-        fallback._memory = memory  # noqa: SLF001
+        fallback._memory = memory
         assert cache.is_redis_available() is True
         private_redis.kill()  # the next outage
         assert cache.get("k") is None
