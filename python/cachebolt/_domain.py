@@ -5,9 +5,8 @@ dimensions; each dimension limits one subject of the request (the phone, the cli
 user) to `limit` units per `window_seconds`. A request is checked against every dimension whose
 subject it names, all together (see `AsyncCacheService.hit_rate_limits`).
 
-The NestJS guide names the dimensions (OTP per phone and per IP, uploads per day and per week,
-per-user and per-IP endpoint limits) and the tiers, but gives no numbers: the defaults below are
-ours. Tiers multiply the limits of the dimensions marked `tiered` (the per-user quotas a plan
+The dimensions are OTP per phone and per IP, uploads per day and per week, and per-user and
+per-IP endpoint limits, with the tiers; the default numbers below are cachebolt's choice. Tiers multiply the limits of the dimensions marked `tiered` (the per-user quotas a plan
 buys); phone and IP limits guard against abuse and do not scale.
 
 Keys (under the backend's `ratelimit:` namespace): `{<action>}:<dimension>:<subject>`, with the
