@@ -6,8 +6,9 @@ user) to `limit` units per `window_seconds`. A request is checked against every 
 subject it names, all together (see `AsyncCacheService.hit_rate_limits`).
 
 The dimensions are OTP per phone and per IP, uploads per day and per week, and per-user and
-per-IP endpoint limits, with the tiers; the default numbers below are cachebolt's choice. Tiers multiply the limits of the dimensions marked `tiered` (the per-user quotas a plan
-buys); phone and IP limits guard against abuse and do not scale.
+per-IP endpoint limits, with the tiers; the default numbers below are cachebolt's choice. Tiers
+multiply the limits of the dimensions marked `tiered` (the per-user quotas a plan buys); phone
+and IP limits guard against abuse and do not scale.
 
 Keys (under the backend's `ratelimit:` namespace): `{<action>}:<dimension>:<subject>`, with the
 scope appended for per-endpoint limits: `{endpoint:POST /orders}:user:42`. The braces are a Redis
