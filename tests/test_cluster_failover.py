@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -34,6 +35,20 @@ def _key_on_first_primary() -> str:
     return next(f"failover:{n}" for n in range(10_000) if key_slot(f"failover:{n}".encode()) < 5461)
 
 
+def _config(cluster: RedisCluster, **extra: Any) -> CacheConfig:
+    """The cluster through its first node, with short timeouts so a dead node trips at once."""
+    host, port = cluster.addresses[0]
+    return CacheConfig(
+        enabled=True,
+        host=host,
+        port=port,
+        cluster=True,
+        connect_timeout_ms=500,
+        command_timeout_ms=500,
+        **extra,
+    )
+
+
 def _is_primary(node: RedisServer) -> bool:
     with node.client() as client:
         return bool(client.info("replication")["role"] == "master")
@@ -43,15 +58,7 @@ def _is_primary(node: RedisServer) -> bool:
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_primary_fails_over_without_errors(cluster: RedisCluster, flavour: str, how: str) -> None:
     seconds = size(1, 20)
-    host, port = cluster.addresses[0]
-    config = CacheConfig(
-        enabled=True,
-        host=host,
-        port=port,
-        cluster=True,
-        connect_timeout_ms=500,
-        command_timeout_ms=500,
-    )
+    config = _config(cluster)
     old, replica = cluster.nodes[0], cluster.replicas[0]
     with open_service(flavour, config) as cache, Traffic(cache) as traffic:
         time.sleep(seconds / 2)
@@ -77,16 +84,7 @@ def test_del_pattern_and_scan_during_a_failover_are_counted(
     """`del_pattern` and a full `scan` running while a primary fails over: keys the deletion
     missed (left in Redis) and keys the scan missed or returned twice are counted, not hidden."""
     n = size(6000, 60000)
-    host, port = cluster.addresses[0]
-    config = CacheConfig(
-        enabled=True,
-        host=host,
-        port=port,
-        cluster=True,
-        connect_timeout_ms=500,
-        command_timeout_ms=500,
-        key_prefix="sweep:",
-    )
+    config = _config(cluster, key_prefix="sweep:")
     old, replica = cluster.nodes[0], cluster.replicas[0]
     with CacheService(config) as cache:
         for i in range(n):
