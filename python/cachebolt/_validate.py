@@ -72,13 +72,11 @@ def check_optional_ttl(ttl: object, name: str = "ttl") -> None:
 
 
 def check_ttl_ms(ttl_ms: object, name: str = "ttl_ms") -> None:
-    """A lock TTL: an `int` number of milliseconds > 0."""
-    if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int):
-        raise TypeError(
-            f"{name} must be an int number of milliseconds, not {type(ttl_ms).__name__}"
-        )
-    if ttl_ms <= 0:
-        raise ValueError(f"{name} must be > 0 milliseconds, got {ttl_ms}")
+    """A lock TTL: an `int` number of milliseconds in 1..MAX_TTL_MS (as `positive_ms` in
+    rust/src/store/validate.rs, with the same messages)."""
+    ms = int64_arg(ttl_ms, name)
+    if ms <= 0 or ms > MAX_TTL_MS:
+        raise ValueError(f"{name} must be a positive number of milliseconds, got {ms}")
 
 
 def check_limit(limit: object) -> None:

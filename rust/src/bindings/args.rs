@@ -2,7 +2,7 @@
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyInt};
 
 use crate::store::validate;
 
@@ -17,9 +17,16 @@ fn reject_bool(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
 }
 
 /// An `int` argument that fits in i64 (an out-of-range int is a `ValueError`, like Redis's
-/// "value is not an integer or out of range").
+/// "value is not an integer or out of range"). The messages are those of `int64_arg` in
+/// python/cachebolt/_validate.py, so every mode names a bad argument alike.
 pub fn int_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
     reject_bool(obj, name)?;
+    if !obj.is_instance_of::<PyInt>() {
+        let type_name = obj.get_type().name()?;
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an int, not {type_name}"
+        )));
+    }
     obj.extract::<i64>().map_err(|err| {
         if err.is_instance_of::<PyOverflowError>(obj.py()) {
             PyValueError::new_err(format!("{name} is out of the 64-bit range, got {obj}"))
