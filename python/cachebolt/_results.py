@@ -58,14 +58,17 @@ class CacheStats(TypedDict):
     Attributes:
         backend: "memory" or "redis", the backend serving calls now.
         hits: lookups that found a value (`get`, `get_or_set`).
-        misses: lookups that found nothing.
+        misses: lookups that found nothing; a `get_or_set` that missed and then took the value
+            another caller of this service was computing counts here too.
         hit_rate: hits / (hits + misses), 0.0 before the first lookup.
         lock_acquired: locks taken.
         lock_contended: lock attempts that found the lock held.
         rate_limit_allowed: rate-limit hits allowed.
         rate_limit_denied: rate-limit hits denied.
         redis_available: True when Redis serves calls.
-        keys: live keys in the backend.
+        keys: keys in the backend: in the memory backend this includes expired keys that no
+            command or sweep has removed yet (the sweep runs every `cleanup_interval_seconds`),
+            and locks and rate-limit state, which the key bound does not cover.
         evictions: keys evicted by the memory bound.
         expired: keys removed because their TTL ran out.
         used_bytes: bytes held by evictable keys of the memory backend.
