@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 from ._constants import LOCK_BACKOFF_INITIAL_SECONDS, LOCK_BACKOFF_MAX_SECONDS
+from ._redact import get_logger
+from .exceptions import BackendUnavailable, LockNotAcquired
 
 __all__ = [
     "Backoff",
@@ -24,11 +26,13 @@ __all__ = [
     "Worker",
     "connect_at_init",
     "invoke",
+    "next_lock_wait",
     "sleep",
     "undo_if_abandoned",
 ]
 
 _T = TypeVar("_T")
+_logger = get_logger()
 
 sleep = time.sleep
 # A mutual-exclusion lock: `with mutex:`.
@@ -192,3 +196,25 @@ class Worker:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def next_lock_wait(
+    backoff: Backoff, lock_key: str, wait_seconds: float, refused: BackendUnavailable | None
+) -> float:
+    """The delay before the next attempt at a held (or refused) lock, or the error ending the wait.
+
+    Args:
+        refused: the last attempt's refusal by the "fail_closed" outage policy, None when the
+            lock was held by someone else.
+
+    Raises:
+        BackendUnavailable: `refused`, once `wait_seconds` has run out.
+        LockNotAcquired: the lock was still held when `wait_seconds` ran out (logged).
+    """
+    delay = backoff.next_delay()
+    if delay is not None:
+        return delay
+    if refused is not None:
+        raise refused
+    _logger.warning("failed to acquire lock: %s", lock_key)
+    raise LockNotAcquired(lock_key, wait_seconds)

@@ -25,7 +25,7 @@ from ._constants import (
     RATE_LIMIT_FALLBACK_POLICIES,
 )
 from ._redact import get_logger
-from ._synchronization import Backoff
+from ._synchronization import Backoff, next_lock_wait
 from ._templates import KeyTemplate
 from ._validate import (
     check_algorithm,
@@ -37,7 +37,7 @@ from ._validate import (
     check_ttl_ms,
     check_wait_seconds,
 )
-from .exceptions import BackendUnavailable, LockNotAcquired, RateLimitExceeded, SerializationError
+from .exceptions import BackendUnavailable, RateLimitExceeded, SerializationError
 
 if TYPE_CHECKING:
     from ._async.service import AsyncCacheService
@@ -348,10 +348,4 @@ async def _acquire_polling(
             taken, refused = None, exc
         if taken is not None:
             return taken.token
-        delay = backoff.next_delay()
-        if delay is None:
-            if refused is not None:
-                raise refused
-            _logger.warning("failed to acquire lock: %s", name)
-            raise LockNotAcquired(name, wait)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(next_lock_wait(backoff, name, wait, refused))

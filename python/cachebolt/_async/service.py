@@ -47,7 +47,7 @@ from .._memory import async_memory_backend, new_memory_store
 from .._pubsub import LocalBroker, MessageCallback, Subscription
 from .._redact import get_logger
 from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
-from .._synchronization import Backoff
+from .._synchronization import Backoff, next_lock_wait
 from .._validate import (
     check_algorithm,
     check_choice,
@@ -67,7 +67,6 @@ from ..config import CacheConfig
 from ..exceptions import (
     BackendUnavailable,
     LockLost,
-    LockNotAcquired,
     WrongTypeError,
     wrong_type_at,
 )
@@ -571,13 +570,7 @@ class AsyncCacheService:
                 taken, refused = None, exc
             if taken is not None:
                 return taken
-            delay = backoff.next_delay()
-            if delay is None:
-                if refused is not None:
-                    raise refused
-                _logger.warning("failed to acquire lock: %s", lock_key)
-                raise LockNotAcquired(lock_key, wait_seconds)
-            await async_sleep(delay)
+            await async_sleep(next_lock_wait(backoff, lock_key, wait_seconds, refused))
 
     # --- rate limits -------------------------------------------------------------------------
 
