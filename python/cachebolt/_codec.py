@@ -103,14 +103,15 @@ def decode_error(key: str, exc: Exception) -> SerializationError:
     return SerializationError(f"the value stored at {key!r} is not valid JSON: {exc}", key=key)
 
 
-def encode(key: str, value: object) -> bytes:
-    """JSON-encode `value`; `SerializationError` naming `key` when it cannot be encoded."""
+def encode(key: str, value: object, what: str = "value for key") -> bytes:
+    """JSON-encode `value`; `SerializationError` naming `key` (a `what`) when it cannot be
+    encoded or holds NaN or an infinity."""
     try:
         data: bytes = _dumps(value, option=OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
-        raise encode_error(key, exc) from exc
+        raise encode_error(key, exc, what) from exc
     if 108 in data and data.find(b"null") != -1:  # see check_finite
-        check_finite(key, value)
+        check_finite(key, value, what)
     return data
 
 

@@ -31,8 +31,7 @@ from .._asyncio_synchronization import (
     async_invoke,
     async_sleep,
 )
-from .._codec import OPTIONS as _OPTIONS
-from .._codec import check_finite, decode, decode_error, encode, encode_error, first_use
+from .._codec import check_finite, decode, decode_error, encode, first_use
 from .._constants import (
     DEFAULT_RATE_LIMIT_ALGORITHM,
     LOCK_FALLBACK_POLICIES,
@@ -816,12 +815,7 @@ class AsyncCacheService:
             SerializationError: `message` cannot be JSON-encoded; nothing is delivered.
         """
         check_key(channel, "channel")
-        try:
-            data = _dumps(message, option=_OPTIONS)
-        except TypeError as exc:
-            raise encode_error(channel, exc, "message for channel") from exc
-        if 108 in data and data.find(b"null") != -1:
-            check_finite(channel, message, "message for channel")
+        data = encode(channel, message, "message for channel")
         if self._fallback is not None:
             listener = self._listener
             # Cluster mode: PUBLISH on the node of our own listener, so that the count below
