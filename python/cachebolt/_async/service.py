@@ -939,7 +939,7 @@ class AsyncCacheService:
     async def close(self) -> None:
         """Deliver the messages already received, end every subscription, stop background work.
 
-        Idempotent; the cache keeps answering afterwards, from memory.
+        Idempotent; the service keeps answering afterwards (docs/semantics.md, "When Redis fails").
         """
         listener, self._listener = self._listener, None
         if listener is not None:
