@@ -258,7 +258,7 @@ def render(all_infos: list[Info], header: str = "") -> str:
     """The whole report as Markdown."""
     res = Results(all_infos)
     parts = [header] if header else []
-    parts += ["### Goals of issue 5", "", goals_table(res), ""]
+    parts += ["### Goals", "", goals_table(res), ""]
     parts += ["### Every scenario, every leg (ns/op, fastest round; ratio to cachebolt)", ""]
     parts += [ratio_tables(res)]
     extra = [str(i["report_md"]) for i in all_infos if i.get("report_md")]
