@@ -28,8 +28,8 @@ from cachebolt.fastapi import RateLimit
 from conftest import ServiceFactory, SyncProxy
 from fastapi import Depends
 from hypothesis import HealthCheck, given, settings
-from reliability._figures import figure
 from hypothesis import strategies as st
+from reliability._figures import figure
 
 ORIGIN_MS = 1_700_000_000_000
 
