@@ -29,6 +29,7 @@ from conftest import ServiceFactory, SyncProxy
 from fastapi import Depends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability._figures import figure
 
 ORIGIN_MS = 1_700_000_000_000
 
@@ -134,8 +135,11 @@ def most_in_any_window(admitted: list[tuple[int, int]], window_ms: int) -> int:
     return most
 
 
-def test_gcra_replay_matches_the_reference_and_its_bound(cache: Any, timeline: Timeline) -> None:
+def test_gcra_replay_matches_the_reference_and_its_bound(
+    request: pytest.FixtureRequest, cache: Any, timeline: Timeline
+) -> None:
     rng = random.Random(20_000)
+    most, bound = [], []
     for round_ in range(4):
         limit, window_ms = rng.choice([(1, 10), (3, 250), (10, 1000), (7, 3500)])
         reference, admitted = Reference(limit, window_ms), []
@@ -149,9 +153,18 @@ def test_gcra_replay_matches_the_reference_and_its_bound(cache: Any, timeline: T
             assert got == RateLimitResult(want[0], limit, *want[1:]), f"{round_}/{step}"
             if got and cost:
                 admitted.append((timeline.now, cost))
+        most.append(most_in_any_window(admitted, window_ms))
+        bound.append(limit + limit * (window_ms - 1) // window_ms)
         assert (
             most_in_any_window(admitted, window_ms) <= limit + limit * (window_ms - 1) // window_ms
         )
+    figure(
+        f"rate_limits.gcra_replay[{request.node.callspec.id}]",
+        rounds=len(most),
+        mismatches=0,
+        most_in_any_window=most,
+        bound=bound,
+    )
 
 
 def test_gcra_spaces_hits_after_the_burst_and_retry_after_is_exact(

@@ -10,6 +10,7 @@ import pytest
 from cachebolt import RateLimitResult
 from cachebolt._core import MemoryStore
 from conftest import Clock, ServiceFactory, SyncProxy
+from reliability._figures import figure
 
 ORIGIN_MS = 1_700_000_000_000
 
@@ -146,6 +147,12 @@ def test_limiters_recover_from_a_server_clock_stepped_back(
     clock_ms[0] = ORIGIN_MS
     assert _stepped_traffic(cache, "stepped", algorithm, clock_ms) == fresh
     assert 20 <= sum(fresh) <= 25
+    figure(
+        f"rate_limits.clock_stepped_back[{request.node.callspec.id}]",
+        calls=len(fresh),
+        admitted_fresh_key=sum(fresh),
+        admitted_after_the_step=sum(fresh),
+    )
     # A step back within a window holds the clock: nothing is admitted twice.
     clock_ms[0] = ORIGIN_MS + 1_000_000
     assert [cache.hit_rate_limit("near", 5, 3, algorithm=algorithm).allowed for _ in range(6)] == (
