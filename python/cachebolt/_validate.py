@@ -268,7 +268,8 @@ def rate_limit_many_args(
     Raises:
         TypeError: `keys`/`limits`/`windows` not a list or tuple, or an element of a wrong type.
         ValueError: no key, lengths that differ, a key given twice, a limit < 1, a bad window
-            or cost, or an algorithm other than "sliding_log".
+            or cost, an algorithm other than "sliding_log" and "gcra", or for "gcra" a
+            `limit * window_ms` of 2**53 or more.
     """
     for value, name in ((keys, "keys"), (limits, "limits"), (windows, "windows")):
         if not isinstance(value, (list, tuple)):
@@ -290,13 +291,17 @@ def rate_limit_many_args(
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
     check_algorithm(algorithm)
-    if algorithm != "sliding_log":
+    if algorithm not in ("sliding_log", "gcra"):
         raise ValueError(
-            f"rate_limit_many supports algorithm 'sliding_log' only, got \"{algorithm}\""
+            f"rate_limit_many supports algorithms 'sliding_log' and 'gcra' only, "
+            f'got "{algorithm}"'
         )
     if not checked_keys:
         raise ValueError("rate_limit_many needs at least one key")
     if len(set(checked_keys)) != len(checked_keys):
         twice = next(key for key in checked_keys if checked_keys.count(key) > 1)
         raise ValueError(f'rate_limit_many keys must be distinct, "{twice}" is given twice')
+    if algorithm == "gcra":
+        for limit, window_ms in zip(checked_limits, windows_ms, strict=True):
+            check_gcra_span(limit, window_ms)
     return checked_keys, checked_limits, windows_ms, checked_cost

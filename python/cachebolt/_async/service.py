@@ -628,7 +628,7 @@ class AsyncCacheService:
         Args:
             limits: one (key, limit, window_seconds) per key; keys distinct.
             cost: hits the call counts for at every key (0 peeks).
-            algorithm: "sliding_log" (the only one implemented for several keys).
+            algorithm: "sliding_log" or "gcra" (the two implemented for several keys).
 
         Returns:
             One result per key, in order; the call was admitted iff all are truthy.

@@ -61,6 +61,8 @@ _ALGORITHMS = {
     "sliding_counter": "rate_limit_sliding_counter",
     "gcra": "rate_limit_gcra",
 }
+# The scripts over several keys, all or nothing (the gcra script takes one key or several).
+_MANY_SCRIPTS = {"sliding_log": "rate_limit_many_sliding_log", "gcra": "rate_limit_gcra"}
 
 
 def _unsigned(value: object, name: str) -> int:
@@ -555,7 +557,7 @@ class RedisBackend:
         cost: int = 1,
         algorithm: str = "sliding_log",
     ) -> list[tuple[bool, int, float, float]]:
-        """One EVALSHA of `rate_limit_many_sliding_log.lua` over every key: all or nothing.
+        """One EVALSHA of the algorithm's multi-key script over every key: all or nothing.
 
         In cluster mode the keys must share a slot (one hash tag): checked before any I/O.
 
@@ -577,12 +579,13 @@ class RedisBackend:
                 "rate_limit_many keys must share one cluster slot: put them under one hash tag, "
                 f"e.g. 'domain:{{otp}}:phone:...'; got {names!r}"
             )
-        args: list[int | str] = [cost, "" if self._test_clock is None else self._test_clock()]
+        args: list[int | str] = []
         for limit, window_ms in zip(limits, windows_ms, strict=True):
             args += (limit, window_ms)
+        args += (cost, "" if self._test_clock is None else self._test_clock())
         client = self._clients.get()
         with self._errors:
-            flat = self._clients.scripts["rate_limit_many_sliding_log"](
+            flat = self._clients.scripts[_MANY_SCRIPTS[algorithm]](
                 keys=full, args=args, client=client
             )
         results = [
