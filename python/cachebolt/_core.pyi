@@ -188,8 +188,8 @@ class MemoryStore:
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every key if each fits its own limit and window, else at none.
 
-        Atomic: the keys' shards are held together. Keys distinct; `algorithm` "sliding_log" or
-        "gcra" (each `limit * window_ms < 2**53`, as in `rate_limit`).
+        Atomic: the keys' shards are held together. Keys distinct; `algorithm` as in
+        `rate_limit`.
 
         Returns:
             One (allowed, remaining, reset_after, retry_after) per key, in order; the call was

@@ -268,8 +268,7 @@ def rate_limit_many_args(
     Raises:
         TypeError: `keys`/`limits`/`windows` not a list or tuple, or an element of a wrong type.
         ValueError: no key, lengths that differ, a key given twice, a limit < 1, a bad window
-            or cost, an algorithm other than "sliding_log" and "gcra", or for "gcra" a
-            `limit * window_ms` of 2**53 or more.
+            or cost, an unknown algorithm, or for "gcra" a `limit * window_ms` of 2**53 or more.
     """
     for value, name in ((keys, "keys"), (limits, "limits"), (windows, "windows")):
         if not isinstance(value, (list, tuple)):
@@ -291,11 +290,6 @@ def rate_limit_many_args(
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
     check_algorithm(algorithm)
-    if algorithm not in ("sliding_log", "gcra"):
-        raise ValueError(
-            f"rate_limit_many supports algorithms 'sliding_log' and 'gcra' only, "
-            f'got "{algorithm}"'
-        )
     if not checked_keys:
         raise ValueError("rate_limit_many needs at least one key")
     if len(set(checked_keys)) != len(checked_keys):

@@ -61,8 +61,9 @@ _ALGORITHMS = {
     "sliding_counter": "rate_limit_sliding_counter",
     "gcra": "rate_limit_gcra",
 }
-# The scripts over several keys, all or nothing (the gcra script takes one key or several).
-_MANY_SCRIPTS = {"sliding_log": "rate_limit_many_sliding_log", "gcra": "rate_limit_gcra"}
+# The scripts over several keys, all or nothing: every script but the sliding log's takes one
+# key or several.
+_MANY_SCRIPTS = {**_ALGORITHMS, "sliding_log": "rate_limit_many_sliding_log"}
 
 
 def _unsigned(value: object, name: str) -> int:

@@ -629,7 +629,8 @@ class CacheService:
         Args:
             limits: one (key, limit, window_seconds) per key; keys distinct.
             cost: hits the call counts for at every key (0 peeks).
-            algorithm: "sliding_log" or "gcra" (the two implemented for several keys).
+            algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
+                (exact), as in `hit_rate_limit`.
 
         Returns:
             One result per key, in order; the call was admitted iff all are truthy.

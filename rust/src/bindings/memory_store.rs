@@ -364,13 +364,6 @@ impl MemoryStore {
         }
         let cost = cost.map_or(Ok(1), |c| count_arg(c, "cost"))?;
         let algorithm: Algorithm = algorithm.parse().map_err(PyValueError::new_err)?;
-        if !matches!(algorithm, Algorithm::SlidingLog | Algorithm::Gcra) {
-            // The Redis backend implements the multi-key check for these two only.
-            return Err(PyValueError::new_err(format!(
-                "rate_limit_many supports algorithms 'sliding_log' and 'gcra' only, got {:?}",
-                algorithm.name()
-            )));
-        }
         let decisions = self
             .store
             .rate_limit_many(&specs, cost, algorithm, self.now())?;
