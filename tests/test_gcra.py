@@ -326,12 +326,17 @@ def test_gcra_state_is_one_key_and_holds_no_state_when_drained(
     assert store.keys() == []  # a peek on nothing records nothing
     cache.hit_rate_limit("user:1", 2, 10, algorithm="gcra")
     assert store.keys() == ["ratelimit:user:1"]
-    with pytest.raises(WrongTypeError, match="rate limit 'user:1'"):
-        cache.hit_rate_limit("user:1", 2, 10, algorithm="fixed_window")
+    # Every backend names the algorithm that holds the key.
+    for other in ("fixed_window", "sliding_counter"):
+        with pytest.raises(
+            WrongTypeError,
+            match=rf"^rate limit 'user:1': .*uses algorithm \"gcra\", not \"{other}\"",
+        ):
+            cache.hit_rate_limit("user:1", 2, 10, algorithm=other)
     with pytest.raises(WrongTypeError, match="rate limit 'user:1'"):
         cache.hit_rate_limit("user:1", 2, 10, algorithm="sliding_log")
     cache.hit_rate_limit("fw", 2, 10, algorithm="fixed_window")
-    with pytest.raises(WrongTypeError, match="rate limit 'fw'"):
+    with pytest.raises(WrongTypeError, match=r"^rate limit 'fw': .*\"fixed_window\", not \"gcra\""):
         cache.hit_rate_limit("fw", 2, 10, algorithm="gcra")
     assert cache.hit_rate_limit("user:1", 2, 10, cost=0, algorithm="gcra").remaining == 1
 

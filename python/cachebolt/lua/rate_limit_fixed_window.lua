@@ -25,28 +25,11 @@
 -- at once when it holds nothing. Cluster mode: several keys must hash to one slot (one hash tag).
 
 local function load(key, limit, window, cost, now)
-  -- Another type at the key raises WRONGTYPE here, before anything is written. State this
-  -- script cannot have written (another algorithm's name, a missing field, a field that is not a
-  -- decimal integer below 2^53: "inf", "1e18", "-1") is WRONGTYPE too, with a fixed text: stored
-  -- text never reaches the caller, and no sum or wait is computed from it.
-  local state = redis.call('HMGET', key, 'alg', 'start', 'width', 'count', 'last')
-  local alg = state[1]
-  if alg ~= 'fixed_window' then
-    if alg == 'sliding_counter' then
-      return nil, redis.error_reply('WRONGTYPE rate limit uses algorithm "sliding_counter", not "fixed_window"')
-    end
-    if redis.call('EXISTS', key) == 1 then
-      return nil, redis.error_reply(WRONGTYPE)
-    end
+  local state, err = hash_state(key, 'fixed_window', {'start', 'width', 'count', 'last'})
+  if not state then
+    return nil, err
   end
-  local start, width, count, last = 0, 0, 0, 0
-  if alg then
-    start, width, count, last =
-      integer(state[2]), integer(state[3]), integer(state[4]), integer(state[5])
-    if not (start and width and count and last) then
-      return nil, redis.error_reply(WRONGTYPE)
-    end
-  end
+  local start, width, count, last = unpack(state)
   -- A server clock stepped back: by at most a window, `now` is held at `last` until the clock
   -- catches up (nothing is admitted twice). State more than a window ahead was written under a
   -- clock that has since stepped back further; holding `now` there would deny for as long as the
@@ -66,7 +49,7 @@ local function load(key, limit, window, cost, now)
 
   local need = math.max(cost, 1)
   return {key = key, limit = limit, window = window, cost = cost, need = need, now = now,
-    start = start, count = count, held = alg ~= nil,
+    start = start, count = count, held = state.held,
     allowed = need <= limit and count <= limit - need}
 end
 

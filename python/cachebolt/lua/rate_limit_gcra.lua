@@ -41,25 +41,13 @@ local function ceil_div(a, b)
 end
 
 local function load(key, limit, window, cost, now)
-  -- Another type at the key raises WRONGTYPE here, before anything is written. State this
-  -- script cannot have written (another algorithm's name, a missing field, a field that is not
-  -- a decimal integer below 2^53, debt without a unit) is WRONGTYPE too, with a fixed text.
-  local state = redis.call('HMGET', key, 'alg', 'last', 'debt', 'per')
-  local alg = state[1]
-  if alg ~= 'gcra' then
-    if alg == 'fixed_window' or alg == 'sliding_counter' then
-      return nil, redis.error_reply('WRONGTYPE rate limit uses algorithm "' .. alg .. '", not "gcra"')
-    end
-    if redis.call('EXISTS', key) == 1 then
-      return nil, redis.error_reply(WRONGTYPE)
-    end
+  local state, err = hash_state(key, 'gcra', {'last', 'debt', 'per'})
+  if not state then
+    return nil, err
   end
-  local last, debt, per = 0, 0, 0
-  if alg then
-    last, debt, per = integer(state[2]), integer(state[3]), integer(state[4])
-    if not (last and debt and per) or (debt > 0 and per == 0) then
-      return nil, redis.error_reply(WRONGTYPE)
-    end
+  local last, debt, per = unpack(state)
+  if debt > 0 and per == 0 then
+    return nil, redis.error_reply(WRONGTYPE) -- debt without a unit: not ours
   end
   -- A server clock stepped back: by at most a window, `now` is held at `last` (nothing is
   -- admitted twice). State more than a window ahead was written under a clock that has since
@@ -89,7 +77,7 @@ local function load(key, limit, window, cost, now)
   end
   local need = math.max(cost, 1)
   return {key = key, limit = limit, window = window, cost = cost, need = need, now = now,
-    debt = debt, held = alg ~= nil, allowed = need <= limit and debt <= cap - need * window}
+    debt = debt, held = state.held, allowed = need <= limit and debt <= cap - need * window}
 end
 
 local function settle(st, admitted, min_ttl)
