@@ -5,7 +5,7 @@ exceptions for the same bad arguments (checked in Python before any I/O), `Wrong
 a command meeting another type. Every key is stored under `config.key_prefix`; locks at
 `<prefix>lock:<key>`, rate limits at `<prefix>ratelimit:<key>`. Atomic read-modify-write steps
 are Lua scripts (`cachebolt/lua/*.lua`), registered once per client; a rate-limit call is one
-EVALSHA, one round trip. The redis-py client of each command comes from `cachebolt._redis_clients`
+EVALSHA, one round trip. The redis-py client of each command comes from `AsyncClientSource`
 (asyncio: the shared pooled client for every task; threads: each thread's own connection of the
 shared pool, without a pool checkout per command).
 
@@ -14,8 +14,6 @@ When Redis does not answer (refused, timed out, down, wrong password) a call rai
 `cachebolt._redis`), and the service's fallback layer takes over. Constructing does no I/O;
 `connect()` checks the server and reads its eviction policy (`maxmemory_policy`). A write that
 Redis refuses at `maxmemory` (policy `noeviction`) raises `CapacityError`: the server is up.
-
-This module is the source of truth: `_sync/redis_backend.py` is generated from it.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from .. import _redis
 from .._asyncio_synchronization import async_undo_if_abandoned
 from .._core import GlobPattern
 from .._redact import get_logger
-from .._redis_clients import AsyncClientSource, publish
+from .._redis_clients import publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
     check_gcra_span,
@@ -49,6 +47,7 @@ from .._validate import (
 )
 from ..config import CacheConfig
 from ..exceptions import BackendUnavailable, CacheError
+from .clients import AsyncClientSource
 
 __all__ = ["AsyncRedisBackend"]
 
