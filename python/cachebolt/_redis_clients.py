@@ -1,34 +1,8 @@
 """The redis-py glue of both Redis backends: what differs between redis-py's asyncio and
 blocking clients, as pairs named so one substitution of scripts/unasync.py maps them.
 
-`cachebolt._async.clients.AsyncClientSource` (and its generated twin `ClientSource`) builds the
-shared client with `shared_client` (`redis.Redis` on a connection pool, or `RedisCluster`, and the
-Lua scripts registered with it) and takes the client of each command from `AsyncCallerClients` /
-`CallerClients`: every task shares the shared client; each thread has its own connection of the
-shared pool. Commands go through `async_run_command` / `run_command`; scripts run as
-`scripts[name](keys=..., args=..., client=client)` (`AsyncScript` / `Script`).
-
-A script call is the hottest Redis command (every rate-limit check, every lock release), so on a
-standalone server it skips redis-py's command machinery (retry wrapper, per-argument type
-checks, the observability hooks, the Script object's import and Pipeline check: about half of
-the client's CPU per EVALSHA): the command is packed once (`_pack`) and written to the
-connection, whose own `read_response` reads the reply. Everything that makes a command safe is
-the connection's and stays: the socket timeout, and the disconnect on a timeout, a connection
-error or any exception while writing or reading (so no half-read reply is left behind). An
-error reply is read whole and raised; NOSCRIPT (a restarted or flushed server) loads the script
-and runs it once more - the server did not run it. Cluster mode keeps redis-py's `Script`
-(routing by slot, MOVED/ASK).
-
-The asyncio connections (and the asyncio cluster nodes') are of `_checked_class`: one idle for
-over `_IDLE_CHECK_SECONDS` is checked before a command is written on it, since redis.asyncio's
-own checkout check misses a server's close on some releases (see `_CheckedConnection`). A
-thread's connection is checked the same way by `CallerClients.get()`.
-
-A failed command leaves no half-read reply behind: redis-py disconnects the connection on a
-timeout or connection error (and on any exception while reading), and the next command of that
-thread connects again. One command whose write meets a connection the server has closed is
-written once more on a new connection (`_send`): nothing of it reached the server. Nothing is
-sent again after a write went through (a lost reply, a read timeout: the command may have run).
+How commands, scripts, idle checks and the one resend work: docs/ARCHITECTURE.md, "Redis
+connections".
 """
 
 from __future__ import annotations
@@ -547,21 +521,8 @@ class AsyncCallerClients:
 class CallerClients:
     """The clients of the blocking backend's threads: one single-connection client per thread.
 
-    Standalone, a thread's client is `Redis(connection_pool=pool, single_connection_client=True)`
-    on the shared pool, made on the thread's first command. A command then takes only that
-    client's uncontended lock, not the pool's checkout (lock, a `can_read()` poll syscall, lock
-    again on release) - the bulk of the cost of a pooled `get` on a local server. N threads hold
-    N connections of the pool; a thread that ends gives its connection back (its client is
-    collected, and `Redis.__del__` releases it). In cluster mode every thread shares the
-    `RedisCluster` (it routes each command to a node's own pool); with sentinels every thread
-    shares the pooled client, since only the pool's checkout reconnects through the sentinels
-    (redis-py 8 reconnects a kept connection to the address it last had: the old primary, after
-    a failover).
-
-    A thread's connection the server closed while it sat idle (a restart, CLIENT KILL, the
-    server's idle `timeout`) is checked for after `_IDLE_CHECK_SECONDS` without a command: a
-    busy thread never pays the poll, and a connection idle across a restart reconnects instead
-    of failing its next command.
+    Standalone only; cluster and Sentinel threads share one client (docs/ARCHITECTURE.md,
+    "Redis connections").
     """
 
     def __init__(self, config: CacheConfig) -> None:
