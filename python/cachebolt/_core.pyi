@@ -74,6 +74,9 @@ class MemoryStore:
     def get(self, key: str) -> bytes | None:
         """The value of a string key, or None when missing or expired; counts a hit or a miss."""
 
+    def lookup(self, key: str) -> bytes | None:
+        """`get`, counting a hit but not a miss: the caller counts what its miss becomes."""
+
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a string value. `ttl` in seconds (None: no expiry, discarding any previous TTL)."""
 

@@ -102,7 +102,15 @@ impl MemoryStore {
         let key = key_arg(key)?;
         Ok(self
             .store
-            .get_with(key, self.now(), |value| PyBytes::new(py, value))?)
+            .get_with(key, self.now(), true, |value| PyBytes::new(py, value))?)
+    }
+
+    // O(1): attached, as `get`.
+    fn lookup<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_arg(key)?;
+        Ok(self
+            .store
+            .get_with(key, self.now(), false, |value| PyBytes::new(py, value))?)
     }
 
     // O(1): attached; `value` is borrowed from the bytes object, copied once into the entry.

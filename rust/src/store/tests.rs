@@ -79,6 +79,27 @@ fn commands_meeting_another_type_fail_with_wrongtype() {
 }
 
 #[test]
+fn a_lookup_that_does_not_count_misses_still_counts_hits() {
+    let s = store();
+    let count = |name: &str| {
+        s.stats_snapshot(0)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    };
+    assert_eq!(s.get_with(b"k", 0, false, <[u8]>::to_vec), Ok(None));
+    assert_eq!((count("hits"), count("misses")), (0, 0));
+    s.set(b"k", b"v", None, 0).unwrap();
+    assert_eq!(
+        s.get_with(b"k", 0, false, <[u8]>::to_vec),
+        Ok(Some(b"v".to_vec()))
+    );
+    assert_eq!(s.get(b"nope", 0), Ok(None));
+    assert_eq!((count("hits"), count("misses")), (1, 1));
+}
+
+#[test]
 fn live_len_and_stats_skip_expired_keys_before_any_sweep() {
     let s = store();
     for i in 0..1000 {
