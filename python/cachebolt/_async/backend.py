@@ -19,6 +19,10 @@ class AsyncBackend(Protocol):
         """The value of a string key, or None; counts a hit or a miss."""
         ...
 
+    async def lookup(self, key: str) -> bytes | None:
+        """`get`, counting a hit but not a miss: the caller counts what its miss becomes."""
+        ...
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a value; `ttl` in seconds, None for no expiry."""
         ...

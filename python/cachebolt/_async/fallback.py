@@ -347,6 +347,10 @@ class AsyncFallbackBackend:
         value: bytes | None = await self._route("get", key)
         return value
 
+    async def lookup(self, key: str) -> bytes | None:
+        value: bytes | None = await self._route("lookup", key)
+        return value
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self._route("set", key, value, ttl)
 

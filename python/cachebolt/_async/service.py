@@ -192,7 +192,8 @@ class AsyncCacheService:
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         landed = self._flights.landed
-        data = await self._backend.get(key)
+        # A miss is counted once known: a computation, or a value another caller computed.
+        data = await self._backend.lookup(key)
         if data is not None:
             if _logger.isEnabledFor(logging.DEBUG):
                 _logger.debug("cache hit: %s", key)
@@ -215,13 +216,14 @@ class AsyncCacheService:
         # A flight that ended between our miss and this one's start may have stored the value:
         # look again only then (a miss is otherwise one lookup, `fn` and one store).
         if self._flights.landed != landed and await self._backend.exists(key):
-            data = await self._backend.get(key)
+            data = await self._backend.lookup(key)
             if data is not None:
                 try:
                     _loads(data)
                     return data
                 except ValueError:
                     pass  # the foreign value this flight replaces (warned by its caller)
+        self._flights.note_computed()
         data = encode(key, await async_invoke(fn))
         await self._backend.set(key, data, ttl)
         return data
@@ -914,19 +916,13 @@ class AsyncCacheService:
         `expired` are those of the last `stats()` call (0 before the first)."""
         memory = self._memory_store.stats()
         fallback = self._fallback
-        raw = memory if fallback is None else fallback.snapshot(memory)
-        return build_stats(
-            raw,
-            backend=self._backend_name,
-            redis_available=self.is_redis_available(),
-            breaker_state="disabled" if fallback is None else fallback.state,
-            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
-            decode_errors=self._decode_errors,
-        )
+        return self._build_stats(memory if fallback is None else fallback.snapshot(memory))
 
     async def stats(self) -> CacheStats:
         """Counters: hits, misses, locks, rate limits, keys, memory, fallback (backends summed)."""
-        raw = await self._backend.stats()
+        return self._build_stats(await self._backend.stats())
+
+    def _build_stats(self, raw: Mapping[str, int]) -> CacheStats:
         fallback = self._fallback
         return build_stats(
             raw,
@@ -935,6 +931,8 @@ class AsyncCacheService:
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
             decode_errors=self._decode_errors,
+            coalesced=self._flights.shared,
+            computed=self._flights.computed + self._flights.failed,
         )
 
     async def close(self) -> None:

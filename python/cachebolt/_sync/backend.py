@@ -20,6 +20,10 @@ class Backend(Protocol):
         """The value of a string key, or None; counts a hit or a miss."""
         ...
 
+    def lookup(self, key: str) -> bytes | None:
+        """`get`, counting a hit but not a miss: the caller counts what its miss becomes."""
+        ...
+
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a value; `ttl` in seconds, None for no expiry."""
         ...

@@ -348,6 +348,10 @@ class FallbackBackend:
         value: bytes | None = self._route("get", key)
         return value
 
+    def lookup(self, key: str) -> bytes | None:
+        value: bytes | None = self._route("lookup", key)
+        return value
+
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._route("set", key, value, ttl)
 

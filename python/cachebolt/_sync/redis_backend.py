@@ -217,13 +217,17 @@ class RedisBackend:
     # --- strings -------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
+        value = self.lookup(key)
+        if value is None:
+            self._misses += 1
+        return value
+
+    def lookup(self, key: str) -> bytes | None:
         full = self._prefix + store_key(key)
         client = self._clients.get()
         with self._errors:
             value: bytes | None = self._clients.execute(client, "GET", full)
-        if value is None:
-            self._misses += 1
-        else:
+        if value is not None:
             self._hits += 1
         return value
 

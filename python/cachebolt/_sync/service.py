@@ -193,7 +193,8 @@ class CacheService:
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         landed = self._flights.landed
-        data = self._backend.get(key)
+        # A miss is counted once known: a computation, or a value another caller computed.
+        data = self._backend.lookup(key)
         if data is not None:
             if _logger.isEnabledFor(logging.DEBUG):
                 _logger.debug("cache hit: %s", key)
@@ -216,13 +217,14 @@ class CacheService:
         # A flight that ended between our miss and this one's start may have stored the value:
         # look again only then (a miss is otherwise one lookup, `fn` and one store).
         if self._flights.landed != landed and self._backend.exists(key):
-            data = self._backend.get(key)
+            data = self._backend.lookup(key)
             if data is not None:
                 try:
                     _loads(data)
                     return data
                 except ValueError:
                     pass  # the foreign value this flight replaces (warned by its caller)
+        self._flights.note_computed()
         data = encode(key, invoke(fn))
         self._backend.set(key, data, ttl)
         return data
@@ -915,19 +917,13 @@ class CacheService:
         `expired` are those of the last `stats()` call (0 before the first)."""
         memory = self._memory_store.stats()
         fallback = self._fallback
-        raw = memory if fallback is None else fallback.snapshot(memory)
-        return build_stats(
-            raw,
-            backend=self._backend_name,
-            redis_available=self.is_redis_available(),
-            breaker_state="disabled" if fallback is None else fallback.state,
-            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
-            decode_errors=self._decode_errors,
-        )
+        return self._build_stats(memory if fallback is None else fallback.snapshot(memory))
 
     def stats(self) -> CacheStats:
         """Counters: hits, misses, locks, rate limits, keys, memory, fallback (backends summed)."""
-        raw = self._backend.stats()
+        return self._build_stats(self._backend.stats())
+
+    def _build_stats(self, raw: Mapping[str, int]) -> CacheStats:
         fallback = self._fallback
         return build_stats(
             raw,
@@ -936,6 +932,8 @@ class CacheService:
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
             decode_errors=self._decode_errors,
+            coalesced=self._flights.shared,
+            computed=self._flights.computed + self._flights.failed,
         )
 
     def close(self) -> None:

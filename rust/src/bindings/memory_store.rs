@@ -2,8 +2,8 @@
 //!
 //! GIL policy: O(1) commands stay attached (releasing and re-taking the GIL costs more than the
 //! command, and can wait a whole switch interval when other threads are runnable). O(n) commands
-//! (`keys`, `scan`, `del_pattern`, `flush`, `sweep_expired`) run detached so other Python threads keep
-//! going. Under a shard lock we only ever create `bytes`/`str` objects, which are not tracked
+//! (`keys`, `scan`, `del_pattern`, `flush`, `sweep_expired`, `stats`, `len`) run detached so other
+//! Python threads keep going. Under a shard lock we only ever create `bytes`/`str` objects, which are not tracked
 //! by the garbage collector, so no finalizer can run (and re-enter the store) while a shard is
 //! locked; containers (list/set/dict) are built after the lock is released.
 
@@ -89,9 +89,10 @@ impl MemoryStore {
         })
     }
 
-    // O(1): attached.
-    fn __len__(&self) -> usize {
-        self.store.len()
+    // O(n): detached; counts the live keys shard by shard.
+    fn __len__(&self, py: Python<'_>) -> usize {
+        let now = self.now();
+        py.detach(|| self.store.live_len(now))
     }
 
     // --- strings ---------------------------------------------------------------------------
@@ -101,7 +102,15 @@ impl MemoryStore {
         let key = key_arg(key)?;
         Ok(self
             .store
-            .get_with(key, self.now(), |value| PyBytes::new(py, value))?)
+            .get_with(key, self.now(), true, |value| PyBytes::new(py, value))?)
+    }
+
+    // O(1): attached, as `get`.
+    fn lookup<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_arg(key)?;
+        Ok(self
+            .store
+            .get_with(key, self.now(), false, |value| PyBytes::new(py, value))?)
     }
 
     // O(1): attached; `value` is borrowed from the bytes object, copied once into the entry.
@@ -391,9 +400,12 @@ impl MemoryStore {
         Ok(self.clock.advance(ms)?)
     }
 
+    // O(n) (the live-key count): detached.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let now = self.now();
+        let snapshot = py.detach(|| self.store.stats_snapshot(now));
         let dict = PyDict::new(py);
-        for (name, value) in self.store.stats_snapshot() {
+        for (name, value) in snapshot {
             dict.set_item(name, value)?;
         }
         Ok(dict)
