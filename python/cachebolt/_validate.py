@@ -1,11 +1,7 @@
-"""Argument checks: one function per kind of argument, for every layer that checks one.
+"""Argument checks: one function per kind of argument, each returning the value as it is used.
 
-A function with a twin of the same name in rust/src/bindings/args.rs raises what the twin raises
-for the same value (type and message), so a bad argument reads alike in memory mode (the Rust
-store checks it), Redis mode (the Redis backend checks it with these) and during fallback (the
-memory store, or these where a policy answers). The rest check what no backend sees (waits,
-per-call options, callbacks). Each returns the value as it is used. TypeError for a wrong type
-(a bool is not a number), ValueError for a wrong value; nothing is changed before they pass.
+A function named as one of rust/src/bindings/args.rs raises what that one raises for the same
+value, type and message (docs/ARCHITECTURE.md, "Arguments and backends", says who calls which).
 """
 
 from __future__ import annotations
