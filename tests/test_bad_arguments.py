@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from _servers import free_port
 from cachebolt import AsyncCacheService, CacheConfig, CacheService, SerializationError
+from cachebolt.fastapi import RateLimit, WithLock
 from conftest import LoopThread, SyncProxy
 from test_fallback import config_for
 
@@ -384,6 +385,26 @@ table(
         ),
     ],
     hit_rate_limits=lambda c, b: c.hit_rate_limits(b),
+)
+
+# The FastAPI dependencies check their fixed arguments when the app is built.
+table(limit_values(), RateLimit=lambda c, b: RateLimit(b, 60))
+table(seconds_values("window_seconds"), RateLimit=lambda c, b: RateLimit(5, b))
+table(cost_values(), RateLimit=lambda c, b: RateLimit(5, 60, cost=b))
+table(algorithm_values(), RateLimit=lambda c, b: RateLimit(5, 60, algorithm=b))
+table(
+    choice_values("fallback", "'memory', 'fail_closed', 'fail_open'"),
+    RateLimit=lambda c, b: RateLimit(5, 60, fallback=b),
+)
+table(key_values("name")[:5], WithLock=lambda c, b: WithLock(b, 1000))
+table(ms_values(), WithLock=lambda c, b: WithLock("k", b))
+table(
+    choice_values("fallback", "'memory', 'fail_closed'"),
+    WithLock=lambda c, b: WithLock("k", 1000, fallback=b),
+)
+table(
+    choice_values("on_lost", "'raise', 'warn'"),
+    WithLock=lambda c, b: WithLock("k", 1000, on_lost=b),
 )
 
 METHODS = sorted({c.method for c in CASES})
