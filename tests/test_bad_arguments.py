@@ -254,6 +254,7 @@ table(
 table(
     algorithm_values(),
     hit_rate_limit=lambda c, b: c.hit_rate_limit("k", 5, 60, algorithm=b),
+    hit_rate_limits=lambda c, b: c.hit_rate_limits([("k", 5, 60)], algorithm=b),
     rate_limited=lambda c, b: c.rate_limited(limit=5, window_seconds=60, algorithm=b),
 )
 table(
@@ -266,6 +267,7 @@ table(
         )
     ],
     hit_rate_limit=lambda c, b: c.hit_rate_limit("k", b, 10**5, algorithm="gcra"),
+    hit_rate_limits=lambda c, b: c.hit_rate_limits([("k", b, 10**5)], algorithm="gcra"),
 )
 table(
     choice_values("fallback", "'memory', 'fail_closed', 'fail_open'"),
