@@ -116,8 +116,12 @@ impl MemoryStore {
     }
 
     // O(1): attached, as `get`.
-    fn lookup<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let key = key_arg(key)?;
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        key: PyKey<'_, 'py>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_arg(key, "key")?.as_bytes();
         Ok(self
             .store
             .get_with(key, self.now(), false, |value| PyBytes::new(py, value))?)
