@@ -24,7 +24,7 @@ from _servers import RedisServer
 from _web import Harness, open_harness
 from cachebolt import CacheConfig, RateLimitExceeded, RateLimitResult, WrongTypeError
 from cachebolt._core import MemoryStore
-from cachebolt._validate import seconds_to_ms
+from cachebolt._validate import seconds_arg
 from cachebolt.fastapi import RateLimit
 from conftest import ServiceFactory, SyncProxy
 from fastapi import Depends
@@ -116,7 +116,7 @@ def test_gcra_matches_the_reference(
     cache: Any, timeline: Timeline, limit: int, window_s: float, steps: list[tuple[int, int]]
 ) -> None:
     key = f"gcra-{next(_keys)}"
-    reference = Reference(limit, seconds_to_ms(window_s, "window"))
+    reference = Reference(limit, seconds_arg(window_s, "window_seconds"))
     for number, (wait, cost) in enumerate(steps):
         timeline.advance(wait)
         got = cache.hit_rate_limit(key, limit, window_s, cost=cost, algorithm="gcra")

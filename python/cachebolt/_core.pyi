@@ -163,8 +163,8 @@ class MemoryStore:
         key: str,
         limit: int,
         window: float,
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> tuple[bool, int, float, float]:
         """Record `cost` hits if they fit (`cost=0` peeks; a denied call consumes nothing).
 
@@ -186,8 +186,8 @@ class MemoryStore:
         keys: list[str],
         limits: list[int],
         windows: list[float],
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every key if each fits its own limit and window, else at none.
 

@@ -28,14 +28,14 @@ from ._redact import get_logger
 from ._synchronization import Backoff, next_lock_wait
 from ._templates import KeyTemplate
 from ._validate import (
-    check_algorithm,
-    check_choice,
-    check_cost,
-    check_limit,
-    check_optional_ttl,
-    check_ttl,
-    check_ttl_ms,
-    check_wait_seconds,
+    algorithm_arg,
+    choice_arg,
+    count_arg,
+    ms_arg,
+    optional_seconds_arg,
+    positive_arg,
+    seconds_arg,
+    wait_seconds_arg,
 )
 from .exceptions import BackendUnavailable, RateLimitExceeded, SerializationError
 
@@ -268,7 +268,7 @@ def cached(
     Raises:
         ValueError: the template names an unknown argument, or `ttl` is invalid.
     """
-    check_optional_ttl(ttl)
+    optional_seconds_arg(ttl, "ttl")
 
     def key_of(fn: Callable[..., Any]) -> KeyOf:
         return (_DerivedKey(fn) if key is None else _KeyTemplate(fn, key, "key template")).format
@@ -306,12 +306,12 @@ def rate_limited(
         A decorator; the wrapped function raises `RateLimitExceeded` (with `.retry_after` and
         `.result`) when the limit denies the call, which then consumes nothing.
     """
-    check_limit(limit)
-    check_ttl(window_seconds, "window_seconds")
-    check_algorithm(algorithm)
-    check_cost(cost)
+    positive_arg(limit, "limit")
+    seconds_arg(window_seconds, "window_seconds")
+    algorithm_arg(algorithm)
+    count_arg(cost, "cost")
     if fallback is not None:
-        check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
+        choice_arg("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
 
     def key_of(fn: Callable[..., Any]) -> KeyOf:
         if key is not None:
@@ -364,11 +364,11 @@ def with_lock(
         `BackendUnavailable` when it is refused under "fail_closed" while Redis is down, and
         `LockLost` as `on_lost` says.
     """
-    check_ttl_ms(ttl_ms)
-    wait = check_wait_seconds(wait_seconds)
+    ms_arg(ttl_ms)
+    wait = wait_seconds_arg(wait_seconds)
     if fallback is not None:
-        check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
-    check_choice("on_lost", on_lost, ON_LOST_POLICIES)
+        choice_arg("fallback", fallback, LOCK_FALLBACK_POLICIES)
+    choice_arg("on_lost", on_lost, ON_LOST_POLICIES)
 
     def key_of(fn: Callable[..., Any]) -> KeyOf:
         return _KeyTemplate(fn, name_template, "lock name template").format

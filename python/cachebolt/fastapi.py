@@ -56,13 +56,13 @@ from ._results import RateLimitResult
 from ._sync.service import CacheService
 from ._templates import KeyTemplate, escape_key_part
 from ._validate import (
-    check_algorithm,
-    check_choice,
-    check_cost,
-    check_key,
-    check_limit,
-    check_ttl,
-    check_ttl_ms,
+    algorithm_arg,
+    choice_arg,
+    count_arg,
+    key_arg,
+    ms_arg,
+    positive_arg,
+    seconds_arg,
 )
 from .exceptions import BackendUnavailable, CapacityError
 from .patterns import MAX_PATTERN_LENGTH, MAX_SCAN_COUNT
@@ -435,14 +435,14 @@ class RateLimit:
         trusted_proxies: Iterable[str] = (),
         fallback: str | None = None,
     ) -> None:
-        check_limit(limit)
-        check_ttl(window_seconds, "window_seconds")
-        check_cost(cost)
-        check_algorithm(algorithm)
+        positive_arg(limit, "limit")
+        seconds_arg(window_seconds, "window_seconds")
+        count_arg(cost, "cost")
+        algorithm_arg(algorithm)
         if cost < 1 or cost > limit:
             raise ValueError(f"cost must be in 1..limit ({limit}), got {cost}")
         if fallback is not None:
-            check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
+            choice_arg("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
         if by is not None and not callable(by):
             raise TypeError(f"by must be callable, not {type(by).__name__}")
         _check_service(cache)
@@ -570,11 +570,11 @@ class WithLock:
         fallback: str | None = None,
         on_lost: str = ON_LOST_RAISE,
     ) -> None:
-        check_key(name, "name")
-        check_ttl_ms(ttl_ms)
+        key_arg(name, "name")
+        ms_arg(ttl_ms)
         if fallback is not None:
-            check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
-        check_choice("on_lost", on_lost, ON_LOST_POLICIES)
+            choice_arg("fallback", fallback, LOCK_FALLBACK_POLICIES)
+        choice_arg("on_lost", on_lost, ON_LOST_POLICIES)
         if by is not None and not callable(by):
             raise TypeError(f"by must be callable, not {type(by).__name__}")
         _check_service(cache)

@@ -118,8 +118,8 @@ class AsyncBackend(Protocol):
         key: str,
         limit: int,
         window: float,
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> tuple[bool, int, float, float]:
         """Record `cost` hits at `ratelimit:<key>` if they fit.
 
@@ -132,8 +132,8 @@ class AsyncBackend(Protocol):
         keys: list[str],
         limits: list[int],
         windows: list[float],
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every `ratelimit:<key>` if each fits its limit, else at none.
 

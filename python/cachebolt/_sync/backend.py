@@ -119,8 +119,8 @@ class Backend(Protocol):
         key: str,
         limit: int,
         window: float,
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> tuple[bool, int, float, float]:
         """Record `cost` hits at `ratelimit:<key>` if they fit.
 
@@ -133,8 +133,8 @@ class Backend(Protocol):
         keys: list[str],
         limits: list[int],
         windows: list[float],
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every `ratelimit:<key>` if each fits its limit, else at none.
 

@@ -36,12 +36,11 @@ from .._redact import get_logger
 from .._redis_clients import publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
-    check_gcra_span,
-    count_arg,
-    int64_arg,
+    int_arg,
     ms_arg,
+    rate_limit_args,
     rate_limit_many_args,
-    seconds_to_ms,
+    seconds_arg,
     store_key,
     str_arg,
     str_args,
@@ -63,13 +62,6 @@ _ALGORITHMS = {
 # The scripts over several keys, all or nothing: every script but the sliding log's takes one
 # key or several.
 _MANY_SCRIPTS = {**_ALGORITHMS, "sliding_log": "rate_limit_many_sliding_log"}
-
-
-def _unsigned(value: object, name: str) -> int:
-    """A SCAN cursor or count, with the store's errors (a negative one is an OverflowError)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        raise OverflowError(f"can't convert negative int to unsigned ({name}={value})")
-    return count_arg(value, name)
 
 
 def _text(raw: bytes) -> str:
@@ -235,7 +227,7 @@ class RedisBackend:
         full = self._prefix + store_key(key)
         if not isinstance(value, bytes):
             raise TypeError(f"value must be bytes, not {type(value).__name__}")
-        px = None if ttl is None else seconds_to_ms(ttl, "ttl")
+        px = None if ttl is None else seconds_arg(ttl, "ttl")
         client = self._clients.get()
         with self._errors:
             if px is None:
@@ -257,7 +249,7 @@ class RedisBackend:
 
     def incrby(self, key: str, amount: int) -> int:
         full = self._prefix + store_key(key)
-        amount = int64_arg(amount, "amount")
+        amount = int_arg(amount, "amount")
         client = self._clients.get()
         with self._errors:
             return int(client.incrby(full, amount))
@@ -272,7 +264,7 @@ class RedisBackend:
 
     def expire(self, key: str, ttl: float) -> bool:
         full = self._prefix + store_key(key)
-        ms = seconds_to_ms(ttl, "ttl")
+        ms = seconds_arg(ttl, "ttl_seconds")
         client = self._clients.get()
         with self._errors:
             return bool(client.pexpire(full, ms))
@@ -303,9 +295,6 @@ class RedisBackend:
         self, cursor: int = 0, pattern: str = "*", count: int = 100
     ) -> tuple[int, list[str]]:
         """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
-        cursor = _unsigned(cursor, "cursor")
-        str_arg(pattern, "pattern")
-        count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
         client = self._clients.get()
         with self._errors:
@@ -353,7 +342,6 @@ class RedisBackend:
 
     def del_pattern(self, pattern: str) -> int:
         """Delete every key under the prefix matching a Redis glob; the count removed."""
-        str_arg(pattern, "pattern")
         return self._unlink_matching(pattern)
 
     def flush(self) -> int:
@@ -436,7 +424,7 @@ class RedisBackend:
         A caller cancelled (or interrupted) after the command was sent still gets the lock
         released, by its token, before the cancellation goes on (see `_abandoned`).
         """
-        full = self._lock_prefix + store_key(key)
+        full = self._lock_prefix + store_key(key, "lock_key")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         token = secrets.token_hex(16)
         client = self._clients.get()
@@ -458,7 +446,7 @@ class RedisBackend:
 
         Cancelled or interrupted after sending: released like `acquire_lock`.
         """
-        name = store_key(key)
+        name = store_key(key, "lock_key")
         full = self._lock_prefix + name
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         counter = _redis.fence_key(self._prefix, name)
@@ -495,7 +483,7 @@ class RedisBackend:
             )
 
     def release_lock(self, key: str, token: str) -> bool:
-        full = self._lock_prefix + store_key(key)
+        full = self._lock_prefix + store_key(key, "lock_key")
         str_arg(token, "token")
         client = self._clients.get()
         script = self._clients.scripts["lock_release"]
@@ -503,7 +491,7 @@ class RedisBackend:
             return bool(script(keys=[full], args=[token], client=client))
 
     def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
-        full = self._lock_prefix + store_key(key)
+        full = self._lock_prefix + store_key(key, "lock_key")
         str_arg(token, "token")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         client = self._clients.get()
@@ -525,22 +513,11 @@ class RedisBackend:
 
         Returns (allowed, remaining, reset_after, retry_after), times in seconds.
         """
-        full = self._limit_prefix + store_key(key)
-        limit = count_arg(limit, "limit")
-        if limit == 0:
-            raise ValueError("limit must be >= 1, got 0")
-        window_ms = seconds_to_ms(window, "window")
-        cost = count_arg(cost, "cost")
-        if not isinstance(algorithm, str):
-            raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
-        script_name = _ALGORITHMS.get(algorithm)
-        if script_name is None:
-            raise ValueError(
-                f"unknown rate limit algorithm {algorithm!r}; "
-                f"expected one of: {', '.join(_ALGORITHMS)}"
-            )
-        if algorithm == "gcra":
-            check_gcra_span(limit, window_ms)
+        name, limit, window_ms, cost, algorithm = rate_limit_args(
+            key, limit, window, cost, algorithm
+        )
+        full = self._limit_prefix + name
+        script_name = _ALGORITHMS[algorithm]
         now = "" if self._test_clock is None else self._test_clock()
         client = self._clients.get()
         with self._errors:
