@@ -1,23 +1,9 @@
 """FastAPI integration: `RateLimit` and `WithLock` dependencies, and the `admin_router`.
 
-Install with `pip install "cachebolt[fastapi]"` (FastAPI >= 0.121). `import cachebolt` never
-imports this module or FastAPI.
-
-The service: every dependency takes `cache=` (a `CacheService` or an `AsyncCacheService`); without
-it, it uses `request.app.state.cachebolt`, so one service set at start-up serves every route::
-
-    app.state.cachebolt = AsyncCacheService.from_env()
-
-The asyncio service is awaited on the event loop. The blocking service is called inline in memory
-mode (a `hit_rate_limit` is one Rust call: ~5 us measured, against ~0.5 ms for the hop to a worker
-thread on the same 2-core machine) and in a worker thread (`anyio.to_thread`) in Redis mode, where
-a call may wait for the network. Admin calls that walk the keyspace always run in a thread.
-
-Identity: `by=` is a FastAPI dependency (sync or async, with its own parameters and
-sub-dependencies, e.g. the function that authenticates the user); what it returns, as text, is the
-caller. When it returns None (anonymous) or there is no `by`, the caller is the client address
-(`client_address`): the direct peer, or the right-most address of `X-Forwarded-For` that is not a
-trusted proxy when the peer itself is one (`trusted_proxies=`); IPv6 clients count per /64.
+Install with `pip install "cachebolt[fastapi]"` (FastAPI >= 0.121); `import cachebolt` never imports
+this module. Every dependency takes `cache=`, else uses `request.app.state.cachebolt`. The asyncio
+service is awaited; the blocking one is called inline in memory mode (one Rust call, ~5 us) and in a
+worker thread in Redis mode. Keys, identities, headers and the admin routes: README, "FastAPI".
 """
 
 from __future__ import annotations
@@ -381,28 +367,11 @@ def _rate_limit_headers(result: RateLimitResult, now: float) -> dict[str, str]:
 class RateLimit:
     """A FastAPI dependency: at most `limit` requests per `window_seconds` for each caller.
 
-    Use it per route or per router::
-
-        @app.post("/orders", dependencies=[Depends(RateLimit(20, 3600, by=current_user_id))])
-
-    The counter is `ratelimit:<caller>:<METHOD>:<route template>` (`ratelimit:user:42:POST:/orders`,
-    `ratelimit:ip:203.0.113.7:GET:/items/{item_id}`): one per caller, route and method. `key=`
-    replaces `<METHOD>:<route template>` with a name shared by every route that uses it, and may
-    name path parameters (`key="orders:{shop_id}"`): filled from their values as FastAPI
-    validates them for the route (`shop_id: int` counts `/shops/01` as `/shops/1`; `abc` gets
-    422 and counts nothing), each escaped by `escape_key_part`, as is the caller's identity.
-
-    An allowed request gets `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds,
-    IETF draft) and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix time)
-    on its response (with several limits on a route, the one with the fewest remaining wins; a
-    handler that returns its own `Response` object gets none). A denied request gets 429, a JSON
-    body and the same headers plus `Retry-After`: whole seconds rounded up, so a client that
-    waits that long is never refused for this limit. A denied request consumes nothing of this
-    limit. Several limits on one route each need their own `key=` (two that would count the
-    same request at one counter raise `RuntimeError`), and each records its hit on its own: a
-    request that one of them denies still counts in those checked before it. To check several
-    limits together, consuming nothing when any denies, use `hit_rate_limits` or
-    `EnhancedRateLimitService`.
+    The counter is `ratelimit:<caller>:<METHOD>:<route template>`, or `ratelimit:<caller>:<key>`
+    with `key=` (a template over path parameters). A denied request gets 429 with `Retry-After`
+    and consumes nothing; allowed ones get the `RateLimit-*` headers. Several limits on one route
+    each need their own `key=`, and each records its hit on its own (`hit_rate_limits` checks
+    several together). README, "FastAPI", has the keys and headers in full.
 
     Args:
         limit: requests allowed per window, >= 1.
@@ -529,20 +498,11 @@ class RateLimit:
 class WithLock:
     """A FastAPI dependency that holds a token lock while the request runs.
 
-    The lock is `lock:<name>:<caller>` (`lock:order:create:42` for user 42, as in the original;
-    `lock:order:create:ip:203.0.113.7` for an anonymous caller), or `lock:<name>:<key>` with
-    `key=` (a template over path parameters: `WithLock("payment:process", 10_000,
-    key="{order_id}")` is one lock per order whoever calls, filled as `RateLimit`'s `key=`: from
-    the validated values, escaped). A request that finds it held gets 409
-    and a JSON body at once (no waiting); one refused because Redis is down under the
-    "fail_closed" policy (`fallback=` or `CACHE_LOCK_FALLBACK`) gets 503 with `Retry-After`.
-    The lock is released with its own token, so never
-    someone else's (after `ttl_ms` it may be), after the response has been sent, also when the
-    handler raises. The dependency's value is the lock token.
-
-    FastAPI runs the release after the response (FastAPI >= 0.118): a client that sends its next
-    request the moment it reads the response may still find the lock held for that instant. Use
-    `Depends(WithLock(...), scope="function")` to release before the response is sent instead.
+    The lock is `lock:<name>:<caller>`, or `lock:<name>:<key>` with `key=` (a template over path
+    parameters). A held lock answers 409 at once; one refused because Redis is down under
+    "fail_closed" answers 503 with `Retry-After`. The lock is released with its own token after
+    the response has been sent (also when the handler raises), or before it with
+    `Depends(WithLock(...), scope="function")`. The dependency's value is the lock token.
 
     Args:
         name: the lock's name (`order:create`).
@@ -698,21 +658,11 @@ def admin_router(
 ) -> APIRouter:
     """The admin API of a service, behind a bearer token: include it in your app.
 
-    Routes (under `prefix`):
-
-    - `GET /stats`: the service's counters.
-    - `GET /keys?pattern=&cursor=&count=`: one page of keys (without the key prefix) and the
-      cursor of the next page, `"0"` after the last; `count` 1..1000.
-    - `DELETE /keys?pattern=`: the matching keys of this service's namespace only (the pattern
-      is matched under the key prefix; it cannot reach another prefix).
-    - `POST /clear-locks`: every `lock:*` key.
-    - `GET /health`: backend, Redis availability, PING round trip in ms, breaker state, Redis's
-      maxmemory-policy (only "noeviction" never evicts lock and rate-limit keys).
-
-    Every request needs `Authorization: Bearer <token>` (compared in constant time): 401 without
-    it, 403 with a wrong one, both logged at WARNING. Every mutation is logged at WARNING with
-    the caller's address (see `client_address`) and what it removed. The routes are left out of
-    the app's OpenAPI schema (`/openapi.json`, `/docs`) unless `include_in_schema=True`.
+    Routes under `prefix`: `GET /stats`, `GET /keys?pattern=&cursor=&count=`, `DELETE
+    /keys?pattern=` (this service's key prefix only), `POST /clear-locks`, `GET /health`.
+    `Authorization: Bearer <token>` is compared in constant time (401 without it, 403 with a
+    wrong one, both logged); mutations are logged at WARNING with the caller's address. The
+    routes stay out of the OpenAPI schema unless `include_in_schema=True`.
 
     Args:
         cache: the service to administer.
