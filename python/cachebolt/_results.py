@@ -64,7 +64,7 @@ class CacheStats(TypedDict):
         rate_limit_allowed: rate-limit hits allowed.
         rate_limit_denied: rate-limit hits denied.
         redis_available: True when Redis serves calls.
-        keys: keys in the backend, with locks, rate-limit state and expired unswept keys.
+        keys: live keys in the backend, locks and rate-limit state included.
         evictions: keys evicted by the memory bound.
         expired: keys removed because their TTL ran out.
         used_bytes: bytes held by evictable keys of the memory backend.
