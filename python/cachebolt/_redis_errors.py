@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from types import TracebackType
+from typing import NoReturn
 
 from redis import exceptions as rx
 
@@ -156,6 +157,16 @@ class RedisErrorMapper:
         # Never suppresses: an error either passes through or is replaced by ours.
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
+        self.raise_mapped(exc)
+
+    def raise_mapped(self, exc: Exception) -> NoReturn:
+        """Raise the cachebolt error for `exc` (`translate`); one of ours is raised as it is.
+
+        The `except Exception` form of `with mapper:`, for the Redis backend's per-command path,
+        where a `try` costs nothing until something is raised.
+        """
+        if isinstance(exc, CacheError):
+            raise exc
         mapped = translate(exc, *self._secrets, username=self._username)
         # Chained for debugging, unless redis-py's own text would show a secret in a traceback.
         text = str(exc)

@@ -156,8 +156,10 @@ class RedisBackend:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
         """
         client = self._clients.get()
-        with self._errors:
+        try:
             return self._clients.execute(client, *command)
+        except Exception as exc:
+            self._errors.raise_mapped(exc)
 
     def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One EVALSHA of the registered script `name` on the caller's client; its raw reply.
@@ -166,8 +168,10 @@ class RedisBackend:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
         """
         client = self._clients.get()
-        with self._errors:
+        try:
             return self._clients.scripts[name](keys=keys, args=args, client=client)
+        except Exception as exc:
+            self._errors.raise_mapped(exc)
 
     def _call(self, method: str, *args: Any, **options: Any) -> Any:
         """redis-py's `method` on the caller's client, its parsed reply: the server commands
@@ -178,8 +182,10 @@ class RedisBackend:
             BackendUnavailable, CacheError: see `_redis_errors`.
         """
         client = self._clients.get()
-        with self._errors:
+        try:
             return getattr(client, method)(*args, **options)
+        except Exception as exc:
+            self._errors.raise_mapped(exc)
 
     def _permitted(self, method: str, *args: Any, **options: Any) -> Any:
         """`_call`, or None where the server refuses the command (ACL, or a command a managed
