@@ -1,4 +1,4 @@
-"""The ratio report of `make bench`: every scenario with every leg, and the issue's goal verdicts.
+"""The ratio report of `make bench`: every scenario with every leg, and the goal verdicts.
 
 Built from the benchmarks' `extra_info` only (`scenario`, `size`, `leg`, `ns_per_op` = median of
 rounds, `min_ns_per_op` = fastest round, `reference`, `note`, `goals`, `report_md`), so the same
@@ -143,7 +143,7 @@ def _verdict(met: bool | None) -> str:
 
 
 def goals(res: Results) -> list[tuple[str, str, bool | None]]:
-    """(goal, measured, met) for every goal of issue 5 this run has the legs for."""
+    """(goal, measured, met) for every performance goal this run has the legs for."""
     rows: list[tuple[str, str, bool | None]] = []
     size = GOAL_SIZE
 
@@ -258,7 +258,7 @@ def render(all_infos: list[Info], header: str = "") -> str:
     """The whole report as Markdown."""
     res = Results(all_infos)
     parts = [header] if header else []
-    parts += ["### Goals of issue 5", "", goals_table(res), ""]
+    parts += ["### Goals", "", goals_table(res), ""]
     parts += ["### Every scenario, every leg (ns/op, fastest round; ratio to cachebolt)", ""]
     parts += [ratio_tables(res)]
     extra = [str(i["report_md"]) for i in all_infos if i.get("report_md")]

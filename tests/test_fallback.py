@@ -25,7 +25,7 @@ from cachebolt import (
 from cachebolt._breaker import CircuitBreaker
 from conftest import ServiceFactory, wait_until
 
-RECOVERY_BOUND = 5.0  # seconds: the "back on Redis within 5 s"
+RECOVERY_BOUND = 5.0  # seconds: the promised "back on Redis within 5 s"
 
 
 def config_for(port: int, **overrides: Any) -> CacheConfig:

@@ -45,11 +45,9 @@ async def async_undo_if_abandoned(
 ) -> _T:
     """`await action()`; when the caller is cancelled first, let `action` end, then `undo()` it.
 
-    `action` runs in its own task: a cancellation of the caller cannot cut it between sending a
-    command and reading its reply, so what it did is known. Cancelled, the caller waits up to
-    `bound` seconds for `action` to end and, unless it returned a falsy result (nothing done),
-    for `undo()` (also after an exception: the command may have been applied); a second
-    cancellation or the bound leaves both running on their own. Then the cancellation goes on.
+    `action` runs in its own task, so a cancellation cannot cut it between a command and its reply.
+    A cancelled caller waits up to `bound` for `action`, then (unless it returned a falsy result)
+    for `undo()`, and the cancellation goes on.
 
     Args:
         action: makes the awaitable that does the work, e.g. takes a lock.

@@ -1,21 +1,7 @@
 """The circuit breaker in front of Redis: a state machine with no I/O, shared by both services.
 
-States:
-
-* ``closed``: Redis serves every call.
-* ``open``: Redis failed (refused, reset, timed out, refused our login); the memory backend
-  serves every call at once, with no attempt at Redis and so no timeout to wait for.
-* ``half_open``: a probe (a PING sent by the background prober, never by a caller) is in flight;
-  callers are still served by memory. Its success closes the breaker, its failure opens it again
-  and doubles the wait before the next probe.
-
-Probes are spaced by a capped exponential backoff: `initial` seconds after the breaker opens,
-then doubling up to `maximum`, each wait jittered down to 50..100 % of its step so the services
-of a fleet do not probe in lock step. The clock (`time.monotonic`) and the jitter source are
-injectable, so the timing is tested without sleeping.
-
-Each transition method returns True only for the one caller that made the transition, so the
-caller that gets True logs it: one log line per transition, however many threads failed at once.
+docs/ARCHITECTURE.md ("The circuit breaker") describes the states and the probe backoff. Each
+transition method returns True to the one caller that made the transition, which logs it.
 """
 
 from __future__ import annotations

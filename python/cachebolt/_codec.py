@@ -1,18 +1,7 @@
 """The JSON codec of both services and both backends: values and pub/sub messages.
 
-orjson with `OPT_NON_STR_KEYS`, so `{1: "a"}` comes back as `{"1": "a"}` exactly like a stdlib
-`json` round trip. The services' hot paths call `orjson` directly (no helper frame) and use the
-`*_error` builders here only on the failure path.
-
-NaN, inf and -inf have no JSON form and orjson writes them as `null`, so a stored NaN would come
-back as None. Every encode is refused for them: only output that holds `null` can hide one, so
-only then is the value walked (`check_finite`, in Rust), and the common value pays for one byte
-test.
-
-orjson is imported on the first encode or decode, not with the package: its import loads
-datetime, uuid, platform and json, about 5 ms a program pays before it stores anything. A module
-binds a name with `first_use`, which imports orjson and rebinds that name to orjson's own
-function on the first call, so every later call is a plain global lookup.
+orjson with `OPT_NON_STR_KEYS`, imported on first use; NaN and infinities are refused. The
+services' hot paths call orjson directly. docs/ARCHITECTURE.md ("The JSON codec") says why.
 """
 
 from __future__ import annotations
@@ -84,9 +73,7 @@ def _children(value: object) -> Iterable[object] | None:
 def check_finite(key: str, value: object, what: str = "value for key") -> None:
     """Refuse a value holding NaN or an infinity (orjson would write `null` for it).
 
-    Call it only when the encoded bytes contain `b"null"`: no other output can hide one. The
-    callers test `108 in data` (the byte "l") first: a byte test costs a tenth of a substring
-    search and rules out most values (numbers, most text).
+    Call it only when the encoded bytes contain `b"null"`: no other output can hide one.
 
     Raises:
         SerializationError: naming `key` and the float found.

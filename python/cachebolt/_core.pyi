@@ -1,11 +1,7 @@
 """Type stubs for `cachebolt._core`, the Rust store (checked by `python -m mypy.stubtest`).
 
-The store follows Redis semantics so the Redis backend and this one answer the same. Keys are
-non-empty `str` (an empty key raises `ValueError`); string values cross the boundary as `bytes`.
-Errors: `cachebolt.WrongTypeError` when a command meets a value of another type or a non-integer
-for `incrby`; `cachebolt.CapacityError` for a value larger than the memory bound; `ValueError` for
-bad arguments (empty key, TTL <= 0, NaN or infinite TTL, limit < 1, unknown algorithm, ...).
-A failed call changes nothing.
+The store answers as Redis does. Keys are non-empty `str`, values `bytes`; a failed call changes
+nothing. Errors: `WrongTypeError`, `CapacityError`, `ValueError` for bad arguments.
 """
 
 import builtins
@@ -46,15 +42,12 @@ class MemoryStore:
 
     Args:
         max_keys: bound on the number of evictable keys (None: unbounded).
-        max_bytes: bound on the bytes held by values and rate-limit state together, counted as
-            key + value (or state) + a fixed per-entry overhead; values are evicted to make
-            room (None: unbounded). Locks are outside it.
-        max_rate_limit_bytes: bound on the bytes of rate-limit state (None: half of
-            `max_bytes`, unbounded without it; at most `max_bytes`). Live state is never
-            evicted: a hit that needs more (a new key, a growing sliding log) raises
-            `CapacityError` and records nothing, after expired entries were reclaimed.
-        cleanup_interval_seconds: period of the background expiry sweep, a Rust thread that
-            never takes the GIL (None: no background sweep; `sweep_expired` still works).
+        max_bytes: bound on the bytes of values and rate-limit state (key + value + a fixed
+            overhead per entry); values are evicted to make room; locks are outside it.
+        max_rate_limit_bytes: bound on rate-limit state (None: half of `max_bytes`); live state
+            is never evicted.
+        cleanup_interval_seconds: period of the expiry sweep, a Rust thread that never takes the
+            GIL (None: no sweep; `sweep_expired` still works).
         manual_clock: when True, time only moves through `advance_clock` (for tests).
     """
 
@@ -170,14 +163,19 @@ class MemoryStore:
         cost: int = 1,
         algorithm: str = "sliding_log",
     ) -> tuple[bool, int, float, float]:
-        """Record `cost` hits if they fit; returns (allowed, remaining, reset_after, retry_after).
+        """Record `cost` hits if they fit (`cost=0` peeks; a denied call consumes nothing).
 
-        `window`, `reset_after` and `retry_after` are seconds. `algorithm` is one of
-        "sliding_log" (exact), "fixed_window", "sliding_counter", "gcra" (exact; needs
-        `limit * window_ms < 2**53`, else ValueError). A denied call consumes nothing;
-        `retry_after` is 0.0 when allowed, else the wait until the same call could be allowed.
-        `cost=0` is a peek. A cost above `limit` is always denied. `CapacityError` when the
-        hit needs more rate-limit state than `max_rate_limit_bytes` leaves (nothing recorded).
+        Args:
+            window: seconds.
+            algorithm: "sliding_log", "fixed_window", "sliding_counter" or "gcra".
+
+        Returns:
+            (allowed, remaining, reset_after, retry_after); the times in seconds, retry_after 0.0
+            when allowed.
+
+        Raises:
+            ValueError: a bad argument; for "gcra", `limit * window_ms` >= 2**53.
+            CapacityError: the hit needs more rate-limit state than the bound leaves.
         """
 
     def rate_limit_many(
@@ -190,13 +188,14 @@ class MemoryStore:
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every key if each fits its own limit and window, else at none.
 
-        Atomic: the keys' shards are held together for the check-then-record, so concurrent
-        calls on overlapping keys never admit beyond a limit, and a denied call consumes no
-        key's quota. Returns one (allowed, remaining, reset_after, retry_after) per key, in
-        order: whether that key alone had room, its quota (untouched when the call was denied)
-        and its own waits in seconds. The call was admitted iff every key's `allowed` is True.
-        Keys must be distinct; `algorithm` must be "sliding_log". `CapacityError` (nothing
-        recorded anywhere) when an admitted call needs more rate-limit state than the bound leaves.
+        Atomic: the keys' shards are held together. Keys distinct; `algorithm` "sliding_log".
+
+        Returns:
+            One (allowed, remaining, reset_after, retry_after) per key, in order; the call was
+            admitted iff every `allowed` is True.
+
+        Raises:
+            CapacityError: an admitted call needs more rate-limit state than the bound leaves.
         """
 
     # --- clock and stats ---------------------------------------------------------------------

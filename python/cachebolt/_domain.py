@@ -1,18 +1,8 @@
 """No-I/O half of `EnhancedRateLimitService`: the rule table, tiers, input normalisation, keys.
 
-Limits are data. A rule table maps an action ("otp", "upload", "endpoint", ...) to its
-dimensions; each dimension limits one subject of the request (the phone, the client IP or the
-user) to `limit` units per `window_seconds`. A request is checked against every dimension whose
-subject it names, all together (see `AsyncCacheService.hit_rate_limits`).
-
-The dimensions are OTP per phone and per IP, uploads per day and per week, and per-user and
-per-IP endpoint limits, with the tiers; the default numbers below are cachebolt's choice. Tiers
-multiply the limits of the dimensions marked `tiered` (the per-user quotas a plan buys); phone
-and IP limits guard against abuse and do not scale.
-
-Keys (under the backend's `ratelimit:` namespace): `{<action>}:<dimension>:<subject>`, with the
-scope appended for per-endpoint limits: `{endpoint:POST /orders}:user:42`. The braces are a Redis
-Cluster hash tag: every key of one check lives in one slot, so one script checks them all.
+A rule maps an action to its dimensions, each limiting one subject (phone, IP or user). Keys are
+`{<action>}:<dimension>:<subject>` (plus the scope for endpoints) under `ratelimit:`; the braces
+are a Redis Cluster hash tag, so one script checks every key of a request.
 """
 
 from __future__ import annotations
@@ -84,9 +74,8 @@ class Dimension:
 class Escalation:
     """Repeated violations escalate to a temporary block of the offending subject.
 
-    `violations` denials of one subject (a phone, an IP, a user) for one action within
-    `window_seconds` block that subject for that action for `block_seconds`. The block is a
-    cache key, so it holds across processes in Redis mode. `violations=0` turns it off.
+    `violations` denials of one subject for one action within `window_seconds` block it for
+    `block_seconds`, across processes in Redis mode; `violations=0` turns it off.
     """
 
     violations: int = 5
@@ -150,12 +139,7 @@ def check_country_code(code: object) -> str | None:
 def normalize_phone(phone: object, default_country_code: str | None = None) -> str:
     """A phone number in E.164 form (`+` and 7 to 15 digits), one key for every spelling.
 
-    Spaces, dashes, dots and parentheses are dropped. `+<digits>` is international; a leading
-    `00` (the international call prefix) is read as `+`. Any other number is national: it needs
-    `default_country_code`, and loses one leading trunk prefix ("0"; "1" for +1, "8" for +7), so
-    with code "44" `020 7946 0958` is `+442079460958` and with "1" `15550100100` is
-    `+15550100100`. Countries whose national numbers keep the 0 (Italy) should be given in
-    international form, or normalised by the caller (e.g. with the `phonenumbers` package).
+    The rules (separators, `00`, national trunk prefixes) are in docs/semantics.md.
 
     Args:
         phone: the number as typed.
@@ -194,9 +178,7 @@ def normalize_phone(phone: object, default_country_code: str | None = None) -> s
 
 
 def normalize_ip(ip: object) -> str:
-    """A client address as a key: IPv4 as is, an IPv4-mapped IPv6 address as its IPv4, any other
-    IPv6 address as its /64 network (one subscriber's LAN: a client rotating the low 64 bits
-    stays one client).
+    """A client address as a key: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 as its /64.
 
     Raises:
         TypeError: not a `str`.
@@ -228,18 +210,12 @@ _INVISIBLE = re.compile(
 
 
 def canonical_user_id(user_id: object) -> str:
-    """A user id as a key: one key for every spelling of one id.
-
-    The rule: an `int` is its decimal text. A `str` is put in Unicode NFKC form, case-folded and
-    put in NFKC form again (Unicode's NFKC_Casefold), and stripped of surrounding whitespace: so
-    `"Ada"`, `"ADA"`, `" ada"` and its full-width form are `"ada"`. An id holding an
-    invisible, control or format character (U+200B, U+FEFF, bidi controls, ...) is refused:
-    such characters make ids that look equal differ. Replace this rule with the limiter's
-    `canonical_user_id` argument (ids that are case-sensitive, for example).
+    """A user id as a key: an int's decimal text, a str NFKC-casefolded and stripped.
 
     Raises:
         TypeError: not a `str` or `int` (a `bool` is refused).
-        ValueError: empty after stripping, or holding a refused character (named by code point).
+        ValueError: empty after stripping, or holding an invisible, control or format character
+            (named by code point).
     """
     if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
         raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
@@ -346,12 +322,10 @@ def plan_check(
 ) -> Plan:
     """Validate and normalise one `check()` call into its `Plan` (nothing is read or written).
 
-    Phones are normalised by `normalize_phone` with `default_country_code`, user ids by
-    `user_rule` (whose answer must be a non-empty `str`).
-
     Raises:
         TypeError, ValueError: a bad argument (an unknown action or tier, a phone or IP that
-            is not one, no subject for any dimension), named in the message.
+            is not one, no subject for any dimension, a `user_rule` answer that is not a
+            non-empty str), named in the message.
     """
     if not isinstance(action, str):
         raise TypeError(f"action must be a str, not {type(action).__name__}")
@@ -389,12 +363,10 @@ class DomainLimitResult:
     Attributes:
         allowed: True when every dimension admitted the request (and each recorded it).
         action: the action checked.
-        dimension: the dimension that blocked ("phone", "ip", "user_day", ...), the one with
-            the longest wait when several did; None when allowed.
+        dimension: the denying dimension with the longest wait; None when allowed.
         retry_after: seconds until the same request could be admitted (0.0 when allowed).
         blocked: True when a temporary block (an escalation of repeated violations) denied it.
-        dimensions: each checked dimension's own result (empty when a block denied the
-            request before any was checked). A denied request consumed none of them.
+        dimensions: each checked dimension's result (empty when a block denied first).
     """
 
     allowed: bool

@@ -1,10 +1,8 @@
 """The in-memory backend: the Rust `MemoryStore`, as each service talks to it.
 
-The blocking service uses the store itself as its backend (`memory_backend` returns it): its hot
-path is then one Python frame and one Rust call. The asyncio service needs awaitable methods, so
-`async_memory_backend` wraps the store in `AsyncMemoryBackend`, one `async def` per method. The
-store's calls are short (O(1), or O(n) ones that detach from the GIL), so they run inline on the
-event loop rather than in a thread.
+The blocking service uses the store itself; the asyncio service wraps it in
+`AsyncMemoryBackend`, whose calls run inline on the event loop (they are short or detach from
+the GIL).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """In-process pub/sub: subscriptions, the channel registry and the blocking service's dispatcher.
 
-`publish` encodes the message once; each callback gets its own decoded copy. The blocking service
-runs callbacks on one dispatcher thread (in publish order); the asyncio service runs them on the
-event loop that subscribed, one queue per subscription so async callbacks keep publish order too
-(`_asyncio_pubsub.AsyncDispatcher`, apart so that a blocking-only program never imports asyncio).
-A failing callback is logged with its traceback and delivery to the others goes on.
+One encode per publish, one decoded copy per callback; delivery order and failing callbacks are
+described in docs/semantics.md ("Pub/sub").
 """
 
 from __future__ import annotations

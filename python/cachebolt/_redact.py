@@ -1,10 +1,7 @@
 """Secrets and control characters kept out of every text cachebolt writes.
 
-`mask_secrets` is the one masking function: every error message, log record, command-line
-message and `repr` that may carry a Redis URL or a password passes through it.
-`get_logger` hands out cachebolt's loggers, each with a filter that masks secrets and escapes
-control characters in every record (message, arguments and traceback): keys, channels and
-client names come from users, and a raw newline in one would write a forged line into the log.
+`mask_secrets` masks passwords in every message, log record and `repr`; the loggers of
+`get_logger` also escape control characters, so user input cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -146,8 +143,7 @@ _FILTER = _CleanRecords()
 def get_logger(child: str | None = None) -> logging.Logger:
     """cachebolt's logger (or its `child`), with the filter that cleans every record.
 
-    A filter on a logger sees only the records logged on that very logger, not its children's:
-    every module takes its logger here, never from `logging.getLogger`.
+    A logger's filter does not see its children's records, so every module takes its logger here.
 
     Args:
         child: a name under "cachebolt" ("fastapi" gives "cachebolt.fastapi"); None for the

@@ -1,18 +1,7 @@
 """No-I/O code shared by both Redis backends: client settings, key layout, glob escaping, Lua text.
 
-Client settings (`client_kwargs`) put our own bounds on every wait, because redis-py's defaults
-retry with backoff (about 4 s against a refused port, about a minute against a frozen server):
-
-* `socket_connect_timeout` = `connect_timeout_ms`, `socket_timeout` = `command_timeout_ms`;
-* `retry=Retry(NoBackoff(), 0)` (redis-py 6+ retries timeouts too unless told; its
-  `retry_on_timeout` is deprecated): a failed command is never sent again, so a script that may
-  have run is never run twice, and the caller hears at once. (The one exception is
-  `cachebolt._redis_clients`'s: a write that met a connection already closed, which the server
-  never read.) asyncio clients get
-  `redis.asyncio.retry.Retry` (redis-py 8.2+ warns when given the blocking one);
-* TLS verifies certificates (`ssl_cert_reqs="required"`) against `tls_ca_cert` (or the system
-  store) and checks the host name: a certificate for a server reached as `127.0.0.1` must carry
-  that IP address in its subjectAltName (trustme and the test fixtures issue such certificates).
+`client_kwargs` bounds every wait by our timeouts, never retries a command and verifies TLS
+certificates and host names; docs/ARCHITECTURE.md ("Redis client settings") says why.
 """
 
 from __future__ import annotations
@@ -96,14 +85,10 @@ def script_text(name: str) -> str:
 
 
 def scan_match(glob_prefix: str, pattern: str) -> tuple[str, GlobPattern | None]:
-    """The SCAN MATCH argument for `pattern` under the escaped prefix, and the glob that the
-    names Redis returns must still pass (None when Redis's answer is already exact).
+    """The SCAN MATCH argument for `pattern` under the escaped prefix, and the glob left to check.
 
-    Redis's matcher backtracks: with a `*` followed by more pattern, each key costs up to
-    (key length x pattern length) inside the server, where every other client waits (a
-    `*` + 510 `a` + `b` pattern over 4000-byte keys took 2.5 s per 1000-key step). So Redis
-    gets the pattern only up to its first `*`, closed by a `*`, which it matches in one pass
-    without backtracking, and the rest is matched here by the store's linear-time matcher.
+    Redis's matcher backtracks after a `*`, so the server gets the pattern only up to its first `*`
+    and the store's linear-time matcher checks the rest here (None when Redis's answer is exact).
     """
     glob = GlobPattern(pattern)
     if glob.head_only:
@@ -124,19 +109,8 @@ def _slot(key: str) -> int:
 def fence_key(prefix: str, key: str) -> str:
     """The fence counter of lock `key`: under `<prefix>fence:`, in the lock key's cluster slot.
 
-    The lock is `<prefix>lock:<key>`, and the script that takes it increments the counter in
-    the same step, so both keys must hash to one slot (else a cluster answers CROSSSLOT). The
-    first of these that does is used (the same in standalone mode, so the layout is one):
-
-    1. `<prefix>fence:<key>`: when the hash tag of the lock key (`{...}`) sits in the prefix or
-       in `key`, the counter has the same tag;
-    2. `<prefix>fence:{<prefix>lock:<key>}`: no tag, so the whole lock key is hashed; it
-       becomes the counter's tag (the usual case: no braces anywhere);
-    3. a searched name (`<prefix>fence:{#<n>}`, `<prefix>fence:#<n>}` or
-       `<prefix>fence:<key>#<n>`) of that slot: for a lock key with a `}` but no tag, or a
-       prefix whose first `{` is unclosed. Such counters may be shared by several locks.
-
-    A shared counter is harmless: fences stay increasing per lock (lock_acquire_fenced.lua).
+    The lock script increments it in the same step, so both keys share one slot (the three layouts
+    are in docs/ARCHITECTURE.md, "Fence counters"). A counter shared by several locks is harmless.
     """
     slot = _slot(prefix + LOCK_NAMESPACE + key)
     base = prefix + FENCE_NAMESPACE

@@ -1,29 +1,7 @@
 """redis-py errors -> cachebolt errors, in one place, so both backends raise the same types.
 
-`map_redis_errors()` is a context manager (a plain `with` works in sync and async code):
-
-* the server did not answer (refused, reset, timed out, loading, cluster down, `MASTERDOWN`,
-  `READONLY` during a failover, authentication refused at connect) -> `BackendUnavailable`,
-  the one type the fallback layer catches;
-* `WRONGTYPE`, "value is not an integer or out of range" and "increment or decrement would
-  overflow" -> `WrongTypeError` with the Rust store's messages;
-* `OOM` (a write refused at `maxmemory` under `maxmemory-policy noeviction`) -> `CapacityError`,
-  as the memory backend raises at its bound: the server answers, so it is no outage, and Redis
-  refused the command before running it (a script is refused at its first write), so nothing
-  was written;
-* any other server or client error -> `CacheError`;
-* any other exception raised inside redis-py (an `AttributeError` from a release that moved
-  something) -> `BackendUnavailable` naming it, so the call is served from memory and never
-  surfaces redis-py's internals to the caller.
-
-A `BackendUnavailable` message names its cause first, then redis-py's text: "Redis
-unavailable: connection refused: ...", "timeout", "authentication failed for user 'cb'" (the
-user name, never the password), "TLS verification failed", "cluster unreachable".
-
-Messages never carry a password: every one passes `mask_secrets` with the secrets the mapper is
-given (a URL password in redis-py's texts is masked too). `NOSCRIPT` never reaches here:
-redis-py's `Script` reloads the script and runs it again, which is safe since the first EVALSHA
-did not run anything.
+docs/ARCHITECTURE.md ("Errors from Redis") lists the mapping; every message passes
+`mask_secrets`.
 """
 
 from __future__ import annotations
@@ -177,7 +155,7 @@ _DEFAULT = RedisErrorMapper()
 
 
 def map_redis_errors(*secrets: str | None, username: str | None = None) -> RedisErrorMapper:
-    """A context manager mapping redis-py errors to cachebolt's (see the module docstring).
+    """A context manager mapping redis-py errors to cachebolt's (a plain `with`, sync or async).
 
     Args:
         secrets: passwords to mask in every message (the backend passes its own first, then

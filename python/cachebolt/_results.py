@@ -34,18 +34,13 @@ class RateLimitResult:
 class FencedLock(NamedTuple):
     """A lock taken by `acquire_fenced_lock`: its token and its fence number.
 
-    Pass `fence` with every write to the resource the lock protects, and have the resource
-    refuse a write whose fence is lower than the highest it has accepted: a holder that was
-    paused past its TTL (GC, swap, a stopped VM) and resumes after the lock went to someone
-    else then cannot overwrite the newer holder's work.
+    Send `fence` with every write and have the resource refuse fences below the highest it has
+    accepted (docs/semantics.md, "Locks").
 
     Attributes:
         token: releases or extends the lock, like the token of `acquire_lock`.
-        fence: larger than the fence of every earlier holder of this lock on the same backend.
-            Redis: unique and increasing per lock (not dense: a number may be skipped).
-            Memory (memory mode, or a fallback lock taken while Redis was down: its token
-            starts with "mem-"): a counter of this process's store, comparable only with
-            fences of the same process.
+        fence: larger than the fence of every earlier holder of this lock on the same backend;
+            a memory fence (token "mem-...") compares only with fences of the same process.
     """
 
     token: str
@@ -55,37 +50,31 @@ class FencedLock(NamedTuple):
 class CacheStats(TypedDict):
     """What `stats()` returns: counters of the service and of its backend.
 
+    docs/semantics.md ("stats()") details `keys`, `misses` and `redis_maxmemory_policy`.
+
     Attributes:
         backend: "memory" or "redis", the backend serving calls now.
         hits: lookups that found a value (`get`, `get_or_set`).
-        misses: lookups that found nothing; a `get_or_set` that missed and then took the value
-            another caller of this service was computing counts here too.
+        misses: lookups that found nothing, single-flight waiters of a miss included.
         hit_rate: hits / (hits + misses), 0.0 before the first lookup.
         lock_acquired: locks taken.
         lock_contended: lock attempts that found the lock held.
         rate_limit_allowed: rate-limit hits allowed.
         rate_limit_denied: rate-limit hits denied.
         redis_available: True when Redis serves calls.
-        keys: keys in the backend: in the memory backend this includes expired keys that no
-            command or sweep has removed yet (the sweep runs every `cleanup_interval_seconds`),
-            and locks and rate-limit state, which the key bound does not cover.
+        keys: keys in the backend, with locks, rate-limit state and expired unswept keys.
         evictions: keys evicted by the memory bound.
         expired: keys removed because their TTL ran out.
         used_bytes: bytes held by evictable keys of the memory backend.
         rate_limit_bytes: bytes of rate-limit state in the memory backend (under its bound).
         fallback_calls: calls served without Redis while it was down (Redis mode).
-        fallback_locks: locks taken in memory while Redis was down: they held in this process
-            only.
-        fallback_rate_limits: rate-limit checks counted in memory while Redis was down: they
-            counted this process's hits only.
-        breaker_state: "closed", "open" or "half_open" (Redis mode; "connecting" before the
-            first connection attempt), "disabled" in memory mode.
-        redis_maxmemory_policy: Redis's maxmemory-policy, read at connect and by `stats()`
-            (a cluster: the one every primary has, else "host:port=policy, ..."); "unknown"
-            before the first read or when ACL denies INFO and CONFIG, "disabled" in memory
-            mode. Only "noeviction" never evicts lock and rate-limit keys.
-        decode_errors: `get_or_set` calls that found stored bytes that are not JSON (written by
-            another client) and replaced them with a computed value.
+        fallback_locks: locks taken in memory while Redis was down (this process only).
+        fallback_rate_limits: rate-limit checks counted in memory while Redis was down.
+        breaker_state: "closed", "open", "half_open", "connecting" (before the first
+            connection attempt) or "disabled" (memory mode).
+        redis_maxmemory_policy: Redis's maxmemory-policy; "unknown" when unread, "disabled" in
+            memory mode.
+        decode_errors: `get_or_set` calls that replaced stored bytes that are not JSON.
     """
 
     backend: str

@@ -1,9 +1,7 @@
 """Concurrency primitives of the blocking service (threads), and `Backoff`, shared by both.
 
-Their asyncio twins live in `_asyncio_synchronization`, so a blocking-only program never imports
-asyncio. Each pair differs by one substitution of scripts/unasync.py (`AsyncX` -> `X`,
-`async_x` -> `x`, `_asyncio_synchronization` -> `_synchronization`), so the service in `_async/`
-maps onto its generated twin in `_sync/` line by line.
+The asyncio twins live in `_asyncio_synchronization` under names that scripts/unasync.py maps
+onto these, so a blocking-only program never imports asyncio.
 """
 
 from __future__ import annotations
@@ -64,9 +62,8 @@ def invoke(fn: Callable[[], object]) -> object:
 def undo_if_abandoned(action: Callable[[], _T], undo: Callable[[], object], bound: float) -> _T:
     """`action()`; when an interrupt (KeyboardInterrupt, SystemExit) cuts it, `undo()` it.
 
-    The interrupt may land between sending a command and reading its reply, so the command may
-    have been applied: `undo()` runs (each of its commands bounded by the socket timeout), then
-    the interrupt goes on. An `Exception` from `action` is raised as it is.
+    The command may have been applied before the interrupt, so `undo()` runs (bounded by the
+    socket timeout), then the interrupt goes on; an `Exception` from `action` is raised as it is.
 
     Args:
         action: does the work, e.g. takes a lock.

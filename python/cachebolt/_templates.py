@@ -1,8 +1,7 @@
 """Key templates (`"search:{tenant}:{query}"`) of the decorators and the FastAPI dependencies.
 
-Each value placed in a template is escaped by `escape_key_part`, so a value can neither end its
-part of the key and start another (`"acme:q3"`) nor act as a wildcard where the key is later
-matched by a glob pattern (`"*"`).
+Each value is escaped by `escape_key_part`, so it can neither start another part of the key nor
+act as a glob wildcard.
 """
 
 from __future__ import annotations
@@ -24,11 +23,7 @@ _formatter = string.Formatter()
 def escape_key_part(value: str) -> str:
     """`value` as one part of a key: `%`, `:`, `\\`, `* ? [ ]` and control characters as `%XX`.
 
-    The result holds no separator and no glob character, so `"user:" + escape_key_part(a)` is a
-    different key for every `a` and is matched literally by a glob pattern built from it
-    (`del_pattern("user:" + escape_key_part(a) + ":*")`). Other text stays readable:
-    `escape_key_part("alice@example.com")` is unchanged, `escape_key_part("acme:q3")` is
-    `"acme%3Aq3"`.
+    `escape_key_part("acme:q3")` is `"acme%3Aq3"`; `"alice@example.com"` is unchanged.
 
     Args:
         value: any text.

@@ -1,13 +1,6 @@
 """The `cachebolt` command line: `cachebolt bench` measures the backends, and the peers if asked.
 
-`cachebolt bench` runs a representative set of operations over pre-built keys on the embedded
-memory backend (default), on Redis (`--backend redis|all`, from `--url` or the `VALKEY_*`
-environment) and, with `--peers`, on the peer libraries that are installed (cachetools, moka-py,
-theine, `limits`; raw redis-py and `limits` on Redis with a Redis backend). Each (operation,
-leg) runs for an equal share of a time budget (`--duration`, about a minute by default) and
-prints throughput, latency percentiles and the ratio to cachebolt memory. This module parses the
-arguments and prints; the measuring is `cachebolt._bench` (`harness.run_bench`), which benches/
-shares. The full suite with every peer is `make bench` (benches/).
+This module parses the arguments and prints; `cachebolt._bench.harness.run_bench` measures.
 """
 
 from __future__ import annotations

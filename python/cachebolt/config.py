@@ -170,10 +170,12 @@ def _parsed_url(name: str, url: str, secret: str | None = None) -> dict[str, Any
 class CacheConfig:
     """Settings of `CacheService` / `AsyncCacheService`; the defaults give the in-memory mode.
 
+    Each field has the variable in parentheses; README "Configuration" states defaults and rules.
+
     Args:
         enabled: use Redis/Valkey (`VALKEY_ENABLED`); False serves everything from memory.
-        url: a redis://, rediss://, valkey:// or valkeys:// URL (`VALKEY_URL`); when set it
-            overrides host, port, username, password, tls and db.
+        url: redis://, rediss://, valkey:// or valkeys:// (`VALKEY_URL`); overrides host, port,
+            username, password, tls and db.
         host: server host (`VALKEY_HOST`).
         port: server port (`VALKEY_PORT`).
         username: ACL user name (`VALKEY_USERNAME`).
@@ -182,37 +184,27 @@ class CacheConfig:
         tls_ca_cert: path of a CA bundle for TLS (`VALKEY_TLS_CA_CERT`).
         cluster: use a Redis Cluster client (`VALKEY_CLUSTER`).
         db: database number, standalone only (`VALKEY_DB`).
-        key_prefix: namespace prepended to every key and channel (`VALKEY_KEY_PREFIX`): empty
-            (the whole database) or ending with ":". It owns every key that starts with it,
-            including those of a service whose prefix extends it (`app:` owns `app:worker:`).
+        key_prefix: namespace of every key and channel, empty or ending with ":"
+            (`VALKEY_KEY_PREFIX`).
         connect_timeout_ms: bound on connecting (`VALKEY_CONNECT_TIMEOUT_MS`).
         command_timeout_ms: bound on each Redis command (`VALKEY_COMMAND_TIMEOUT_MS`).
         memory_max_keys: key bound of the in-memory backend (`CACHE_MEMORY_MAX_KEYS`).
-        memory_max_bytes: byte bound of the in-memory backend (`CACHE_MEMORY_MAX_BYTES`):
-            values and rate-limit state together (values are evicted to make room).
-        memory_rate_limit_max_bytes: bytes of rate-limit state the in-memory backend keeps
-            (`CACHE_MEMORY_RATE_LIMIT_MAX_BYTES`); None: half of `memory_max_bytes` (unbounded
-            without it); at most `memory_max_bytes`. Live state is never evicted: a hit that
-            needs more raises `CapacityError` and records nothing.
-        cleanup_interval_seconds: period of the in-memory expiry sweep, 0 for none
+        memory_max_bytes: byte bound of values and rate-limit state (`CACHE_MEMORY_MAX_BYTES`).
+        memory_rate_limit_max_bytes: the share of it rate-limit state may hold
+            (`CACHE_MEMORY_RATE_LIMIT_MAX_BYTES`); None: half.
+        cleanup_interval_seconds: period of the expiry sweep, 0 for none
             (`CACHE_CLEANUP_INTERVAL_SECONDS`).
         feed_cache_ttl_seconds: TTL for feed pages, for applications (`FEED_CACHE_TTL_SECONDS`).
-        lock_fallback: what locks do while Redis is down (`CACHE_LOCK_FALLBACK`): "memory"
-            takes them in the in-process store (local to this process), "fail_closed" refuses
-            them (`acquire_lock` returns None).
-        rate_limit_fallback: what rate limits do while Redis is down
-            (`CACHE_RATE_LIMIT_FALLBACK`): "memory" counts in the in-process store (local to
-            this process), "fail_closed" denies every hit, "fail_open" allows every hit.
-        sentinels: Sentinel addresses, `host:port,host:port` (`VALKEY_SENTINELS`); when set, the
-            primary is the one these sentinels name for `sentinel_master` (host and port are
-            not used), found again after a failover. Not with `cluster`.
+        lock_fallback: "memory" or "fail_closed" while Redis is down (`CACHE_LOCK_FALLBACK`).
+        rate_limit_fallback: "memory", "fail_closed" or "fail_open" while Redis is down
+            (`CACHE_RATE_LIMIT_FALLBACK`).
+        sentinels: Sentinel addresses `host:port,host:port` (`VALKEY_SENTINELS`); not with
+            `cluster`.
         sentinel_master: the master name the sentinels monitor (`VALKEY_SENTINEL_MASTER`).
         sentinel_username: ACL user name on the sentinels (`VALKEY_SENTINEL_USERNAME`).
         sentinel_password: password on the sentinels (`VALKEY_SENTINEL_PASSWORD`); never shown.
-            The sentinels are reached with the data nodes' TLS settings and timeouts.
-        required: Redis must answer at start-up (`VALKEY_REQUIRED`): the blocking service's
-            constructor and the asyncio service's `connect()` (or first call) raise
-            `BackendUnavailable` instead of serving from memory. Later outages still fall back.
+        required: start-up raises `BackendUnavailable` when Redis does not answer
+            (`VALKEY_REQUIRED`).
 
     Raises:
         ConfigError: a field has a wrong type or is out of range (the message names the field).

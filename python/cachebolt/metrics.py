@@ -1,22 +1,7 @@
-"""Prometheus metrics of a cache service (extra `cachebolt[prometheus]`).
+"""Prometheus metrics of a cache service (extra `cachebolt[prometheus]`); README "Metrics".
 
-```python
-from prometheus_client import CollectorRegistry, generate_latest
-from cachebolt import CacheService
-from cachebolt.metrics import register_metrics
-
-cache = CacheService()
-registry = CollectorRegistry()
-register_metrics(cache, registry, name="api")
-print(generate_latest(registry).decode())
-```
-
-A custom collector reads `stats_snapshot()` (and each limiter's `stats`) when Prometheus
-scrapes: nothing is instrumented per call, so the hot path pays nothing, and a scrape does no
-I/O (it also works for an `AsyncCacheService`, from the scrape's thread). Label sets are bounded:
-`name` (given at registration), `backend` ("memory" / "redis"), `outcome`, and for domain
-limiters `limiter`, `action` and `subject`, which come from the rule table. Keys never become
-labels.
+A collector reads `stats_snapshot()` and each limiter's `stats` at scrape time: no per-call
+instrumentation, no I/O, and labels from bounded sets only (never keys).
 """
 
 from __future__ import annotations
@@ -159,11 +144,10 @@ def register_metrics(
 ) -> CacheCollector:
     """Export `cache`'s counters (and `limiters`') to `registry` (default: the global one).
 
+    One collector per registry; register after building the limiters you pass.
+
     Returns:
         The collector (`registry.unregister(collector)` removes it).
-
-    One collector per registry: to export several services, give each its own registry (or
-    process). Register after building the limiters you pass.
 
     Raises:
         ValueError: the registry already holds cachebolt metrics (duplicate names).

@@ -1,18 +1,10 @@
 """Glob patterns (`del_pattern`, `scan`, the admin key listing): Redis `KEYS`/`SCAN MATCH` syntax.
 
-`*` matches any run of characters, `?` one character, `[abc]` / `[^abc]` / `[a-z]` a class, and
-`\\` makes the next character literal. A pattern built from user input must escape it first, or
-`"user:*"` typed as a user name deletes every user:
+Escape user input before it becomes part of a pattern, or `"*"` typed as a name matches all:
 
     cache.del_pattern(escape_pattern(f"session:{user_input}:") + "*")
 
-removes exactly the keys that start with `session:<user_input>:`, whatever characters the input
-holds, on both backends.
-
-Cost: a pattern is matched in time linear in each key (the Rust matcher in memory; in Redis mode
-the server is sent only the part before the first `*`, which it matches without backtracking,
-and the keys it returns pass the rest in the client). A pattern is at most
-`MAX_PATTERN_LENGTH` characters, and a step of `scan` examines at most `MAX_SCAN_COUNT` keys.
+A pattern is at most `MAX_PATTERN_LENGTH` characters, matched in time linear in each key.
 """
 
 from __future__ import annotations
@@ -50,8 +42,7 @@ def check_pattern(pattern: object) -> None:
 def escape_pattern(literal: str) -> str:
     """`literal` as a glob that matches exactly itself (each of ``* ? [ ] \\`` gets a backslash).
 
-    `^` and `-` are special only inside a class, and a class cannot start once `[` is escaped,
-    so they are left as they are.
+    `^` and `-` stay: they are special only inside a class, which an escaped `[` cannot open.
 
     Args:
         literal: any text (a key prefix, a user-supplied name).

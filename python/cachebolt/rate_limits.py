@@ -10,9 +10,7 @@ if not result:
     print(result.dimension, result.retry_after)
 ```
 
-The rule table, tiers and escalation policy are data: `Dimension`, `Escalation`,
-`DEFAULT_RULES`, `DEFAULT_TIERS`, `DEFAULT_ESCALATION`. See `cachebolt._async.rate_limits` for
-the design (atomic multi-dimension check, cluster hash tags, escalation to temporary blocks).
+README "Domain rate limits" and docs/semantics.md describe the rules, tiers and escalation.
 """
 
 from __future__ import annotations

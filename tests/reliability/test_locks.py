@@ -1,8 +1,8 @@
-"""Locks under attack (issue 6, items 1-5): mutual exclusion across processes, a thundering
-start, a holder paused past its TTL (SIGSTOP), token randomness, and fencing.
+"""Locks under attack: mutual exclusion across processes, a thundering start, a holder paused
+past its TTL (SIGSTOP), token randomness, and fencing.
 
 Each test prints its figure (`figure(...)`) and fails on the bug it targets. Fast sizes run in
-`make test`; `make soak` runs the issue's sizes. Processes are spawned (tests/reliability/
+`make test`; `make soak` runs the full sizes. Processes are spawned (tests/reliability/
 _workers.py) and talk to the session's redis-server; a paused process is always our own child.
 """
 

@@ -1,5 +1,5 @@
-"""Rate limits under attack (issue 6, items 6-10): exactness under concurrency, window semantics
-against an exact oracle, clock skew, lost replies, and no immortal keys.
+"""Rate limits under attack: exactness under concurrency, window semantics against an exact
+oracle, clock skew, lost replies, and no immortal keys.
 
 What each algorithm promises (rust/src/store/rate_limit/algorithm.rs, copied by the Lua scripts):
 `sliding_log` is exact (no window of `window` ms admits more than `limit`); `fixed_window`

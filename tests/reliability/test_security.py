@@ -1,8 +1,8 @@
-"""Security and hostile input (items 15-20 of the reliability issue).
+"""Security and hostile input.
 
-15 memory bound, 16 hash flooding, 17 hostile bytes in Redis and fuzzing (atheris), 18 glob
-injection and pathological patterns, 19 hostile keys and values round-trip, 20 least privilege,
-cluster (0 CROSSSLOT), TLS refusals and secrecy of the password.
+The memory bound, hash flooding, hostile bytes in Redis and fuzzing (atheris), glob injection and
+pathological patterns, hostile keys and values round-trip, least privilege, cluster (0
+CROSSSLOT), TLS refusals and secrecy of the password.
 """
 
 from __future__ import annotations

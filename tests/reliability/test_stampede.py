@@ -1,4 +1,4 @@
-"""`get_or_set` stampede (issue 6, item 14): 32 callers on a cold key with a slow function.
+"""`get_or_set` stampede: 32 callers on a cold key with a slow function.
 
 Guaranteed: within one service (one process), concurrent misses of a key call the function once
 and share its outcome; a raising function caches nothing and every waiter gets the error (none

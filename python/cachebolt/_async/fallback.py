@@ -1,43 +1,7 @@
 """`AsyncFallbackBackend`: Redis while it answers, the in-memory backend while it does not.
 
-Every call goes to Redis while the circuit breaker (`cachebolt._breaker`) is closed. A call that
-meets `BackendUnavailable` (refused, reset, timed out, login refused) opens the breaker, logs one
-ERROR line, and is served by the memory backend, with no exception; so are the calls that follow,
-at once and with no Redis timeout to wait for. A background probe (a task of the event loop here,
-a daemon thread in the blocking twin) PINGs Redis with a capped exponential backoff (100 ms
-doubling to 2 s, jittered) and closes the breaker when Redis answers: one INFO line, and the
-calls go back to Redis.
-
-Connecting: `connect()` PINGs Redis once, bounded by `VALKEY_CONNECT_TIMEOUT_MS`; refused,
-unreachable or a wrong password is an outage from the start (one ERROR line, memory serves,
-the probe keeps trying), unless `required` (`VALKEY_REQUIRED`) is set: then `connect()` raises
-`BackendUnavailable` and the next call tries again. Until `connect()` has run, the first call
-runs it (the asyncio service cannot await in `__init__`); concurrent first calls wait for that
-one attempt.
-
-Every command passes one router, `_route`: Redis while it serves; during an outage the
-command's rule in `_OUTAGE`, else the memory backend. Locks and rate limits while Redis is down
-follow the policies of `CacheConfig`, `lock_fallback` ("memory" or "fail_closed": the lock is
-refused with `BackendUnavailable`) and `rate_limit_fallback` ("memory", "fail_closed" or
-"fail_open"), or the policy a call passes. Taken in memory, they hold in this process only: a
-WARNING says so once per outage and per kind, and `stats()` counts them (`fallback_locks`,
-`fallback_rate_limits`).
-
-A lock token goes back to the backend that issued it. Tokens issued by memory while Redis was
-down carry the `mem-` tag, so their release and extension go to memory even after Redis has
-returned; a Redis token is never checked against memory (while Redis is down, its release and
-extension answer False: the lock expires in Redis by its TTL). A fenced lock taken in memory
-(`acquire_fenced_lock`) carries a fence of the memory store's own sequence (1, 2, ... in this
-process), which must not be compared with Redis fences: its "mem-" token tells the holder so.
-
-When Redis answers again, the calls go back to Redis first, then the memory backend drops what
-the outage left in it (values, sets, counters, rate-limit state), except the locks still held, so
-a later outage never serves data from an earlier one (should Redis fail again during the drop,
-the new outage's first memory writes may be dropped too: misses, never stale reads). Writes made
-during the outage are not copied to Redis.
-
-A call that timed out on Redis may have run there (an `incr`, a `set`); it is then also run in
-memory. That is the price of never making callers wait.
+docs/semantics.md ("When Redis fails") states the behaviour: the breaker, the probe, the router
+`_route` with its outage rules, lock tokens, and what is dropped when Redis returns.
 """
 
 from __future__ import annotations
@@ -153,7 +117,7 @@ class AsyncFallbackBackend:
     Args:
         primary: the Redis backend (not connected yet: `connect()` or the first call does it).
         memory: the in-memory backend that serves while Redis does not answer.
-        lock_fallback: "memory" or "fail_closed" (see the module docstring).
+        lock_fallback: "memory" or "fail_closed".
         rate_limit_fallback: "memory", "fail_closed" or "fail_open".
         required: a failed first connection raises instead of serving from memory.
         breaker: the state machine (tests inject one with short probe delays).
@@ -209,11 +173,7 @@ class AsyncFallbackBackend:
 
     @property
     def redis_available(self) -> bool:
-        """True when the next call goes to Redis.
-
-        The breaker is closed and Redis answered, or it has not been tried yet (the first call
-        connects).
-        """
+        """True when the next call goes to Redis (also before the first connection attempt)."""
         return self._up or not self._connected
 
     @property
@@ -356,9 +316,7 @@ class AsyncFallbackBackend:
     # --- the router ----------------------------------------------------------------------------
 
     async def _route(self, name: str, *args: Any, policy: str | None = None) -> Any:
-        """Run backend command `name` on Redis while it serves, else by its outage rule.
-
-        A command without a rule in `_OUTAGE` is served by the memory backend during an outage.
+        """Run command `name` on Redis while it serves, else by its `_OUTAGE` rule or on memory.
 
         Args:
             policy: a lock or rate-limit command's outage policy for this call (None: the one
@@ -513,10 +471,9 @@ class AsyncFallbackBackend:
     async def _memory_lock(
         self, key: str, ttl_ms: int, policy: str | None, *, fenced: bool
     ) -> tuple[str, int] | None:
-        """A lock while Redis is down, by the lock policy: (tagged token, fence) or None.
+        """A lock while Redis is down, by the lock policy: (token tagged "mem-", fence) or None.
 
-        A fence from memory is a separate sequence (comparable only within this process); the
-        "mem-" tag of its token tells the holder so. `fenced=False` gives fence 0.
+        `fenced=False` gives fence 0; a memory fence is comparable only within this process.
 
         Raises:
             BackendUnavailable: the policy is "fail_closed"; the message names the outage.
@@ -639,8 +596,8 @@ class AsyncFallbackBackend:
         """PUBLISH on Redis (channel already prefixed): the receivers Redis counted.
 
         Args:
-            node: cluster mode: the node to publish on (the service's own listener node), else
-                redis-py routes by the channel's slot.
+            node: cluster mode: the node to publish on (the service's listener node); None routes
+                by the channel's slot.
 
         Returns:
             None while Redis is down: the caller delivers in-process instead.
@@ -690,10 +647,8 @@ class AsyncFallbackBackend:
     async def aclose(self) -> None:
         """Stop the probe, close the Redis client and the memory backend (idempotent).
 
-        Calls after `aclose()` still go to Redis (the backend makes a new client on demand) and
-        a later `aclose()` closes that one too. A call that fails from `aclose()` on (one in
-        flight when its connection was closed, or an outage) is served from memory alone: the
-        breaker stays closed and no probe starts.
+        Later calls still go to Redis on a new client, and a failure is then served from memory
+        alone: the breaker stays closed and no probe starts.
         """
         self._closed = True
         self._stop.set()

@@ -1,10 +1,6 @@
 """`run_bench`: representative operations over pre-built keys, on every selected leg.
 
-Each (operation, leg) runs for an equal share of a time budget. Latency is measured per batch:
-one `perf_counter_ns` pair around a batch of operations (up to `BATCH`; fewer for slow legs so
-one batch lasts ~50 µs, down to single operations on Redis), so the timer does not dominate a
-sub-microsecond call. p50 and p99 are percentiles of the batch times divided by the batch size:
-for a fast leg they are per-operation means of a batch, not single-call latencies.
+docs/ARCHITECTURE.md ("How the bench measures") explains the batches behind p50 and p99.
 """
 
 from __future__ import annotations
@@ -289,8 +285,7 @@ def _memory_leg(data: _Data) -> _Leg:
 def redis_config(url: str | None, environ: dict[str, str] | None = None) -> CacheConfig:
     """The Redis settings of the bench: `url`, else the `VALKEY_*` environment (enabled).
 
-    The keys go under a private prefix (`<VALKEY_KEY_PREFIX>cachebolt-bench:<pid>:`), removed at
-    the end: the bench never touches other keys.
+    Keys go under `<VALKEY_KEY_PREFIX>cachebolt-bench:<pid>:`, removed at the end.
 
     Raises:
         ConfigError: a `VALKEY_*` variable has a bad value.

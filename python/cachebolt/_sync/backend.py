@@ -1,13 +1,8 @@
 # generated from _async by scripts/unasync.py; do not edit
-"""`Backend`: what the service needs from a backend (the in-memory store, later Redis).
+"""`Backend`: what the service needs from a backend, `MemoryStore`'s method surface.
 
-The method surface is `MemoryStore`'s: raw `bytes` values (the service does the JSON), `str` keys as
-the user wrote them (a Redis backend adds `VALKEY_KEY_PREFIX` itself, and `lock:` / `ratelimit:`
-for locks and rate limits, as the store does), TTLs in seconds and lock TTLs in milliseconds.
-
-A backend validates its own arguments like the store: `TypeError` for a non-`str` key, `ValueError`
-for an empty key or a TTL that is <= 0, NaN or infinite, `WrongTypeError` for a command that meets
-another type, and a failed call changes nothing. The service relies on that on its hot path.
+Values are `bytes`, keys as the user wrote them, TTLs seconds (locks: ms). A backend checks its
+arguments as the store does and a failed call changes nothing: the service's hot path relies on it.
 """
 
 from __future__ import annotations

@@ -1,37 +1,9 @@
 # generated from _async by scripts/unasync.py; do not edit
 """`EnhancedRateLimitService`: domain-aware rate limits (OTP, uploads, endpoints) with tiers.
 
-A check names an action and the request's subjects (phone, client IP, user); every dimension of
-the action's rule whose subject is given is checked together, in one atomic step of the cache
-(`hit_rate_limits`: one shard-locked step in memory, one Lua script in Redis), so a request that
-one dimension denies consumes no other dimension's quota, under concurrency and across
-processes. Limits, windows and tiers are data (`cachebolt._domain`).
-
-Redis Cluster: a script's keys must share one slot, so every key of one check is put under one
-hash tag, the action (plus the scope for per-endpoint limits): `{otp}:phone:+15550100`,
-`{otp}:ip:203.0.113.7`, `{endpoint:POST /orders}:user:42`. The trade-off: all the limiter state
-of one action (or one endpoint) lives on one primary, which bounds that action's check rate by
-one node's and concentrates its keys there. OTP and upload checks are low-rate, and endpoints
-spread over slots by scope, so we take that over the alternative, per-slot groups with a
-reserve-then-rollback protocol (more round trips, and a crash between reserve and rollback
-over-denies until the reservations expire).
-
-Repeated violations escalate: each denied check counts a violation of the denying subject (a
-sliding log at `{action}:violations:<subject>:<value>`); the call whose violation fills that log
-(the `Escalation.violations`-th within its window) stores a block
-(`domain-block:{action}:<subject>:<value>`, a cache key with the block's TTL, so every process
-sees it), counts one escalation and logs one WARNING. The log admits exactly one call per fill,
-atomically (one script in Redis), so concurrent violations start one block and never re-extend
-it; violations the full log refuses change nothing. Repeated violations before the block are
-logged at WARNING too. While a block holds, checks of that subject are denied at once
-(`blocked=True`) and consume nothing. Blocks and violations are process-local while Redis is
-down (the fallback).
-
-`retry_after` of a denial is when the same request would be admitted: the longest of the block's
-remaining time and every dimension's own wait for the request's cost (read during a block by a
-peek that records nothing), so a client that obeys it is not refused again.
-
-This module is the source of truth: `_sync/rate_limits.py` is generated from it.
+Every dimension of a request is checked in one atomic `hit_rate_limits` step; limits, windows and
+tiers are data (`cachebolt._domain`). docs/semantics.md ("Domain rate limits") states the hash
+tags, escalation to blocks and `retry_after`.
 """
 
 from __future__ import annotations
@@ -79,11 +51,10 @@ class EnhancedRateLimitService:
         escalation: when repeated violations become a temporary block; None for
             `DEFAULT_ESCALATION` (5 violations in 10 minutes block for 15 minutes).
         name: this limiter's name in logs and metrics.
-        default_country_code: the calling code of phone numbers given without one ("1",
-            "44"); None refuses them (see `normalize_phone`).
-        canonical_user_id: the rule that maps a user id to its key (str or int -> non-empty
-            str); None for `cachebolt.rate_limits.canonical_user_id` (NFKC, case-folded,
-            stripped, invisible characters refused).
+        default_country_code: the calling code of phone numbers given without one ("1", "44");
+            None refuses them.
+        canonical_user_id: maps a user id (str or int) to its key (a non-empty str); None for
+            `cachebolt.rate_limits.canonical_user_id`.
 
     Raises:
         TypeError, ValueError: a bad rule table, tier table, escalation or country code.
@@ -139,13 +110,11 @@ class EnhancedRateLimitService:
     ) -> DomainLimitResult:
         """Check (and on success record) one request against every dimension of `action`.
 
-        Dimensions whose subject is not given are skipped (an anonymous request has no user
-        dimension); at least one must apply.
+        Dimensions whose subject is not given are skipped; at least one must apply.
 
         Args:
             action: a key of the rule table ("otp", "upload", "endpoint", ...).
-            user_id: the authenticated user, for "user" dimensions (canonicalised by the
-                `canonical_user_id` rule).
+            user_id: the authenticated user, for "user" dimensions (canonicalised).
             ip: the client address, for "ip" dimensions (IPv6 grouped by /64).
             phone: the phone number, for "phone" dimensions (normalised to E.164).
             tier: the user's tier ("bronze", "silver", "gold", "diamond"); None: the base limits.
@@ -257,11 +226,9 @@ class EnhancedRateLimitService:
     def _blocked(self, plan: Plan, cost: int) -> DomainLimitResult | None:
         """The denial of a block in force on one of the request's subjects, else None.
 
-        Its `retry_after` is the later of the block's end and the time every dimension has
-        room for `cost` (`_admitted_after`). The block key is trusted for its presence only:
-        whatever sits there (another type, bytes that are not JSON, a value without TTL or with
-        a longer one) blocks for at most `Escalation.block_seconds` (the TTL is cut to it here),
-        and the result names one of the plan's own dimensions, never stored text.
+        The block key is trusted for its presence only: whatever it holds blocks for at most
+        `Escalation.block_seconds` (its TTL is cut to that), and the result names a dimension of the
+        plan, never stored text.
         """
         if not self._escalation.violations:
             return None
@@ -292,10 +259,8 @@ class EnhancedRateLimitService:
     def _admitted_after(self, plan: Plan, cost: int) -> float:
         """Seconds until every dimension of `plan` has room for `cost`, recording nothing.
 
-        A peek (cost 0, one unit) at a limit lowered by `need - 1` has room exactly when the
-        real limit has room for `need = max(cost, 1)` units, and the sliding log frees them at
-        the same time, so its `retry_after` is the request's own. A cost above a limit is never
-        admitted: one window, as `hit_rate_limit` answers.
+        A peek at the limit lowered by `need - 1` (`need = max(cost, 1)`) has room exactly when the
+        real limit has room for `need`, so its `retry_after` is the request's own.
         """
         need = max(cost, 1)
         never = 0.0

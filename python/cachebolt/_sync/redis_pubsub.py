@@ -1,20 +1,9 @@
 # generated from _async by scripts/unasync.py; do not edit
 """`RedisListener`: this service's channels, received from Redis on one connection.
 
-One listener per service, started by the first subscription: a task of the event loop here, a
-daemon thread in the blocking twin. It alone touches its redis-py `PubSub` object: between short
-reads (50 ms) it SUBSCRIBEs the channels that gained a first subscriber and UNSUBSCRIBEs those
-that lost their last one, and `add()` waits (bounded by the command timeout) for Redis to confirm
-the SUBSCRIBE, so a message published right after `subscribe()` returns reaches it.
-
-Each message goes to `deliver(channel, data)` (the service's dispatcher, which runs the callbacks,
-logs a failing one and carries on). A lost connection (killed, `CLIENT KILL TYPE pubsub`, a
-restart) is logged once as a WARNING; the listener waits with a capped backoff (50 ms doubling to
-2 s), reconnects and SUBSCRIBEs every active channel again, then logs one INFO line. Messages
-published while it was disconnected are lost: Redis pub/sub delivers at most once. So once Redis
-confirms a channel again after a loss (or after a first connection that failed), the listener
-calls `resubscribed(channel)`: from then on no message is missed, and a subscriber that keeps
-state derived from messages (an invalidated local cache) must treat everything before as unknown.
+One listener per service, started by the first subscription (a task here, a daemon thread in the
+blocking twin); it alone touches its redis-py `PubSub`. docs/semantics.md ("Pub/sub") states
+the reconnection and at-most-once delivery.
 """
 
 from __future__ import annotations
@@ -51,13 +40,12 @@ class RedisListener:
     """Receives the messages of the subscribed channels from Redis.
 
     Args:
-        client: returns the redis-py client (`client().pubsub()` gives the listener its
-            connection).
+        client: returns the redis-py client (`client().pubsub()` gives the connection).
         prefix: the key prefix, prepended to every channel name on Redis.
         deliver: called with (channel without the prefix, message bytes) for each message.
         confirm_timeout: how long `add()` waits for Redis to confirm a SUBSCRIBE, in seconds.
         resubscribed: called with a channel (without the prefix) when Redis confirms it again
-            after the connection was lost: messages published meanwhile were missed.
+            after the connection was lost.
     """
 
     def __init__(
@@ -96,21 +84,18 @@ class RedisListener:
 
     @property
     def node(self) -> Any:
-        """Cluster mode: the redis-py `ClusterNode` the connection is subscribed on (None in
-        standalone mode or before the first SUBSCRIBE).
+        """Cluster mode: the `ClusterNode` the connection is subscribed on (else None).
 
-        A cluster node counts (and delivers first to) only its own subscribers in PUBLISH; the
-        others hear the message later, over the cluster bus. Publishing through this node keeps
-        this service's count exact and its own messages ahead of the drain PING at close.
+        Publishing through it keeps this service's count exact and its own messages ahead of the
+        drain PING at close: a node counts and first delivers to its own subscribers.
         """
         return self._node
 
     def add(self, channel: str, *, wait: bool = True) -> bool:
-        """Keep `channel` subscribed; wait until Redis confirms it (bounded), when `wait`.
+        """Keep `channel` subscribed; when `wait`, wait (bounded) until Redis confirms it.
 
         Returns:
-            True when Redis confirmed the subscription in time (False: it will be subscribed as
-            soon as Redis answers).
+            True when Redis confirmed in time (False: it is subscribed once Redis answers).
         """
         with self._lock:
             if self._closed:

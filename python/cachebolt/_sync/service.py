@@ -1,18 +1,7 @@
 # generated from _async by scripts/unasync.py; do not edit
 """The cachebolt service: cache, locks, rate limits, pub/sub, sets, hashes and counters.
 
-Hot path: `get`, `set`, `incr`, `sismember`, `hget`, `check_rate_limit`, `acquire_lock` and
-`release_lock` are one frame that calls the backend once, plus orjson for values. Keys and TTLs are
-validated by the backend (in Rust for the memory store, bools refused where numbers are due); the
-service adds only the JSON encoding. Every other method validates here first, so a bad argument
-fails before anything is computed or changed.
-
-Redis mode (`CacheConfig.enabled`): the backend is `FallbackBackend` (Redis behind a circuit
-breaker, the in-memory store in front of every outage; see `fallback.py`). Connecting is bounded
-by `VALKEY_CONNECT_TIMEOUT_MS`: the blocking service connects in `__init__`; the asyncio service
-cannot there, so `with service:`, `service.connect()` or its first call
-connects (concurrent first calls share that one attempt). Memory mode is unchanged: the
-blocking service's backend is the Rust store itself.
+docs/ARCHITECTURE.md shows the layers under it; docs/semantics.md the behaviour at the edges.
 """
 
 from __future__ import annotations
@@ -90,18 +79,13 @@ _R = TypeVar("_R")
 class CacheService:
     """One object for a TTL cache, token locks, exact rate limits, pub/sub, sets, hashes, counters.
 
-    Values are JSON-encoded in every mode, so `get` returns a JSON round trip of what was stored.
-    Keys are non-empty `str`; TTLs are seconds (`None`: no expiry), lock TTLs milliseconds.
-
-    In Redis mode every call goes to Redis while it answers and to the in-memory store while it
-    does not, with no exception and no wait; the service probes Redis in the background and
-    returns to it by itself. `is_redis_available()` and `stats()` say which one serves.
+    Values are JSON-encoded in every mode; TTLs are seconds, lock TTLs milliseconds. In Redis mode
+    the in-memory store serves while Redis does not (docs/semantics.md, "When Redis fails").
 
     Args:
         config: the settings; None for the defaults (in-memory mode, zero config).
-        store: the `MemoryStore` to serve from instead of a new one built from `config`, e.g. one
-            with `manual_clock=True` in tests. The service owns it: `reset()` flushes it and
-            `close()` stops its sweep.
+        store: a `MemoryStore` to serve from instead of a new one (e.g. `manual_clock=True` in
+            tests); the service owns it: `reset()` flushes it, `close()` stops its sweep.
     """
 
     __slots__ = (
@@ -193,13 +177,13 @@ class CacheService:
     def get_or_set(self, key: str, ttl: float | None, fn: Callable[[], object]) -> Any:
         """The value at `key`; on a miss, compute `fn()`, store it for `ttl` seconds, return it.
 
-        Concurrent misses on one key in one service call `fn` once and share its outcome: if it
-        raises, nothing is stored and every waiter gets that error. The value returned is the
-        JSON round trip of what `fn` returned, the same as a later `get`. `fn` takes no
-        arguments; the asyncio service also accepts coroutine functions.
+        Concurrent misses of one key call `fn` once (docs/semantics.md, "get_or_set").
 
-        Stored bytes that are not JSON (written by another client) count as a miss: `fn`'s value
-        replaces them, one WARNING names the key and `stats()["decode_errors"]` counts it.
+        Args:
+            fn: a function of no arguments (the asyncio service also takes coroutine functions).
+
+        Returns:
+            The JSON round trip of the stored value, as a later `get` returns it.
 
         Raises:
             SerializationError: the result of `fn` cannot be JSON-encoded; nothing is stored.
@@ -249,10 +233,7 @@ class CacheService:
         return self._backend.delete(key)
 
     def del_pattern(self, pattern: str) -> int:
-        """Delete every key matching a Redis glob `pattern` (incremental, never KEYS).
-
-        Only keys under the key prefix are matched, and a prefix owns every key that starts
-        with it (see `CacheConfig.key_prefix`).
+        """Delete every key under the key prefix that matches a Redis glob `pattern` (never KEYS).
 
         Returns:
             The number of keys removed.
@@ -277,18 +258,12 @@ class CacheService:
     ) -> tuple[int, list[str]]:
         """One step of an incremental walk over the keys matching a Redis glob `pattern`.
 
-        Start with cursor 0 and pass each returned cursor back until it is 0 again. Every key
-        present for the whole walk is returned at least once (a key may come back twice);
-        keys come without the key prefix, and a walk never leaves the prefix. Locks and rate
-        limits are keys too (`lock:...`, `ratelimit:...`). Redis mode: SCAN MATCH on the
-        escaped prefix, one primary after the other in cluster mode (the cursor encodes which);
-        a walk that straddles a switch between Redis and memory may miss keys.
+        Keys come without the key prefix; docs/semantics.md ("scan") states what a walk guarantees.
 
         Args:
             cursor: 0 to start, else the cursor returned by the previous step.
             pattern: a Redis glob over the keys without the prefix, at most 512 characters.
-            count: a hint of how many keys to examine in this step, >= 1; more than 1000 is
-                taken as 1000 (a step may return fewer, or none, before the walk ends).
+            count: how many keys to examine in this step, >= 1 (at most 1000 are).
 
         Returns:
             (next cursor, keys); next cursor 0 ends the walk.
@@ -352,13 +327,12 @@ class CacheService:
         """Take the lock `lock:<lock_key>` for `ttl_ms` milliseconds if it is free.
 
         Args:
-            fallback: what this call does while Redis is down, instead of `CACHE_LOCK_FALLBACK`:
-                "memory" (a lock of this process only) or "fail_closed" (refused: None). Pass
-                it by name.
+            fallback: "memory" or "fail_closed" while Redis is down, instead of
+                `CACHE_LOCK_FALLBACK`; pass it by name.
 
         Returns:
-            A fresh random token that releases or extends the lock, or None when it is held
-            (or refused under "fail_closed" while Redis is down).
+            A random token that releases or extends the lock; None when the lock is held (or
+            refused under "fail_closed").
         """
         # `fallback` is not keyword-only here nor in `check_rate_limit`: CPython 3.11 charges a
         # keyword-only default ~15 ns per call, 5-8 % of these calls in memory mode.
@@ -402,30 +376,18 @@ class CacheService:
     ) -> FencedLock | None:
         """Take the lock like `acquire_lock`, with a fence number for the resource it guards.
 
-        The fence is assigned in the same atomic step as the acquisition (one Lua script on
-        Redis, under the store's shard lock in memory), so a later holder of this lock always
-        gets a larger fence than an earlier one, even when the earlier one was paused past its
-        TTL before it read its own. Send the fence with every write and have the resource refuse
-        fences below the highest it has accepted: that stops the writes of a holder whose lock
-        expired while it was paused, which no lock TTL can. Release and extend with `.token`,
-        as for `acquire_lock`.
-
-        Redis fences are increasing per lock (not dense), kept by a counter at
-        `<prefix>fence:...` that expires a day after its last grant (the next fence is then
-        taken from the server clock in microseconds, still larger). Memory fences, in memory
-        mode or while Redis is down (the token then starts with "mem-"), are a counter of this
-        process: comparable only among themselves.
+        Fences grow with every grant, in the same atomic step (docs/semantics.md, "Locks").
 
         Args:
             fallback: as for `acquire_lock`.
 
         Returns:
             `FencedLock(token, fence)`, or None when the lock is held (or refused under
-            "fail_closed" while Redis is down).
+            "fail_closed").
 
         Raises:
-            WrongTypeError: the Redis fence counter holds data this library cannot have written
-                (not an integer below 2^53 - 1); the lock is not taken.
+            WrongTypeError: the Redis fence counter holds data this library cannot have written;
+                the lock is not taken.
         """
         try:
             return self._take_lock(lock_key, ttl_ms, fallback, True)
@@ -452,24 +414,19 @@ class CacheService:
         fallback: str | None = None,
         on_lost: str = ON_LOST_RAISE,
     ) -> Iterator[str]:
-        """Hold the lock for the body of a `with` block; yields the token.
-
-        Waits up to `wait_seconds` for a held lock (polling with a short jittered backoff) and
-        releases on exit, also on an exception. A release that finds the lock expired or taken
-        by another holder (the body outlived `ttl_ms`) raises `LockLost`, or logs a WARNING
-        with `on_lost="warn"` or when the body raised (its exception goes on). A release that
-        cannot reach Redis logs a WARNING: the lock then ends by its TTL.
+        """Hold the lock for the body of a `with` block, releasing it on exit; yields the token.
 
         Args:
-            fallback: what the acquisition does while Redis is down, instead of
-                `CACHE_LOCK_FALLBACK`: "memory" or "fail_closed".
-            on_lost: "raise" or "warn".
+            wait_seconds: how long to wait for a held lock (polling with a jittered backoff).
+            fallback: "memory" or "fail_closed" while Redis is down, instead of
+                `CACHE_LOCK_FALLBACK`.
+            on_lost: "raise" or "warn" when the release finds the lock lost (docs/semantics.md).
 
         Raises:
             LockNotAcquired: the lock was still held after `wait_seconds`.
             BackendUnavailable: Redis is down and the policy is "fail_closed" (after
                 `wait_seconds`); the message names the cause.
-            LockLost: the release found the lock lost and `on_lost` is "raise".
+            LockLost: the release found the lock expired or taken and `on_lost` is "raise".
         """
         with self._held(lock_key, ttl_ms, wait_seconds, False, fallback, on_lost) as held:
             yield held.token
@@ -485,9 +442,6 @@ class CacheService:
         on_lost: str = ON_LOST_RAISE,
     ) -> Iterator[FencedLock]:
         """`lock()` with a fence number: yields `FencedLock(token, fence)`.
-
-        The same waiting, outage policy and release as `lock()`; the fence is that of
-        `acquire_fenced_lock`.
 
         Raises:
             LockNotAcquired: the lock was still held after `wait_seconds`.
@@ -554,8 +508,7 @@ class CacheService:
     def _acquire_waiting(
         self, lock_key: str, ttl_ms: int, wait_seconds: float, fenced: bool, fallback: str | None
     ) -> FencedLock:
-        """The lock, waiting up to `wait_seconds` while it is held (or refused by the outage
-        policy: Redis may answer again meanwhile).
+        """The lock, waiting up to `wait_seconds` while it is held or refused by the outage policy.
 
         Raises:
             LockNotAcquired: still held after `wait_seconds`.
@@ -579,16 +532,12 @@ class CacheService:
     ) -> bool:
         """Record one hit at `ratelimit:<key>` if fewer than `limit` fell in the last `ttl_seconds`.
 
-        Exact (sliding log): no window of `ttl_seconds` admits more than `limit` hits; a denied
-        hit consumes nothing.
-
         Args:
-            fallback: what this call does while Redis is down, instead of
-                `CACHE_RATE_LIMIT_FALLBACK`: "memory" (counted in this process), "fail_closed"
-                (denied) or "fail_open" (allowed).
+            fallback: "memory", "fail_closed" (denied) or "fail_open" (allowed) while Redis is
+                down, instead of `CACHE_RATE_LIMIT_FALLBACK`.
 
         Returns:
-            True when the hit is allowed.
+            True when the hit is allowed (sliding log: exact; a denied hit consumes nothing).
         """
         try:
             if fallback is None:
@@ -623,16 +572,16 @@ class CacheService:
             limit: hits allowed per window, >= 1.
             window_seconds: the window, seconds > 0.
             cost: hits this call counts for (0 peeks); a cost above `limit` is always denied.
-            algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
-                (exact, a burst of `limit` then `limit` per window, evenly spaced).
-            fallback: as for `check_rate_limit` (None: `CACHE_RATE_LIMIT_FALLBACK`).
+            algorithm: "sliding_log", "fixed_window", "sliding_counter" or "gcra"
+                (docs/semantics.md, "Rate-limit windows").
+            fallback: as for `check_rate_limit`.
 
         Returns:
             The outcome, truthy when allowed; a denied call consumes nothing.
 
         Raises:
             WrongTypeError: the key holds another type, another algorithm's state, or state this
-                library cannot have written; the message names the key, nothing is recorded.
+                library cannot have written; nothing is recorded.
         """
         check_key(key)
         check_limit(limit)
@@ -675,10 +624,7 @@ class CacheService:
     ) -> tuple[RateLimitResult, ...]:
         """Record `cost` hits at every `(key, limit, window_seconds)` if each fits, else at none.
 
-        All or nothing, atomically (also across processes on Redis): a call that any key denies
-        consumes no key's quota, and concurrent calls on overlapping keys never admit beyond a
-        limit. In a Redis Cluster the keys must share one slot: put them under one hash tag
-        (`"otp:{+15550100}:day"`, `"otp:{+15550100}:week"`).
+        Atomic, also across processes on Redis; in a Redis Cluster the keys must share one hash tag.
 
         Args:
             limits: one (key, limit, window_seconds) per key; keys distinct.
@@ -686,9 +632,7 @@ class CacheService:
             algorithm: "sliding_log" (the only one implemented for several keys).
 
         Returns:
-            One result per key, in order: whether that key alone had room, its remaining quota
-            (untouched when the call was denied) and its own waits. The call was admitted iff
-            all are truthy; it may be retried after the largest `retry_after`.
+            One result per key, in order; the call was admitted iff all are truthy.
         """
         keys: list[str] = []
         limit_values: list[int] = []
@@ -728,26 +672,13 @@ class CacheService:
     ) -> Subscription:
         """Call `callback` with every message published on `channel` from now on.
 
-        The callback gets the JSON-decoded message; an exception in it is logged (logger
-        "cachebolt") and does not stop delivery to others. Messages arrive in publish order.
-        In Redis mode the service's listener (one connection, started by the first
-        subscription) subscribes the prefixed channel on Redis and waits for its confirmation
-        (at most the command timeout, not at all while Redis is down); it subscribes again by
-        itself after a reconnect.
-
-        Redis delivers at most once: messages published while the listener was disconnected
-        (Redis restarted or unreachable, the connection killed or cut off by the server's
-        output-buffer limit) are lost. `on_resubscribe` is then called, with no argument, once
-        Redis has confirmed the channel again (and after a first connection that failed): from
-        that moment no message is missed, so a subscriber that keeps state derived from the
-        messages (e.g. a local cache invalidated by them) should drop it there.
+        Delivery is at most once in Redis mode (docs/semantics.md, "Pub/sub").
 
         Args:
             channel: the channel name (the key prefix is prepended on Redis).
-            callback: called with each JSON-decoded message.
-            on_resubscribe: a plain function (not a coroutine function), run on the listener
-                after a resubscription; an exception in it is logged. Never called in memory
-                mode (nothing is ever missed there).
+            callback: called with each JSON-decoded message; an exception in it is logged.
+            on_resubscribe: a plain function run after Redis confirms the channel again following
+                a disconnection (messages may have been lost); never called in memory mode.
 
         Returns:
             The subscription; `.unsubscribe()` or leaving its `with` block ends it.
@@ -799,18 +730,9 @@ class CacheService:
     def publish(self, channel: str, message: Any) -> int:
         """Send `message` (JSON-encoded) to every subscription of `channel`.
 
-        In Redis mode the message goes through Redis (PUBLISH on the prefixed channel) to the
-        subscribers of every service on that server; while Redis is down it is delivered
-        in-process, to this service's subscribers only.
-
         Returns:
-            The number of receivers reached: the subscriptions on the channel at publish time.
-            In Redis mode that is what PUBLISH answers (one per subscribed connection, so one
-            per other service listening to the channel) with this service's own connection
-            replaced by its exact count of subscriptions, so a single service counts the same
-            in both modes. On a Redis Cluster the PUBLISH goes to the node of this service's
-            listener and counts the connections on that node only: other services subscribed
-            through other nodes receive the message but are not counted.
+            The number of subscriptions reached (docs/semantics.md, "Pub/sub", for Redis and
+            cluster counts).
 
         Raises:
             SerializationError: `message` cannot be JSON-encoded; nothing is delivered.
@@ -952,29 +874,21 @@ class CacheService:
     # --- service -----------------------------------------------------------------------------
 
     def connect(self) -> bool:
-        """Connect to Redis now, bounded by `VALKEY_CONNECT_TIMEOUT_MS` (done once; idempotent).
-
-        Unreachable, refused or a wrong password is logged once; memory serves and the service
-        keeps probing. `with service:` calls this; otherwise the first call does.
+        """Connect to Redis now, bounded by `VALKEY_CONNECT_TIMEOUT_MS` (once; idempotent).
 
         Returns:
             True when Redis serves the calls; False when memory does (also in memory mode).
 
         Raises:
-            BackendUnavailable: `CacheConfig.required` is set and Redis did not answer; the
-                message names the cause. The next call tries again.
+            BackendUnavailable: `CacheConfig.required` is set and Redis did not answer; the next
+                call tries again.
         """
         if self._fallback is None:
             return False
         return self._fallback.connect()
 
     def ping(self) -> float | None:
-        """The round trip of one PING to Redis, in seconds; None when Redis does not serve.
-
-        None in memory mode and while the service serves from memory (the breaker is open:
-        no I/O then, the background probe watches Redis). A PING that fails opens the breaker
-        like any other call.
-        """
+        """The round trip of one PING to Redis, in seconds; None when Redis does not serve."""
         if self._fallback is None:
             return None
         return self._fallback.ping()
@@ -1011,12 +925,7 @@ class CacheService:
         )
 
     def stats(self) -> CacheStats:
-        """Counters: backend, hits, misses, hit_rate, locks, rate limits, keys, memory, fallback.
-
-        In Redis mode the counters are those of both backends summed; `backend` is the one
-        serving now, `breaker_state` the circuit breaker's, and `fallback_calls`,
-        `fallback_locks`, `fallback_rate_limits` count what memory served while Redis was down.
-        """
+        """Counters: hits, misses, locks, rate limits, keys, memory, fallback (backends summed)."""
         raw = self._backend.stats()
         fallback = self._fallback
         return build_stats(
@@ -1029,13 +938,9 @@ class CacheService:
         )
 
     def close(self) -> None:
-        """Deliver the messages already published, end every subscription, stop background work.
+        """Deliver the messages already received, end every subscription, stop background work.
 
-        In Redis mode the messages Redis has already sent back to this service are delivered
-        too (bounded by the command timeout); then the pub/sub listener and the Redis probe stop
-        and the Redis client is closed. Idempotent;
-        the cache keeps answering afterwards, from memory (a new subscription restarts
-        in-process delivery).
+        Idempotent; the service keeps answering afterwards (docs/semantics.md, "When Redis fails").
         """
         listener, self._listener = self._listener, None
         if listener is not None:
