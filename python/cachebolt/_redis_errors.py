@@ -138,11 +138,8 @@ class RedisErrorMapper:
         self.raise_mapped(exc)
 
     def raise_mapped(self, exc: Exception) -> NoReturn:
-        """Raise the cachebolt error for `exc` (`translate`); one of ours is raised as it is.
-
-        The `except Exception` form of `with mapper:`, for the Redis backend's per-command path,
-        where a `try` costs nothing until something is raised.
-        """
+        """Raise the cachebolt error for `exc` (ours as it is): `with mapper:` as an `except`
+        clause, for the per-command path, where a `try` costs nothing until something raises."""
         if isinstance(exc, CacheError):
             raise exc
         mapped = translate(exc, *self._secrets, username=self._username)

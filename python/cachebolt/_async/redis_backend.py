@@ -5,12 +5,10 @@ exceptions for the same bad arguments (checked in Python before any I/O), `Wrong
 a command meeting another type. Every key is stored under `config.key_prefix`; locks at
 `<prefix>lock:<key>`, rate limits at `<prefix>ratelimit:<key>`. Atomic read-modify-write steps
 are Lua scripts (`cachebolt/lua/*.lua`), registered once per client; a rate-limit call is one
-EVALSHA, one round trip. Every key passes `_key` (checked, then prefixed) and every command
-`_command`, `_script` or `_call`, which take the caller's client from `cachebolt._redis_clients`
-(asyncio: the shared pooled client for every task; threads: each thread's own connection of the
-shared pool, without a pool checkout per command), send it there (one resend of a write that met
-a closed connection; NOSCRIPT loads the script and runs it again) and map its errors
-(`cachebolt._redis_errors`). Only the SCAN walks hold one client across several commands.
+EVALSHA, one round trip. Every key passes `_key` and every command `_command`, `_script` or
+`_call`: the caller's client from `cachebolt._redis_clients` (asyncio: the shared pooled client
+for every task; threads: each thread's own connection of the shared pool, without a pool
+checkout per command), one error mapping (`cachebolt._redis_errors`).
 
 When Redis does not answer (refused, timed out, down, wrong password) a call raises
 `BackendUnavailable` within about the command timeout: the client never retries (see
@@ -141,15 +139,15 @@ class AsyncRedisBackend:
                 "limits are safe from eviction only under noeviction"
             )
 
-    # --- transport: every command of this backend passes here -----------------------------------
+    # --- transport: the one path of every command ----------------------------------------------
 
     def _key(self, key: str, namespace: str = "") -> str:
         """`key` checked as the store checks it, stored at `<prefix><namespace><key>`."""
         return self._prefix + namespace + store_key(key)
 
     async def _command(self, *command: Any) -> Any:
-        """One command on the caller's client; its raw reply (bytes, int, list or None), except
-        where redis-py sends it itself (cluster, a pooled sentinel client): its parsed reply.
+        """One command on the caller's client: its raw reply, or redis-py's parsed one where
+        redis-py sends it (cluster, a pooled sentinel client).
 
         Raises:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
@@ -161,7 +159,7 @@ class AsyncRedisBackend:
             self._errors.raise_mapped(exc)
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """One EVALSHA of the registered script `name` on the caller's client; its raw reply.
+        """One EVALSHA of script `name` on the caller's client (NOSCRIPT: loaded, run again).
 
         Raises:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
@@ -173,9 +171,8 @@ class AsyncRedisBackend:
             self._errors.raise_mapped(exc)
 
     async def _call(self, method: str, *args: Any, **options: Any) -> Any:
-        """redis-py's `method` on the caller's client, its parsed reply: the server commands
-        whose replies redis-py decodes (INFO, CONFIG GET) or a cluster sends to every primary
-        (`target_nodes`).
+        """redis-py's `method` on the caller's client, its parsed reply (INFO, CONFIG GET, and
+        commands a cluster sends to several nodes: `target_nodes`).
 
         Raises:
             BackendUnavailable, CacheError: see `_redis_errors`.
