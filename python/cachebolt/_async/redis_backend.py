@@ -100,6 +100,9 @@ class AsyncRedisBackend:
         self._rate_limit_allowed = 0
         self._rate_limit_denied = 0
         self._clients = AsyncClientSource(config, self._errors)
+        # Bound once: the per-command path (`_command`) looks neither up again.
+        self._client = self._clients.get
+        self._execute = self._clients.execute
         # Every primary's maxmemory-policy as one text, read at connect() and by stats().
         self.maxmemory_policy = _redis.UNKNOWN_POLICY
         # A cancelled lock acquire waits this long for its command and the release (seconds).
@@ -152,9 +155,9 @@ class AsyncRedisBackend:
         Raises:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
         """
-        client = self._clients.get()
+        client = self._client()
         try:
-            return await self._clients.execute(client, *command)
+            return await self._execute(client, *command)
         except Exception as exc:
             self._errors.raise_mapped(exc)
 
@@ -164,7 +167,7 @@ class AsyncRedisBackend:
         Raises:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
         """
-        client = self._clients.get()
+        client = self._client()
         try:
             return await self._clients.scripts[name](keys=keys, args=args, client=client)
         except Exception as exc:
@@ -177,7 +180,7 @@ class AsyncRedisBackend:
         Raises:
             BackendUnavailable, CacheError: see `_redis_errors`.
         """
-        client = self._clients.get()
+        client = self._client()
         try:
             return await getattr(client, method)(*args, **options)
         except Exception as exc:
@@ -318,7 +321,7 @@ class AsyncRedisBackend:
         str_arg(pattern, "pattern")
         count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
-        client = self._clients.get()
+        client = self._client()
         with self._errors:
             next_cursor, raw = await self._scan_step(client, cursor, match, count)
         cut = self._prefix_bytes
@@ -338,7 +341,7 @@ class AsyncRedisBackend:
         (deleting is idempotent).
         """
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
-        client = self._clients.get()
+        client = self._client()
         removed = 0
         with self._errors:
             for _ in range(_redis.SWEEPS_PER_TOPOLOGY_CHANGE):

@@ -101,6 +101,9 @@ class RedisBackend:
         self._rate_limit_allowed = 0
         self._rate_limit_denied = 0
         self._clients = ClientSource(config, self._errors)
+        # Bound once: the per-command path (`_command`) looks neither up again.
+        self._client = self._clients.get
+        self._execute = self._clients.execute
         # Every primary's maxmemory-policy as one text, read at connect() and by stats().
         self.maxmemory_policy = _redis.UNKNOWN_POLICY
         # A cancelled lock acquire waits this long for its command and the release (seconds).
@@ -153,9 +156,9 @@ class RedisBackend:
         Raises:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
         """
-        client = self._clients.get()
+        client = self._client()
         try:
-            return self._clients.execute(client, *command)
+            return self._execute(client, *command)
         except Exception as exc:
             self._errors.raise_mapped(exc)
 
@@ -165,7 +168,7 @@ class RedisBackend:
         Raises:
             BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
         """
-        client = self._clients.get()
+        client = self._client()
         try:
             return self._clients.scripts[name](keys=keys, args=args, client=client)
         except Exception as exc:
@@ -178,7 +181,7 @@ class RedisBackend:
         Raises:
             BackendUnavailable, CacheError: see `_redis_errors`.
         """
-        client = self._clients.get()
+        client = self._client()
         try:
             return getattr(client, method)(*args, **options)
         except Exception as exc:
@@ -319,7 +322,7 @@ class RedisBackend:
         str_arg(pattern, "pattern")
         count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
-        client = self._clients.get()
+        client = self._client()
         with self._errors:
             next_cursor, raw = self._scan_step(client, cursor, match, count)
         cut = self._prefix_bytes
@@ -339,7 +342,7 @@ class RedisBackend:
         (deleting is idempotent).
         """
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
-        client = self._clients.get()
+        client = self._client()
         removed = 0
         with self._errors:
             for _ in range(_redis.SWEEPS_PER_TOPOLOGY_CHANGE):
