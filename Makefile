@@ -131,6 +131,7 @@ bench-quick: system-deps $(STAMP)-dev build-dev ## the same scenarios at 10k key
 .PHONY: soak
 soak: system-deps $(STAMP)-dev build-dev ## the reliability suite at full sizes (each test under 30 minutes)
 	CACHEBOLT_SOAK=1 $(PY) -m pytest tests/reliability tests/test_redis_hazards.py tests/test_sentinel.py tests/test_cluster_failover.py -o timeout=1800 -p no:cacheprovider
+	CACHEBOLT_SOAK=1 $(PY) benches/rate_limit_memory_bound.py --record
 
 .PHONY: figures
 figures: $(STAMP)-dev ## rewrite RELIABILITY.md's figure blocks from .reliability/figures.jsonl (after make test / make soak)

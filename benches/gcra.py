@@ -4,6 +4,10 @@ Legs, each hitting every id once per round (`limit` per `window`, burst `limit`)
 - memory: `cachebolt` (`CacheService().hit_rate_limit(..., algorithm="gcra")`), `core` (the bare
   `MemoryStore.rate_limit`), `throttled` (`Throttled(using="gcra", store=MemoryStore())`).
 - redis: `cachebolt redis` (`CacheService` on the server), `throttled redis` (`RedisStore`).
+- two keys per hit (a per-user and a per-IP limit), both backends: `cachebolt 2 keys`
+  (`hit_rate_limits`, all or nothing: one store call, or one script on Redis) vs
+  `cachebolt 2 calls` (two `hit_rate_limit` calls, not atomic: what a caller would write without
+  it; ratios against `cachebolt` / `cachebolt redis`).
 Scenarios: `under` (limit 1,000,000 per hour: every hit allowed) and `denied` (limit 5, each id
 filled first: every hit denied). The legs run interleaved round by round (see interleaved.py);
 the ratio is taken per round against the first leg, then the median.
@@ -39,11 +43,12 @@ Loop = Callable[[], object]
 def legs(url: str, limit: int) -> dict[str, dict[str, Callable[[str], object]]]:
     """Per backend, leg name -> one hit of `limit` per hour on a key."""
     quota = throttled.per_duration(timedelta(seconds=WINDOW), limit)
-    memory = CacheService().hit_rate_limit
+    memory_service = CacheService()
+    memory, memory_many = memory_service.hit_rate_limit, memory_service.hit_rate_limits
     core = MemoryStore().rate_limit
     redis_service = CacheService(CacheConfig(enabled=True, url=url))
     assert redis_service.is_redis_available()
-    ours_redis = redis_service.hit_rate_limit
+    ours_redis, ours_redis_many = redis_service.hit_rate_limit, redis_service.hit_rate_limits
     peer = throttled.Throttled(using="gcra", quota=quota, store=throttled.MemoryStore())
     peer_redis = throttled.Throttled(
         using="gcra", quota=quota, store=throttled.RedisStore(server=url)
@@ -53,10 +58,24 @@ def legs(url: str, limit: int) -> dict[str, dict[str, Callable[[str], object]]]:
             "cachebolt": lambda k: memory(k, limit, WINDOW, algorithm="gcra"),
             "core": lambda k: core(k, limit, WINDOW, 1, "gcra"),
             "throttled": lambda k: peer.limit(k),
+            "cachebolt 2 keys": lambda k: memory_many(
+                [(k, limit, WINDOW), (f"{k}:ip", limit, WINDOW)], algorithm="gcra"
+            ),
+            "cachebolt 2 calls": lambda k: (
+                memory(k, limit, WINDOW, algorithm="gcra"),
+                memory(f"{k}:ip", limit, WINDOW, algorithm="gcra"),
+            ),
         },
         "redis": {
             "cachebolt redis": lambda k: ours_redis(k, limit, WINDOW, algorithm="gcra"),
             "throttled redis": lambda k: peer_redis.limit(k),
+            "cachebolt redis 2 keys": lambda k: ours_redis_many(
+                [(k, limit, WINDOW), (f"{k}:ip", limit, WINDOW)], algorithm="gcra"
+            ),
+            "cachebolt redis 2 calls": lambda k: (
+                ours_redis(k, limit, WINDOW, algorithm="gcra"),
+                ours_redis(f"{k}:ip", limit, WINDOW, algorithm="gcra"),
+            ),
         },
     }
 

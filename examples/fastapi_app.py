@@ -28,7 +28,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from cachebolt import AsyncCacheService, AsyncEnhancedRateLimitService
-from cachebolt.fastapi import RateLimit, WithLock, admin_router, client_address
+from cachebolt.fastapi import (
+    RateLimit,
+    WithLock,
+    admin_router,
+    check_key_templates,
+    client_address,
+)
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
@@ -106,6 +112,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_key_templates(app)  # a key template naming no path parameter stops the start-up
         async with service:  # connects (Redis mode) and closes on shutdown
             await service.subscribe(FEED_INVALIDATION, drop_feeds)
             yield

@@ -1,17 +1,22 @@
 """Write the figures the tests recorded into RELIABILITY.md.
 
-Every test of the reliability suites reports its numbers with `figure(name, **values)`
-(tests/reliability/_figures.py), which appends a JSON line to `.reliability/figures.jsonl`. This
-script rewrites each generated block of RELIABILITY.md:
+Every test that measures a figure reports it with `figure(name, **values)`
+(tests/reliability/_figures.py), which appends a JSON line to `.reliability/figures.jsonl`: the
+test run of `make test` writes the fast figures, `make soak` (`CACHEBOLT_SOAK=1`) the soak ones.
+This script rewrites each generated block of RELIABILITY.md:
 
     <!-- figures: failover. hazards.restart -->
-    ...rewritten: one row per figure whose name starts with one of the prefixes...
+    ...rewritten: the figures whose names start with one of the prefixes...
     <!-- /figures -->
 
-Each row holds the newest record of that name from a fast run (`make test`) and from a soak run
-(`make soak`), with the day it was recorded. Nothing outside the blocks changes.
+A block is a table with one row per value of each figure (a dict value gives one row per key),
+the newest fast record beside the newest soak record, under the day each was recorded. A figure
+the file does not hold keeps the values and day the block showed (so a run of some tests, or a
+fast run without a soak run, leaves the other figures as last recorded); a figure never recorded
+reads "not recorded". Nothing outside the blocks changes.
 
     python scripts/figures.py          # rewrite RELIABILITY.md from .reliability/figures.jsonl
+    python scripts/figures.py --fresh  # the same, forgetting what the blocks showed before
     python scripts/figures.py --check  # exit 1 when a block names a prefix no record has
 """
 
@@ -23,6 +28,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(
     r"(<!-- figures: (?P<prefixes>[^>]*?) -->\n)(?P<body>.*?)(<!-- /figures -->)", re.S
 )
+HEADER = "| figure | value | fast run (`make test`) | soak run (`make soak`) |"
+NOT_RECORDED = "not recorded"
 _META = ("name", "soak", "at")
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+@dataclass
+class Shown:
+    """One run's figure as a block shows it: the day it was recorded and its values as text."""
+
+    day: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+Figures = dict[tuple[str, bool], Shown]
 
 
 def newest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, bool], dict[str, Any]]:
@@ -43,36 +63,86 @@ def newest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, bool], dict[str
     return kept
 
 
-def _cell(record: dict[str, Any] | None) -> str:
-    if record is None:
-        return "not run"
-    values = ", ".join(f"{k}={v}" for k, v in record.items() if k not in _META)
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_text(item) for item in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value).replace("|", "\\|")
+
+
+def shown(record: dict[str, Any]) -> Shown:
+    """A record as its rows show it; a dict value becomes one row per key (`value.key`)."""
     day = datetime.datetime.fromtimestamp(record.get("at", 0), datetime.timezone.utc).date()
-    return f"{values} ({day})"
+    values: dict[str, str] = {}
+    for key, value in record.items():
+        if key in _META:
+            continue
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                values[f"{key}.{inner}"] = _text(item)
+        else:
+            values[key] = _text(value)
+    return Shown(str(day), values)
 
 
-def render(prefixes: list[str], latest: dict[tuple[str, bool], dict[str, Any]]) -> str:
+def parse_block(body: str) -> Figures:
+    """The figures a generated block shows (the inverse of `render` for its rows)."""
+    found: Figures = {}
+    name = ""
+    for line in body.splitlines():
+        cells = [cell.strip() for cell in _CELL_SPLIT.split(line.strip())[1:-1]]
+        if len(cells) != 4 or cells[0] == "figure" or cells[1].startswith("---"):
+            continue
+        if cells[0]:
+            name = cells[0].strip("`")
+        if not name:
+            continue
+        for soak, cell in ((False, cells[2]), (True, cells[3])):
+            if cells[1] == "recorded":
+                if cell != NOT_RECORDED:
+                    found[(name, soak)] = Shown(cell)
+            elif (name, soak) in found and cell != "-":
+                found[(name, soak)].values[cells[1]] = cell
+    return found
+
+
+def render(prefixes: list[str], figures: Figures) -> str:
     """The table of every figure whose name starts with one of `prefixes`."""
-    names = sorted({name for name, _ in latest if name.startswith(tuple(prefixes))})
-    lines = ["| figure | fast run | soak run |", "|---|---|---|"]
+    names = sorted({name for name, _ in figures if name.startswith(tuple(prefixes))})
+    lines = [HEADER, "|---|---|---|---|"]
     for name in names:
-        fast, soak = latest.get((name, False)), latest.get((name, True))
-        lines.append(f"| `{name}` | {_cell(fast)} | {_cell(soak)} |")
+        fast, soak = figures.get((name, False)), figures.get((name, True))
+        days = [run.day if run else NOT_RECORDED for run in (fast, soak)]
+        lines.append(f"| `{name}` | recorded | {days[0]} | {days[1]} |")
+        keys = list((fast or Shown("")).values)
+        keys += [key for key in (soak or Shown("")).values if key not in keys]
+        for key in keys:
+            cells = [run.values.get(key, "-") if run else "-" for run in (fast, soak)]
+            lines.append(f"| | {key} | {cells[0]} | {cells[1]} |")
     if not names:
-        lines.append(f"| {' '.join(prefixes)} | no figures recorded yet | |")
+        lines.append(f"| {' '.join(prefixes)} | recorded | {NOT_RECORDED} | {NOT_RECORDED} |")
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, latest: dict[tuple[str, bool], dict[str, Any]]) -> tuple[str, list[str]]:
-    """`text` with every block rewritten, and the prefixes that matched no figure."""
+def rewrite(
+    text: str, latest: dict[tuple[str, bool], dict[str, Any]], fresh: bool = False
+) -> tuple[str, list[str]]:
+    """`text` with every block rewritten, and the prefixes that matched no record.
+
+    A figure without a record in `latest` keeps what its block showed, unless `fresh`.
+    """
     missing: list[str] = []
+    recorded = {key: shown(record) for key, record in latest.items()}
 
     def block(match: re.Match[str]) -> str:
         prefixes = match.group("prefixes").split()
         for prefix in prefixes:
             if not any(name.startswith(prefix) for name, _ in latest):
                 missing.append(prefix)
-        return match.group(1) + render(prefixes, latest) + match.group(4)
+        figures = {} if fresh else parse_block(match.group("body"))
+        figures.update(recorded)
+        return match.group(1) + render(prefixes, figures) + match.group(4)
 
     return BLOCK.sub(block, text), missing
 
@@ -90,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, default=ROOT / ".reliability" / "figures.jsonl")
     parser.add_argument("--doc", type=Path, default=ROOT / "RELIABILITY.md")
     parser.add_argument("--check", action="store_true", help="fail when a block matches nothing")
+    parser.add_argument(
+        "--fresh", action="store_true", help="show only the figures file, not the blocks' past"
+    )
     args = parser.parse_args(argv)
     text, missing = rewrite(
-        args.doc.read_text(encoding="utf-8"), newest(read_records(args.figures))
+        args.doc.read_text(encoding="utf-8"), newest(read_records(args.figures)), args.fresh
     )
     if args.check:
         for prefix in missing:

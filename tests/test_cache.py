@@ -276,6 +276,32 @@ def test_stats_counts_exactly(cache: Any, backend: str) -> None:
         assert stats["used_bytes"] > 0
 
 
+def test_stats_keys_counts_live_keys_only(cache: Any, clock: Clock, backend: str) -> None:
+    # The memory store under test never sweeps: the expired keys are still stored.
+    for i in range(1000):
+        cache.set(f"t{i}", i, ttl=60)
+    cache.set("forever", 1)
+    assert cache.stats()["keys"] == 1001
+    clock.advance(61)
+    stats = cache.stats()
+    assert stats["keys"] == 1
+    if backend == "memory":
+        assert stats["expired"] == 0  # counted out, not removed
+
+
+def test_memory_store_len_and_keys_skip_expired_keys_before_the_sweep() -> None:
+    store = MemoryStore(manual_clock=True, cleanup_interval_seconds=3600)
+    try:
+        for i in range(1000):
+            store.set(f"t{i}", b"v", 0.05)
+        store.advance_clock(50)
+        stats = store.stats()
+        assert (len(store), stats["keys"], stats["expired"]) == (0, 0, 0)
+        assert store.sweep_expired() == 1000
+    finally:
+        store.close()
+
+
 def test_redis_availability_and_client_match_the_backend(cache: Any, backend: str) -> None:
     assert cache.is_redis_available() is (backend != "memory")
     assert (cache.get_client() is None) is (backend == "memory")

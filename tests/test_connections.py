@@ -167,7 +167,7 @@ def test_a_write_on_a_reset_connection_is_sent_again_blocking(
     monkeypatch.setattr(clients, "_drop_if_stale", lambda conn: None)
     with CacheService(redis_config) as cache:
         cache.set("k", "v")
-        conn = cache._fallback._primary._clients._local.connection  # type: ignore[attr-defined]
+        conn = cache._fallback._primary._clients._callers._local.connection  # type: ignore[attr-defined]
         kill_clients(redis_server)
         conn._sock.sendall(b"PING\r\n")  # answered by a reset: the next write fails
         time.sleep(0.05)

@@ -10,6 +10,7 @@ import pytest
 from cachebolt import (
     AsyncCacheService,
     CacheService,
+    LockLost,
     LockNotAcquired,
     RateLimitExceeded,
     RateLimitResult,
@@ -306,6 +307,30 @@ async def test_sync_service_gives_async_functions_async_wrappers(sync_cache: Cac
     releaser = asyncio.get_running_loop().call_later(0.05, sync_cache.release_lock, "l:2", token)
     assert await locked(2) is None  # waited with asyncio.sleep while the loop ran the release
     releaser.cancel()
+
+
+async def test_sync_service_async_function_releases_its_lock_as_lock_does(
+    sync_cache: CacheService, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    @sync_cache.with_lock("l", ttl_ms=1000)
+    async def outlives(error: Exception | None) -> None:
+        clock.advance(2)  # the lock expires while the body runs
+        if error is not None:
+            raise error
+
+    with pytest.raises(LockLost):
+        await outlives(None)
+    with pytest.raises(ValueError, match="body"):  # the body's error goes on; the loss is logged
+        await outlives(ValueError("body"))
+    assert "was lost before its release" in caplog.text
+
+    @sync_cache.with_lock("m", ttl_ms=10_000)
+    async def fails() -> None:
+        raise KeyError("body")
+
+    with pytest.raises(KeyError):
+        await fails()
+    assert sync_cache.acquire_lock("m", 1000) is not None  # released after the error
 
 
 async def test_async_service_decorates_async_functions(async_cache: AsyncCacheService) -> None:

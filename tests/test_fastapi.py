@@ -1,21 +1,25 @@
 """cachebolt.fastapi: RateLimit and WithLock through FastAPI's TestClient, on every backend and
 both services (the blocking one called inline or in a worker thread, the asyncio one awaited)."""
 
+import re
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
 import pytest
 from _web import PEER, Harness, open_harness
 from cachebolt import AsyncCacheService, CacheConfig, CacheService
-from cachebolt.fastapi import RateLimit, WithLock, client_address
+from cachebolt.fastapi import RateLimit, WithLock, check_key_templates, client_address
 from conftest import wait_until
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.testclient import TestClient
+from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
+from starlette.routing import Mount
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -610,6 +614,116 @@ def test_a_user_named_like_an_address_is_not_the_anonymous_caller(harness: Harne
         "ratelimit:ip:198.51.100.7:POST:/export",
         "ratelimit:user:ip%3A198.51.100.7:POST:/export",
     ]
+
+
+# --- key templates checked at start-up ----------------------------------------------------------
+
+
+def _missing(template: str, name: str, path: str) -> str:
+    """The message of a template naming a parameter that its route lacks, as a regex."""
+    text = f"key template '{template}' names {{{name}}}, which is not a path parameter of {path}"
+    return re.escape(text) + "$"
+
+
+def test_start_up_check_refuses_a_route_decorator_template() -> None:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}", dependencies=[Depends(RateLimit(5, 60, key="x:{nope}"))])
+    def item(item_id: int) -> int:
+        return item_id
+
+    with pytest.raises(ValueError, match=_missing("x:{nope}", "nope", "/items/{item_id}")):
+        check_key_templates(app)
+
+
+def test_start_up_check_refuses_a_with_lock_template_and_stops_the_lifespan() -> None:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_key_templates(app)
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/orders/{order_id}/pay")
+    def pay(order_id: int, token: str = Depends(WithLock("pay", 1000, key="{orderid}"))) -> int:
+        return order_id
+
+    message = _missing("{orderid}", "orderid", "/orders/{order_id}/pay")
+    with pytest.raises(ValueError, match=message), TestClient(app):
+        pass
+
+
+def test_start_up_check_takes_the_parameters_of_router_and_include_prefixes() -> None:
+    app = FastAPI()
+    tenants = APIRouter(prefix="/t/{tenant}")
+
+    @tenants.get("/report", dependencies=[Depends(RateLimit(5, 60, key="report:{tenant}"))])
+    def report(tenant: str) -> str:
+        return tenant
+
+    shops = APIRouter()
+
+    @shops.get("/stock", dependencies=[Depends(WithLock("stock", 1000, key="{shop}"))])
+    def stock(shop: str) -> str:
+        return shop
+
+    app.include_router(tenants)
+    app.include_router(shops, prefix="/shops/{shop}")
+    check_key_templates(app)  # accepted: the prefixes supply {tenant} and {shop}
+
+    plain = APIRouter()
+
+    @plain.get("/stock", dependencies=[Depends(WithLock("stock", 1000, key="{shop}"))])
+    def plain_stock() -> str:
+        return "stock"
+
+    app.include_router(plain, prefix="/v2")
+    with pytest.raises(ValueError, match=_missing("{shop}", "shop", "/v2/stock")):
+        check_key_templates(app)
+
+
+@pytest.mark.parametrize("where", ["router", "include"])
+def test_start_up_check_covers_router_level_dependencies(where: str) -> None:
+    limit = [Depends(RateLimit(5, 60, key="api:{tenant}"))]
+    app = FastAPI()
+    router = APIRouter(dependencies=limit if where == "router" else None)
+
+    @router.get("/items")
+    def items() -> list[int]:
+        return []
+
+    app.include_router(router, prefix="/api", dependencies=limit if where == "include" else None)
+    with pytest.raises(ValueError, match=_missing("api:{tenant}", "tenant", "/api/items")):
+        check_key_templates(app)
+
+
+def test_start_up_check_takes_the_parameters_of_a_mount() -> None:
+    inner = FastAPI()
+
+    @inner.get("/report", dependencies=[Depends(RateLimit(5, 60, key="{tenant}:{nope}"))])
+    def report() -> str:
+        return "report"
+
+    outer = Starlette(routes=[Mount("/t/{tenant}", app=inner)])
+    with pytest.raises(ValueError, match=_missing("{tenant}:{nope}", "nope", "/t/{tenant}/report")):
+        check_key_templates(outer)
+
+
+def test_without_the_start_up_check_each_request_raises_the_same_error() -> None:
+    app = FastAPI()
+
+    @app.get("/items", dependencies=[Depends(RateLimit(5, 60, key="x:{nope}"))])
+    def items() -> list[int]:
+        return []
+
+    with CacheService() as cache:
+        app.state.cachebolt = cache
+        with (
+            TestClient(app) as client,
+            pytest.raises(ValueError, match=_missing("x:{nope}", "nope", "/items")),
+        ):
+            client.get("/items")
+        assert cache.stats()["rate_limit_allowed"] == 0  # refused before counting anything
 
 
 def test_template_fields_must_name_parameters() -> None:

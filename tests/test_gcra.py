@@ -9,6 +9,7 @@ shows they are the same algorithm. On Redis the script reads the test's clock (`
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import random
@@ -23,12 +24,13 @@ from _servers import RedisServer
 from _web import Harness, open_harness
 from cachebolt import CacheConfig, RateLimitExceeded, RateLimitResult, WrongTypeError
 from cachebolt._core import MemoryStore
-from cachebolt._validate import seconds_to_ms
+from cachebolt._validate import seconds_arg
 from cachebolt.fastapi import RateLimit
 from conftest import ServiceFactory, SyncProxy
 from fastapi import Depends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability._figures import figure
 
 ORIGIN_MS = 1_700_000_000_000
 
@@ -114,12 +116,141 @@ def test_gcra_matches_the_reference(
     cache: Any, timeline: Timeline, limit: int, window_s: float, steps: list[tuple[int, int]]
 ) -> None:
     key = f"gcra-{next(_keys)}"
-    reference = Reference(limit, seconds_to_ms(window_s, "window"))
+    reference = Reference(limit, seconds_arg(window_s, "window_seconds"))
     for number, (wait, cost) in enumerate(steps):
         timeline.advance(wait)
         got = cache.hit_rate_limit(key, limit, window_s, cost=cost, algorithm="gcra")
         want = reference.hit(timeline.now, cost)
         assert got == RateLimitResult(want[0], limit, *want[1:]), f"step {number}"
+
+
+class ManyReference:
+    """`hit_rate_limits` on `Reference`s, all or nothing: a call is admitted iff every key admits
+    it; a denied call records nothing, and a key with room reports its quota untouched."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Reference] = {}
+
+    def hit(
+        self, now_ms: int, limits: list[tuple[str, int, int]], cost: int
+    ) -> list[RateLimitResult]:
+        """One call over (key, limit, window_ms) triples: the results the service returns."""
+        for key, limit, window_ms in limits:
+            self.keys.setdefault(key, Reference(limit, window_ms))
+        trial = {key: copy.copy(self.keys[key]) for key, _, _ in limits}
+        answers = [trial[key].hit(now_ms, cost) for key, _, _ in limits]
+        if all(answer[0] for answer in answers):
+            self.keys.update(trial)
+        else:
+            answers = [
+                (True, *self.keys[key].hit(now_ms, 0)[1:3], 0.0) if answer[0] else answer
+                for answer, (key, _, _) in zip(answers, limits, strict=True)
+            ]
+        return [
+            RateLimitResult(answer[0], limit, *answer[1:])
+            for answer, (_, limit, _) in zip(answers, limits, strict=True)
+        ]
+
+
+def hit_many(cache: Any, limits: list[tuple[str, int, int]], cost: int) -> list[RateLimitResult]:
+    """`hit_rate_limits` with `gcra` over (key, limit, window_ms) triples."""
+    triples = [(key, limit, window_ms / 1000) for key, limit, window_ms in limits]
+    return list(cache.hit_rate_limits(triples, cost=cost, algorithm="gcra"))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    specs=st.lists(
+        st.tuples(st.sampled_from([1, 2, 3, 7, 10]), st.sampled_from([1, 10, 250, 1000, 3500])),
+        min_size=1,
+        max_size=3,
+    ),
+    steps=st.lists(
+        st.tuples(
+            st.one_of(st.just(0), st.integers(0, 50), st.integers(0, 5000)),
+            st.one_of(st.just(1), st.integers(0, 12)),
+            st.integers(1, 7),  # which keys the call names, as a bit mask
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_multi_key_gcra_matches_the_reference(
+    cache: Any,
+    timeline: Timeline,
+    specs: list[tuple[int, int]],
+    steps: list[tuple[int, int, int]],
+) -> None:
+    tag = next(_keys)  # one hash tag: the keys of one call share a cluster slot
+    limits = [(f"{{many-{tag}}}:{i}", limit, window) for i, (limit, window) in enumerate(specs)]
+    reference = ManyReference()
+    for number, (wait, cost, mask) in enumerate(steps):
+        timeline.advance(wait)
+        named = [limits[i] for i in range(len(limits)) if mask >> i & 1] or limits[:1]
+        got = hit_many(cache, named, cost)
+        assert got == reference.hit(timeline.now, named, cost), f"step {number}"
+
+
+def test_multi_key_gcra_replay_matches_the_reference_and_each_bound(
+    cache: Any, timeline: Timeline
+) -> None:
+    # Phones limited per phone and per shared IP, as a domain limit checks them.
+    rng = random.Random(30_000)
+    phones = [(f"{{otp}}:phone:{n}", 3, 1000) for n in range(3)]
+    ips = [(f"{{otp}}:ip:{n}", 5, 1000) for n in range(2)]
+    reference, admitted = ManyReference(), {key: [] for key, _, _ in phones + ips}
+    for step in range(600):
+        timeline.advance(rng.choice([0, 0, 1, rng.randrange(300), 1000]))
+        cost = rng.choice([0, 1, 1, 1, 2, 3, 4])
+        named = [rng.choice(phones), rng.choice(ips)]
+        got = hit_many(cache, named, cost)
+        assert got == reference.hit(timeline.now, named, cost), f"step {step}"
+        if all(got) and cost:
+            for key, _, _ in named:
+                admitted[key].append((timeline.now, cost))
+    for key, limit, window_ms in phones + ips:
+        assert most_in_any_window(admitted[key], window_ms) <= limit + limit * 999 // 1000
+
+
+def test_multi_key_gcra_is_retried_after_the_longest_wait_exactly(
+    cache: Any, timeline: Timeline
+) -> None:
+    # phone: 2 per second (one every 500 ms); ip: 4 per second (one every 250 ms).
+    both = [("{u}:phone", 2, 1000), ("{u}:ip", 4, 1000)]
+    assert all(hit_many(cache, both, 1)) and all(hit_many(cache, both, 1))
+    phone, ip = hit_many(cache, both, 1)
+    assert phone == RateLimitResult(False, 2, 0, 1.0, 0.5)
+    assert ip == RateLimitResult(True, 4, 2, 0.5, 0.0)  # untouched by the denied call
+    # Another phone on the same IP takes the IP's last 2 units; now both keys deny.
+    assert all(hit_many(cache, [("{u}:phone2", 2, 1000), ("{u}:ip", 4, 1000)], 2))
+    waits = [result.retry_after for result in hit_many(cache, both, 1)]
+    assert waits == [0.5, 0.25]
+    timeline.advance(499)
+    assert not all(hit_many(cache, both, 1))
+    timeline.advance(1)
+    assert all(hit_many(cache, both, 1))
+    # One state per key, shared with the single-key calls.
+    assert cache.hit_rate_limit("{u}:ip", 4, 1, cost=0, algorithm="gcra").remaining == 1
+
+
+def test_multi_key_gcra_errors_change_nothing(cache: Any, store: Any) -> None:
+    cache.hit_rate_limit("{e}:fw", 2, 10, algorithm="fixed_window")
+    with pytest.raises(WrongTypeError, match=r"^one of the rate limits \['\{e\}:a', '\{e\}:fw'\]"):
+        cache.hit_rate_limits([("{e}:a", 2, 10), ("{e}:fw", 2, 10)], algorithm="gcra")
+    with pytest.raises(ValueError, match=SPAN_ERROR):
+        cache.hit_rate_limits(
+            [("{e}:a", 2, 10), ("{e}:big", 9_007_200, 1_000_000)], algorithm="gcra"
+        )
+    with pytest.raises(ValueError, match=r'^rate_limit_many keys must be distinct, "\{e\}:a"'):
+        cache.hit_rate_limits([("{e}:a", 2, 10), ("{e}:a", 2, 10)], algorithm="gcra")
+    assert store.keys() == ["ratelimit:{e}:fw"]
+    assert cache.hit_rate_limits(
+        [("{e}:a", 2, 10), ("{e}:big", 9_007_199, 1_000_000)], algorithm="gcra"
+    )[1].allowed
 
 
 def most_in_any_window(admitted: list[tuple[int, int]], window_ms: int) -> int:
@@ -134,8 +265,11 @@ def most_in_any_window(admitted: list[tuple[int, int]], window_ms: int) -> int:
     return most
 
 
-def test_gcra_replay_matches_the_reference_and_its_bound(cache: Any, timeline: Timeline) -> None:
+def test_gcra_replay_matches_the_reference_and_its_bound(
+    request: pytest.FixtureRequest, cache: Any, timeline: Timeline
+) -> None:
     rng = random.Random(20_000)
+    most, bound = [], []
     for round_ in range(4):
         limit, window_ms = rng.choice([(1, 10), (3, 250), (10, 1000), (7, 3500)])
         reference, admitted = Reference(limit, window_ms), []
@@ -149,9 +283,18 @@ def test_gcra_replay_matches_the_reference_and_its_bound(cache: Any, timeline: T
             assert got == RateLimitResult(want[0], limit, *want[1:]), f"{round_}/{step}"
             if got and cost:
                 admitted.append((timeline.now, cost))
+        most.append(most_in_any_window(admitted, window_ms))
+        bound.append(limit + limit * (window_ms - 1) // window_ms)
         assert (
             most_in_any_window(admitted, window_ms) <= limit + limit * (window_ms - 1) // window_ms
         )
+    figure(
+        f"rate_limits.gcra_replay[{request.node.callspec.id}]",
+        rounds=len(most),
+        mismatches=0,
+        most_in_any_window=most,
+        bound=bound,
+    )
 
 
 def test_gcra_spaces_hits_after_the_burst_and_retry_after_is_exact(
@@ -183,12 +326,17 @@ def test_gcra_state_is_one_key_and_holds_no_state_when_drained(
     assert store.keys() == []  # a peek on nothing records nothing
     cache.hit_rate_limit("user:1", 2, 10, algorithm="gcra")
     assert store.keys() == ["ratelimit:user:1"]
-    with pytest.raises(WrongTypeError, match="rate limit 'user:1'"):
-        cache.hit_rate_limit("user:1", 2, 10, algorithm="fixed_window")
+    # Every backend names the algorithm that holds the key.
+    for other in ("fixed_window", "sliding_counter"):
+        with pytest.raises(
+            WrongTypeError,
+            match=rf"^rate limit 'user:1': .*uses algorithm \"gcra\", not \"{other}\"",
+        ):
+            cache.hit_rate_limit("user:1", 2, 10, algorithm=other)
     with pytest.raises(WrongTypeError, match="rate limit 'user:1'"):
         cache.hit_rate_limit("user:1", 2, 10, algorithm="sliding_log")
     cache.hit_rate_limit("fw", 2, 10, algorithm="fixed_window")
-    with pytest.raises(WrongTypeError, match="rate limit 'fw'"):
+    with pytest.raises(WrongTypeError, match=r"^rate limit 'fw': .*\"fixed_window\", not \"gcra\""):
         cache.hit_rate_limit("fw", 2, 10, algorithm="gcra")
     assert cache.hit_rate_limit("user:1", 2, 10, cost=0, algorithm="gcra").remaining == 1
 
@@ -221,6 +369,10 @@ def test_gcra_beyond_its_span_is_refused_during_fallback(
         cache.hit_rate_limit("big", 9_007_200, 1_000_000, algorithm="gcra")
     result = cache.hit_rate_limit("big", 9_007_199, 1_000_000, algorithm="gcra")
     assert result.allowed is (policy != "fail_closed")
+    with pytest.raises(ValueError, match=SPAN_ERROR):
+        cache.hit_rate_limits([("a", 1, 1), ("big", 9_007_200, 1_000_000)], algorithm="gcra")
+    results = cache.hit_rate_limits([("a", 1, 1), ("big", 9_007_199, 1)], algorithm="gcra")
+    assert [r.allowed for r in results] == [policy != "fail_closed"] * 2
 
 
 def test_gcra_through_the_decorator(cache: Any, timeline: Timeline) -> None:
@@ -296,4 +448,8 @@ def test_planted_gcra_state_is_refused(
     with pytest.raises(WrongTypeError, match=r"^rate limit 'k': WRONGTYPE") as caught:
         cache.hit_rate_limit("k", 5, 60, algorithm="gcra")
     assert "SCAM" not in str(caught.value)
+    many = r"^one of the rate limits \['other', 'k'\]: WRONGTYPE"
+    with pytest.raises(WrongTypeError, match=many):
+        cache.hit_rate_limits([("other", 5, 60), ("k", 5, 60)], algorithm="gcra")
+    assert redis_client.exists("ratelimit:other") == 0
     assert redis_client.hgetall("ratelimit:k") == {k: str(v) for k, v in state.items()}

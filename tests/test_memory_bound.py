@@ -14,6 +14,7 @@ from _servers import RedisServer
 from cachebolt import CacheConfig, CacheService, CapacityError
 from cachebolt._core import MemoryStore
 from conftest import ServiceFactory
+from reliability._figures import figure
 
 MAX_BYTES = 256 * 1024
 SHARE = MAX_BYTES // 2  # the default share of rate-limit state
@@ -74,7 +75,7 @@ def flood(
 
 
 def test_rotating_keys_stay_under_the_bound_and_the_hammered_key_keeps_its_count(
-    bounded: Any,
+    request: pytest.FixtureRequest, bounded: Any
 ) -> None:
     allowed = [bounded.check_rate_limit("login:alice", 3, 600) for _ in range(4)]
     assert allowed == [True, True, True, False]
@@ -86,12 +87,21 @@ def test_rotating_keys_stay_under_the_bound_and_the_hammered_key_keeps_its_count
     stats = bounded.stats()
     assert SHARE - 300 < stats["rate_limit_bytes"] <= SHARE  # full up to one entry
     assert refused > FLOOD // 2
+    figure(
+        f"memory_bound.rotating_keys[{request.node.callspec.id}]",
+        keys=FLOOD,
+        share_bytes=SHARE,
+        max_bytes=MAX_BYTES,
+        refused=refused,
+        kept=FLOOD - refused,
+        rate_limit_bytes=stats["rate_limit_bytes"],
+    )
     # A refused hit recorded nothing: the key is still absent, and a retry is refused too.
     assert flood(bounded, FLOOD - 1, FLOOD) == 1
 
 
 def test_values_make_room_and_the_whole_backend_stays_under_max_bytes(
-    svc: ServiceFactory,
+    request: pytest.FixtureRequest, svc: ServiceFactory
 ) -> None:
     cache = svc(CacheConfig(memory_max_bytes=MAX_BYTES))
     for i in range(2000):
@@ -103,6 +113,13 @@ def test_values_make_room_and_the_whole_backend_stays_under_max_bytes(
     assert stats["used_bytes"] <= MAX_BYTES
     assert SHARE - 300 < stats["rate_limit_bytes"] <= SHARE
     assert stats["used_bytes"] - stats["rate_limit_bytes"] >= MAX_BYTES - SHARE - 300
+    figure(
+        f"memory_bound.values_make_room[{request.node.callspec.id}]",
+        max_bytes=MAX_BYTES,
+        used_bytes=stats["used_bytes"],
+        rate_limit_bytes=stats["rate_limit_bytes"],
+        value_bytes=stats["used_bytes"] - stats["rate_limit_bytes"],
+    )
     # Writing values evicts values only.
     for i in range(2000):
         cache.set(f"feed:{i}", "y" * 200)
@@ -119,7 +136,9 @@ def test_state_whose_window_passed_makes_room_at_once() -> None:
         store.advance_clock(1000)
         # No sweep runs: the calls themselves reclaim the expired state (by sampling, so the
         # last few keys may miss the last few dead entries).
-        assert flood(cache, 0, kept, prefix="later", window=1) <= kept // 20
+        later = flood(cache, 0, kept, prefix="later", window=1)
+        figure("memory_bound.window_passed", keys_kept=kept, refused_after_the_window=later)
+        assert later <= kept // 20
         assert store.stats()["expired"] > kept // 2
     finally:
         cache.close()

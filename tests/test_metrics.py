@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from cachebolt import CacheService, EnhancedRateLimitService
 from cachebolt.metrics import register_metrics
+from conftest import wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -55,6 +57,30 @@ def test_exposition_shows_the_counters_with_bounded_labels(cache: Any) -> None:
     labels = {value for (_, pairs) in samples for (_, value) in pairs}
     assert labels <= {"api", "auth", "otp", "allowed", "denied", "memory", "redis"}
     limiter_cache.close()
+
+
+def test_coalesced_get_or_set_callers_are_exported_beside_hits(sync_cache: CacheService) -> None:
+    registry = CollectorRegistry()
+    register_metrics(sync_cache, registry, name="api")
+
+    flights = sync_cache._flights  # type: ignore[attr-defined]
+
+    def compute() -> int:
+        wait_until(lambda: flights._flights["cold"].waiters == 1)  # the other caller waits
+        return 1
+
+    callers = [
+        threading.Thread(target=sync_cache.get_or_set, args=("cold", 60, compute)) for _ in range(2)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    samples = _samples(registry)
+    name = (("name", "api"),)
+    assert samples["cachebolt_cache_coalesced_total", name] == 1
+    assert samples["cachebolt_cache_hits_total", name] == 1
+    assert samples["cachebolt_cache_misses_total", name] == 1
 
 
 def test_one_collector_per_registry_and_bad_arguments() -> None:

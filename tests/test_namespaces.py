@@ -23,6 +23,7 @@ from cachebolt.fastapi import admin_router
 from cachebolt.patterns import MAX_PATTERN_LENGTH
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from reliability._figures import figure
 
 TOKEN = "s3cret-admin-token-0123456789"
 # Redis's matcher restarts the 511-byte tail at every byte of a key: ~2 G byte compares per
@@ -280,6 +281,11 @@ def under_load(client: redis.Redis, work: Callable[[], Any]) -> tuple[float, flo
     return max(steps, default=0) / 1000, pings[max(0, int(len(pings) * 0.99) - 1)] * 1000
 
 
+def _shape(pattern: str) -> str:
+    """A pathological pattern as a figure names it: its ends."""
+    return f"{pattern[:2]}...{pattern[-2:]}"
+
+
 @pytest.mark.parametrize("pattern", [PATHOLOGICAL, PATHOLOGICAL_FLOATING])
 def test_a_pathological_pattern_never_stalls_redis(
     long_keys: redis.Redis, private_redis: RedisServer, pattern: str
@@ -301,7 +307,17 @@ def test_a_pathological_pattern_never_stalls_redis(
 
             for work in (lambda: cache.del_pattern(pattern), page):
                 load_long_keys(long_keys)
+                started = time.perf_counter()
                 step_ms, ping_p99_ms = under_load(long_keys, work)
+                wall_s = round(time.perf_counter() - started, 3)
+                figure(
+                    f"namespaces.pattern_cost.redis[{_shape(pattern)},"
+                    f"{'del_pattern' if work is not page else 'admin_page'}]",
+                    keys=long_keys.dbsize(),
+                    wall_s=wall_s,
+                    longest_scan_step_ms=step_ms,
+                    ping_p99_ms=round(ping_p99_ms, 2),
+                )
                 assert step_ms < 100, f"longest SCAN step {step_ms:.1f} ms"
                 assert ping_p99_ms < 250, f"PING p99 {ping_p99_ms:.1f} ms"
         assert cache.is_redis_available() is True  # no step timed out into the fallback
@@ -319,5 +335,7 @@ def test_a_pathological_pattern_is_linear_in_memory(pattern: str) -> None:
         started = time.perf_counter()
         assert cache.del_pattern(pattern) == 0
         assert walk(cache, pattern) == set()
+        seconds = time.perf_counter() - started
+        figure(f"namespaces.pattern_cost.memory[{_shape(pattern)}]", seconds=round(seconds, 3))
         assert time.perf_counter() - started < 2
         assert cache.del_pattern(pattern[:-2] + "*") == 5000

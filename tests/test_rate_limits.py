@@ -1,15 +1,20 @@
-"""`check_rate_limit` and `hit_rate_limit`: exact windows on the manual clock, both services."""
+"""`check_rate_limit`, `hit_rate_limit` and `hit_rate_limits`: exact windows on the manual clock,
+both services."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from typing import Any
 
 import pytest
 from cachebolt import RateLimitResult
 from cachebolt._core import MemoryStore
 from conftest import Clock, ServiceFactory, SyncProxy
+from reliability._figures import figure
+
+ALGORITHMS = ("sliding_log", "fixed_window", "sliding_counter", "gcra")
 
 ORIGIN_MS = 1_700_000_000_000
 
@@ -146,6 +151,12 @@ def test_limiters_recover_from_a_server_clock_stepped_back(
     clock_ms[0] = ORIGIN_MS
     assert _stepped_traffic(cache, "stepped", algorithm, clock_ms) == fresh
     assert 20 <= sum(fresh) <= 25
+    figure(
+        f"rate_limits.clock_stepped_back[{request.node.callspec.id}]",
+        calls=len(fresh),
+        admitted_fresh_key=sum(fresh),
+        admitted_after_the_step=sum(fresh),
+    )
     # A step back within a window holds the clock: nothing is admitted twice.
     clock_ms[0] = ORIGIN_MS + 1_000_000
     assert [cache.hit_rate_limit("near", 5, 3, algorithm=algorithm).allowed for _ in range(6)] == (
@@ -153,3 +164,59 @@ def test_limiters_recover_from_a_server_clock_stepped_back(
     )
     clock_ms[0] -= 1000
     assert not any(cache.hit_rate_limit("near", 5, 3, algorithm=algorithm) for _ in range(5))
+
+
+def single_key_answer(
+    reference: MemoryStore, limits: list[tuple[str, int, float]], cost: int, algorithm: str
+) -> list[RateLimitResult]:
+    """`hit_rate_limits` composed of single-key calls on `reference`: a key alone admits iff
+    `max(cost, 1)` units fit what a peek leaves (the rule of every algorithm); the call records
+    `cost` at every key iff all admit; otherwise a key with room reports its peek, and a key
+    without room its own denial (which records nothing)."""
+    peeks = [
+        reference.rate_limit(key, limit, window, 0, algorithm) for key, limit, window in limits
+    ]
+    if all(max(cost, 1) <= peek[1] for peek in peeks):
+        answers = [
+            reference.rate_limit(key, limit, window, cost, algorithm)
+            for key, limit, window in limits
+        ]
+    else:
+        answers = [
+            (True, *peek[1:3], 0.0)
+            if max(cost, 1) <= peek[1]
+            else reference.rate_limit(key, limit, window, cost, algorithm)
+            for peek, (key, limit, window) in zip(peeks, limits, strict=True)
+        ]
+    return [
+        RateLimitResult(answer[0], limit, *answer[1:])
+        for answer, (_, limit, _) in zip(answers, limits, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_multi_key_limits_are_the_single_key_limits_all_or_nothing(
+    cache: Any, store: Any, algorithm: str
+) -> None:
+    # The store's single-key limits are the reference for both multi-key paths: the store's
+    # (memory) and the scripts' (Redis, the cluster), on a clock whose windows align with it.
+    reference = MemoryStore(manual_clock=True, cleanup_interval_seconds=None)
+    if not isinstance(store, MemoryStore):
+        service = cache.service if isinstance(cache, SyncProxy) else cache
+        service._fallback._primary._test_clock = lambda: ORIGIN_MS + reference.now_ms()
+    rng = random.Random(f"many-{algorithm}")
+    for round_ in range(3):
+        window = rng.choice([0.01, 0.25, 1.0, 2.5])
+        phones = [(f"{{r{round_}}}:phone:{n}", rng.choice([1, 2, 3]), window) for n in range(3)]
+        ips = [(f"{{r{round_}}}:ip:{n}", rng.choice([3, 5]), window) for n in range(2)]
+        for step in range(200):
+            wait = rng.choice([0, 0, 1, rng.randrange(int(window * 500) + 1), int(window * 1000)])
+            reference.advance_clock(wait)
+            if isinstance(store, MemoryStore):
+                store.advance_clock(wait)
+            cost = rng.choice([0, 1, 1, 1, 2, 4])
+            limits = [rng.choice(phones), rng.choice(ips)]
+            got = cache.hit_rate_limits(limits, cost=cost, algorithm=algorithm)
+            want = single_key_answer(reference, limits, cost, algorithm)
+            assert list(got) == want, f"round {round_} step {step}: {limits} cost={cost}"
+    reference.close()

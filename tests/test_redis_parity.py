@@ -21,6 +21,7 @@ import pytest
 import redis
 from cachebolt import WrongTypeError
 from cachebolt._core import MemoryStore
+from cachebolt._redis import script_text
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -111,17 +112,6 @@ MEMBERS = st.sampled_from(["m", "n", "", "é", "*", "1", "a b"])
 TTL_MS = st.sampled_from([5_000, 30_000, 100_000, 1_234_567])  # never expires mid-example
 LOCK_TTL_MS = st.sampled_from([20_000, 60_000])
 
-RELEASE = """
-if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1]) return 1 end
-return 0
-"""
-EXTEND = """
-if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-
 _client: redis.Redis | None = None  # the session server, set by the test function below
 
 
@@ -177,8 +167,10 @@ class Parity(RuleBasedStateMachine):
         self.r = _client
         self.prefix = f"parity-{secrets.token_hex(4)}:"  # glob-safe: no metacharacter
         self.mem = MemoryStore(cleanup_interval_seconds=None)
-        self.release = self.r.register_script(RELEASE)
-        self.extend = self.r.register_script(EXTEND)
+        # The product's lock scripts, so both sides run the lock rules cachebolt ships.
+        self.acquire = self.r.register_script(script_text("lock_acquire"))
+        self.release = self.r.register_script(script_text("lock_release"))
+        self.extend = self.r.register_script(script_text("lock_extend"))
         # Tokens each side issued: key -> token (a token read back is compared symbolically).
         self.mem_tokens: dict[str, str] = {}
         self.steps = 0
@@ -380,13 +372,13 @@ class Parity(RuleBasedStateMachine):
         red = redis_call(lambda: self.r.hlen(self.k(key)))
         self.check(f"hlen({key!r})", mem, red)
 
-    # --- locks (the store's `lock:<key>`; Redis: SET NX PX + compare scripts) ------------------
+    # --- locks (the store's `lock:<key>`; Redis: cachebolt's lock scripts) ---------------------
 
     @rule(key=st.sampled_from(["a", "[a]", "b"]), ttl_ms=LOCK_TTL_MS)
     def acquire_lock(self, key: str, ttl_ms: int) -> None:
         def redis_acquire() -> bool:
             token = secrets.token_hex(16)
-            if self.r.set(self.k(f"lock:{key}"), token, nx=True, px=ttl_ms):
+            if self.acquire(keys=[self.k(f"lock:{key}")], args=[token, ttl_ms]) == 1:
                 self.redis_tokens[key] = token
                 return True
             return False

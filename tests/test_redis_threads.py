@@ -1,7 +1,7 @@
 """The blocking Redis backend gives each thread its own connection of one shared pool.
 
 A thread's commands go through its own single-connection client: one pool checkout when the
-thread starts, none per command (`cachebolt._redis_clients.ClientSource`). These tests count the
+thread starts, none per command (`cachebolt._redis_clients.CallerClients`). These tests count the
 checkouts and the server's clients, and check that `close()`, a thread's end and a connection
 the server dropped while idle all leave nothing behind.
 """

@@ -24,6 +24,17 @@ def unasync() -> ModuleType:
     return module
 
 
+@pytest.fixture
+def copy(unasync: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A copy of `_async` and `_sync` that the script works on."""
+    source, target = tmp_path / "_async", tmp_path / "_sync"
+    shutil.copytree(unasync.SOURCE, source)
+    shutil.copytree(unasync.TARGET, target, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(unasync, "SOURCE", source)
+    monkeypatch.setattr(unasync, "TARGET", target)
+    return source, target
+
+
 def test_check_passes_on_the_repository() -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, check=False
@@ -74,16 +85,9 @@ def test_words_containing_async_are_left_alone(unasync: ModuleType) -> None:
 
 
 def test_check_fails_on_a_stale_missing_or_extra_file(
-    unasync: ModuleType,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    unasync: ModuleType, copy: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source, target = tmp_path / "_async", tmp_path / "_sync"
-    shutil.copytree(unasync.SOURCE, source)
-    shutil.copytree(unasync.TARGET, target, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(unasync, "SOURCE", source)
-    monkeypatch.setattr(unasync, "TARGET", target)
+    target = copy[1]
     assert unasync.main(["--check"]) == 0
 
     service = target / "service.py"
@@ -99,3 +103,32 @@ def test_check_fails_on_a_stale_missing_or_extra_file(
     (target / "orphan.py").write_text("")
     assert unasync.main(["--check"]) == 1
     assert "no source in _async: orphan.py" in capsys.readouterr().out
+
+
+def test_prose_rewritten_outside_code_spans_is_reported(unasync: ModuleType) -> None:
+    source = (
+        '"""The asyncio service cannot await there; `await service.connect()` can."""\n'
+        "\n"
+        "async def f() -> None:\n"
+        '    """`async with service:` connects."""\n'
+        "    await g()  # the reply: await it, not `_sync`\n"
+        "    # an async with block\n"
+        '    x = "await g() is only a string"\n'
+    )
+    assert unasync.prose_problems(source, "m.py") == [
+        "_async/m.py:1: 'await ' rewrites prose",
+        "_async/m.py:5: 'await ' rewrites prose",
+        "_async/m.py:5: prose names `_sync`, itself in the twin",
+        "_async/m.py:6: 'async with' rewrites prose",
+    ]
+
+
+def test_check_fails_on_prose_the_twin_gets_wrong(
+    unasync: ModuleType, copy: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = copy[0]
+    backend = source / "backend.py"
+    backend.write_text(backend.read_text().replace('"""', '"""The calls you await here. ', 1))
+    assert unasync.main([]) == 1  # generated, and reported
+    assert unasync.main(["--check"]) == 1
+    assert "_async/backend.py:1: 'await ' rewrites prose" in capsys.readouterr().out

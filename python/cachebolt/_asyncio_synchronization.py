@@ -82,12 +82,15 @@ class AsyncSingleFlight:
     """Runs one call per key at a time across tasks; concurrent callers share its outcome.
 
     The call runs in its own task, so cancelling one caller cancels neither the computation nor
-    the other callers. `landed` counts the flights that have ended (see `SingleFlight`).
+    the other callers. `landed`, `shared`, `failed` and `computed` count as in `SingleFlight`.
     """
 
     def __init__(self) -> None:
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self.landed = 0
+        self.shared = 0
+        self.failed = 0
+        self.computed = 0
 
     async def run(self, key: str, fn: Callable[[], Awaitable[_T]]) -> _T:
         """Await `fn()` unless a call for `key` is in flight; then share its result (or error)."""
@@ -96,7 +99,20 @@ class AsyncSingleFlight:
             task = asyncio.ensure_future(fn())
             self._flights[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        return cast(_T, await asyncio.shield(task))
+            return cast(_T, await asyncio.shield(task))
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise  # this caller left: it took nothing
+        except BaseException:
+            self.failed += 1
+            raise
+        self.shared += 1
+        return cast(_T, result)
+
+    def note_computed(self) -> None:
+        """Count a call that made its result (rather than finding it made)."""
+        self.computed += 1
 
     def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
         self.landed += 1

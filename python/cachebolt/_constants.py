@@ -64,7 +64,8 @@ TRUE_WORDS: Final = frozenset({"true", "1", "yes"})
 FALSE_WORDS: Final = frozenset({"false", "0", "no"})
 
 # --- rate limits and locks ---------------------------------------------------------------------
-RATE_LIMIT_ALGORITHMS: Final = frozenset({"sliding_log", "fixed_window", "sliding_counter", "gcra"})
+# In the order of the store's `Algorithm::ALL` (error messages list them so).
+RATE_LIMIT_ALGORITHMS: Final = ("sliding_log", "fixed_window", "sliding_counter", "gcra")
 DEFAULT_RATE_LIMIT_ALGORITHM: Final = "sliding_log"
 # Lock waits poll: 5 ms doubling to 100 ms, each sleep jittered and cut at the deadline.
 LOCK_BACKOFF_INITIAL_SECONDS: Final = 0.005

@@ -61,11 +61,14 @@ class MemoryStore:
         manual_clock: bool = False,
     ) -> MemoryStore: ...
     def __len__(self) -> int:
-        """Number of live keys (expired keys not yet swept may still be counted)."""
+        """Number of live keys: keys whose TTL has run out are not counted, swept or not (O(n))."""
 
     # --- strings -----------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         """The value of a string key, or None when missing or expired; counts a hit or a miss."""
+
+    def lookup(self, key: str) -> bytes | None:
+        """`get`, counting a hit but not a miss: the caller counts what its miss becomes."""
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a string value. `ttl` in seconds (None: no expiry, discarding any previous TTL)."""
@@ -160,8 +163,8 @@ class MemoryStore:
         key: str,
         limit: int,
         window: float,
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> tuple[bool, int, float, float]:
         """Record `cost` hits if they fit (`cost=0` peeks; a denied call consumes nothing).
 
@@ -183,12 +186,13 @@ class MemoryStore:
         keys: list[str],
         limits: list[int],
         windows: list[float],
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every key if each fits its own limit and window, else at none.
 
-        Atomic: the keys' shards are held together. Keys distinct; `algorithm` "sliding_log".
+        Atomic: the keys' shards are held together. Keys distinct; `algorithm` as in
+        `rate_limit`.
 
         Returns:
             One (allowed, remaining, reset_after, retry_after) per key, in order; the call was
@@ -206,9 +210,9 @@ class MemoryStore:
         """Move a manual clock forward; ValueError on a system clock."""
 
     def stats(self) -> dict[str, int]:
-        """Counters: keys, used_bytes, evictions, expired, hits, misses, lock_acquired,
-        lock_contended, rate_limit_allowed, rate_limit_denied, rate_limit_bytes, max_keys,
-        max_bytes, max_rate_limit_bytes (the bounds 0 = unbounded).
+        """Counters: keys (live, as `len()`), used_bytes, evictions, expired, hits, misses,
+        lock_acquired, lock_contended, rate_limit_allowed, rate_limit_denied, rate_limit_bytes,
+        max_keys, max_bytes, max_rate_limit_bytes (the bounds 0 = unbounded).
         """
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ._results import RateLimitResult
-from ._validate import check_cost, check_limit, check_ttl
+from ._validate import count_arg, positive_arg, seconds_arg
 
 __all__ = [
     "DEFAULT_ESCALATION",
@@ -66,8 +66,8 @@ class Dimension:
             raise ValueError(
                 f"dimension {self.name!r}: subject must be one of {SUBJECTS}, got {self.subject!r}"
             )
-        check_limit(self.limit)
-        check_ttl(self.window_seconds, "window_seconds")
+        positive_arg(self.limit, "limit")
+        seconds_arg(self.window_seconds, "window_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +83,9 @@ class Escalation:
     block_seconds: float = 900
 
     def __post_init__(self) -> None:
-        check_cost(self.violations)
-        check_ttl(self.window_seconds, "window_seconds")
-        check_ttl(self.block_seconds, "block_seconds")
+        count_arg(self.violations, "violations")
+        seconds_arg(self.window_seconds, "window_seconds")
+        seconds_arg(self.block_seconds, "block_seconds")
 
 
 DEFAULT_RULES: Final[Mapping[str, tuple[Dimension, ...]]] = {
@@ -301,7 +301,7 @@ def check_tiers(tiers: Mapping[str, float]) -> dict[str, float]:
     for name, factor in tiers.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"tier names must be non-empty str, got {name!r}")
-        check_ttl(factor, f"tiers[{name!r}]")
+        seconds_arg(factor, f"tiers[{name!r}]")
         table[name.lower()] = float(factor)
     return table
 
@@ -332,7 +332,7 @@ def plan_check(
     dimensions = rules.get(action)
     if dimensions is None:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(sorted(rules))}")
-    check_cost(cost)
+    count_arg(cost, "cost")
     if scope is not None and (not isinstance(scope, str) or not scope):
         raise ValueError(f"scope must be a non-empty str or None, got {scope!r}")
     factor = 1.0

@@ -46,6 +46,9 @@ class AsyncMemoryBackend:
     async def get(self, key: str) -> bytes | None:
         return self._store.get(key)
 
+    async def lookup(self, key: str) -> bytes | None:
+        return self._store.lookup(key)
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._store.set(key, value, ttl)
 

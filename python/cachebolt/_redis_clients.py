@@ -1,55 +1,14 @@
-"""Which redis-py client a Redis backend command goes through: a hand-written async/sync pair.
+"""The redis-py glue of both Redis backends: what differs between redis-py's asyncio and
+blocking clients, as pairs named so one substitution of scripts/unasync.py maps them.
 
-Both hold the shared client (`redis.Redis` on a connection pool, or `RedisCluster`) and the Lua
-scripts registered with it; `shared` is what `backend.client` / `get_client()` hands out, and
-`get()` is the client for the command at hand. Scripts run on that one:
-`scripts[name](keys=..., args=..., client=client)`.
-
-A script call is the hottest Redis command (every rate-limit check, every lock release), so on a
-standalone server it skips redis-py's command machinery (retry wrapper, per-argument type
-checks, the observability hooks, the Script object's import and Pipeline check: about half of
-the client's CPU per EVALSHA): the command is packed once (`_pack`) and written to the
-connection, whose own `read_response` reads the reply. Everything that makes a command safe is
-the connection's and stays: the socket timeout, and the disconnect on a timeout, a connection
-error or any exception while writing or reading (so no half-read reply is left behind). An
-error reply is read whole and raised; NOSCRIPT (a restarted or flushed server) loads the script
-and runs it once more - the server did not run it. Cluster mode keeps redis-py's `Script`
-(routing by slot, MOVED/ASK).
-
-* `AsyncClientSource`: every task uses the shared client. Its pool lends each concurrent command
-  its own connection; one asyncio connection would serialise the tasks. Its connections (and the
-  asyncio cluster nodes') are of `_checked_class`: one idle for over `_IDLE_CHECK_SECONDS` is
-  checked before a command is written on it, since redis.asyncio's own checkout check misses a
-  server's close on some releases (see `_CheckedConnection`).
-* `ClientSource` (threads), standalone: each thread gets its own single-connection client on the
-  shared pool (`Redis(connection_pool=pool, single_connection_client=True)`), made on the
-  thread's first command. A command then takes only that client's uncontended lock, not the
-  pool's checkout (lock, a `can_read()` poll syscall, lock again on release) - the bulk of the
-  cost of a pooled `get` on a local server. N threads hold N connections of the pool; a thread
-  that ends gives its connection back (its client is collected, and `Redis.__del__` releases
-  it), `close()` releases every one and disconnects the pool. In cluster mode every thread
-  shares the `RedisCluster` (it routes each command to a node's own pool); with sentinels every
-  thread shares the pooled client, since only the pool's checkout reconnects through the
-  sentinels (redis-py 8 reconnects a kept connection to the address it last had: the old
-  primary, after a failover).
-
-A failed command leaves no half-read reply behind: redis-py disconnects the connection on a
-timeout or connection error (and on any exception while reading), and the next command of that
-thread connects again. One command whose write meets a connection the server has closed is
-written once more on a new connection (`_send`): nothing of it reached the server. Nothing is
-sent again after a write went through (a lost reply, a read timeout: the command may have run).
-
-What the pool checkout also caught for a thread's connection - one the server closed while it
-sat idle (a restart, CLIENT KILL, the server's idle `timeout`) - is checked here only after
-`_IDLE_CHECK_SECONDS` without a command: a busy thread never pays the poll, and a connection
-idle across a restart reconnects instead of failing its next command.
+How commands, scripts, idle checks and the one resend work: docs/ARCHITECTURE.md, "Redis
+connections".
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 import select
 import socket
 import struct
@@ -69,10 +28,21 @@ from redis.exceptions import NoScriptError
 
 from . import _redis
 from ._redact import get_logger
-from ._redis_errors import RedisErrorMapper
 from .config import CacheConfig
 
-__all__ = ["AsyncClientSource", "ClientSource"]
+__all__ = [
+    "AsyncCallerClients",
+    "AsyncScript",
+    "CallerClients",
+    "Generation",
+    "Script",
+    "async_run_command",
+    "open_pubsub",
+    "publish",
+    "run_command",
+    "sentinel_clients",
+    "shared_client",
+]
 
 # A thread's connection unused for this long is polled (`can_read`) before its next command.
 _IDLE_CHECK_SECONDS: Final = 0.01
@@ -197,7 +167,7 @@ def _get_connection_args() -> tuple[str, ...]:
 _GET_CONNECTION_ARGS: Final = _get_connection_args()
 
 
-class _Script:
+class Script:
     """A registered Lua script, called as redis-py's `Script` is: `(keys=, args=, client=)`.
 
     On a standalone server's per-thread client the call is direct (see the module docstring);
@@ -218,8 +188,8 @@ class _Script:
         return _run(conn, (b"EVALSHA", self._sha, len(keys), *keys, *args), self._load)
 
 
-class _AsyncScript(_Script):
-    """`_Script` for redis.asyncio: direct on a standalone client's pooled connections."""
+class AsyncScript(Script):
+    """`Script` for redis.asyncio: direct on a standalone client's pooled connections."""
 
     __slots__ = ()
 
@@ -288,7 +258,7 @@ def _warn_once(topic: str, message: str, *args: Any) -> None:
         _logger.warning(message, *args)
 
 
-def _hook_async_cluster(client: Any, generation: _Generation) -> None:
+def _hook_async_cluster(client: Any, generation: Generation) -> None:
     """Give redis.asyncio's `RedisCluster`, which takes no connect hook, `_async_reset_on_close`
     and connections checked before use (`_checked_class`).
 
@@ -320,7 +290,7 @@ class _CheckedConnection:
     """
 
     _cachebolt_used = 0.0
-    _generation: _Generation
+    _generation: Generation
 
     async def connect(self) -> None:
         self._generation.check()
@@ -346,10 +316,10 @@ class _ResentConnection:
     """Mixin of a blocking redis-py connection class: one command goes through `_send`, and
     nothing connects once `close()` has closed the connection's generation.
 
-    (The blocking connections are checked before use by `ClientSource.get()`.)
+    (The blocking connections are checked before use by `CallerClients.get()`.)
     """
 
-    _generation: _Generation
+    _generation: Generation
 
     def connect(self) -> None:
         self._generation.check()
@@ -409,7 +379,7 @@ def _readable(fd: int) -> bool:
 _poll = getattr(select, "poll", None)
 
 
-def _checked_class(base: type, generation: _Generation) -> type:
+def _checked_class(base: type, generation: Generation) -> type:
     """`base`, a redis-py connection class, with `_CheckedConnection` (asyncio) or
     `_ResentConnection` (blocking) in front, its connections of `generation`."""
     asyncio = issubclass(base, redis.asyncio.connection.AbstractConnection)
@@ -417,7 +387,7 @@ def _checked_class(base: type, generation: _Generation) -> type:
     return type(base.__name__, (mixin, base), {"__module__": __name__, "_generation": generation})
 
 
-class _Generation:
+class Generation:
     """The connections of one shared client. Once `close()` has closed them, none connects
     again: a command that got the client before `close()` and writes after it fails
     (`BackendUnavailable`) instead of opening a connection nobody would close."""
@@ -437,12 +407,12 @@ class _Generation:
             raise redis.exceptions.ConnectionError("the client was closed (close())")
 
 
-def _shared_client(
+def shared_client(
     config: CacheConfig,
     standalone: Any,
     cluster: Any,
-    script_type: type[_Script],
-    generation: _Generation,
+    script_type: type[Script],
+    generation: Generation,
 ) -> tuple[Any, dict[str, Any]]:
     """The shared client and its registered scripts (a cluster client connects here).
 
@@ -452,7 +422,7 @@ def _shared_client(
     primary, and a connection to a primary that was demoted (READONLY) disconnects, so the next
     command finds the promoted one.
     """
-    asyncio = script_type is _AsyncScript
+    asyncio = script_type is AsyncScript
     if config.sentinel_master is not None:  # set with sentinels (CacheConfig checks)
         sentinel = (redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel)(
             config.sentinel_addresses,
@@ -495,202 +465,116 @@ def _shared_client(
     return client, scripts
 
 
-class AsyncClientSource:
-    """The asyncio backend's clients: the shared one, for every task.
+async def async_run_command(client: Any, *command: Any) -> Any:
+    """`command` on `client`, its raw reply (no redis-py response callback).
 
-    Args:
-        config: the backend's settings.
-        errors: maps redis-py errors (building a cluster client does I/O).
+    Standalone: straight on a connection of the pool (see the module docstring).
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or client.connection is not None:
+        return await client.execute_command(*command)
+    return await _async_run(pool, command)
+
+
+def run_command(client: Any, *command: Any) -> Any:
+    """`command` on `client`, its raw reply (no redis-py response callback).
+
+    Standalone: straight on the thread's connection (see the module docstring).
+    """
+    conn = getattr(client, "connection", None)
+    if conn is None:
+        return client.execute_command(*command)
+    return _run(conn, command)
+
+
+class AsyncCallerClients:
+    """The client of every asyncio task: the shared one.
+
+    Its pool lends each concurrent command its own connection (one asyncio connection would
+    serialise the tasks); its connections are checked before use (`_CheckedConnection`).
     """
 
-    def __init__(self, config: CacheConfig, errors: RedisErrorMapper) -> None:
-        self._config = config
-        self._errors = errors
-        self._shared: Any = None
-        self._retired: Any = None  # cluster mode: the client closed last, closed again
-        self.scripts: dict[str, Any] = {}
-        self._generation = _Generation()
-        if not config.cluster:
-            # A standalone client connects lazily; the cluster client is made on first use,
-            # since the blocking RedisCluster discovers its nodes in its constructor.
-            self._build()
+    __slots__ = ()
 
-    def _build(self) -> Any:
-        generation = _Generation()
-        with self._errors:
-            client, scripts = _shared_client(
-                self._config,
-                redis.asyncio.Redis,
-                redis.asyncio.cluster.RedisCluster,
-                _AsyncScript,
-                generation,
-            )
-        self._shared, self.scripts, self._generation = client, scripts, generation
-        return client
+    def __init__(self, config: CacheConfig) -> None:
+        del config  # the same client for every setting
 
-    @property
-    def shared(self) -> Any:
-        """The shared client (made now if closed, or in cluster mode on first use)."""
-        return self._shared or self._build()
+    def get(self, shared: Any) -> Any:
+        """The calling task's client: `shared` (None when there is none yet)."""
+        return shared
 
-    def get(self) -> Any:
-        """The client for a command of the calling task: the shared one."""
-        return self._shared or self._build()
+    def open(self, shared: Any) -> Any:
+        """A client for the calling task: `shared`."""
+        return shared
 
-    async def execute(self, client: Any, *command: Any) -> Any:
-        """`command` on `client` (from `get()`), its raw reply (no redis-py response callback).
+    def keep(self, client: Any, shared: Any) -> None:
+        """Nothing to keep: every task uses `shared`."""
 
-        Standalone: straight on a connection of the pool (see the module docstring).
-        """
-        pool = getattr(client, "connection_pool", None)
-        if pool is None or client.connection is not None:
-            return await client.execute_command(*command)
-        return await _async_run(pool, command)
+    def drop(self, client: Any, shared: Any) -> None:
+        """Nothing to close: `client` is `shared`."""
 
-    async def aclose(self) -> None:
-        """Close the shared client's connections; the next `get()` makes a new client.
-
-        A command in flight on one of them fails (`BackendUnavailable`), and none of them
-        connects again (`_Generation`).
-        """
-        client, self._shared = self._shared, None
-        if client is not None:
-            self._generation.closed = True
-        # A cluster client re-discovers its nodes after a failed command, with new connections:
-        # the one closed last time may have done so for a command in flight then.
-        retired, self._retired = self._retired, client if self._config.cluster else None
-        for closing in (retired, client):
-            if closing is not None:
-                await closing.aclose()
-                for sentinel in _sentinel_clients(closing):
-                    await sentinel.aclose()
+    def reset(self) -> list[Any]:
+        """No client of its own to close."""
+        return []
 
 
-class ClientSource:
-    """The blocking backend's clients: one single-connection client per thread (standalone).
+class CallerClients:
+    """The clients of the blocking backend's threads: one single-connection client per thread.
 
-    Args:
-        config: the backend's settings.
-        errors: maps redis-py errors (a thread's client connects when it is made).
+    Standalone only; cluster and Sentinel threads share one client (docs/ARCHITECTURE.md,
+    "Redis connections").
     """
 
-    def __init__(self, config: CacheConfig, errors: RedisErrorMapper) -> None:
-        self._config = config
-        self._errors = errors
-        self._shared: Any = None
-        self._retired: Any = None  # cluster mode: the client closed last, closed again
-        self.scripts: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        # Held while a shared client is built: threads that find none (after `close()`) build
-        # one, not one each (all but the last would stay open).
-        self._build_lock = threading.Lock()
-        self._generation = _Generation()
+    def __init__(self, config: CacheConfig) -> None:
+        self._own = not config.cluster and config.sentinels is None
         self._local = threading.local()
         self._threads: weakref.WeakSet[Any] = weakref.WeakSet()
-        _SOURCES.add(self)
-        if not config.cluster:
-            self._build()
 
-    def _build(self) -> Any:
-        with self._build_lock:
-            if self._shared is not None:
-                return self._shared
-            generation = _Generation()
-            with self._errors:
-                client, scripts = _shared_client(
-                    self._config, redis.Redis, redis.cluster.RedisCluster, _Script, generation
-                )
-            with self._lock:
-                self._shared, self.scripts, self._generation = client, scripts, generation
-            return client
-
-    @property
-    def shared(self) -> Any:
-        """The shared client (made now if closed, or in cluster mode on first use)."""
-        return self._shared or self._build()
-
-    def get(self) -> Any:
-        """The calling thread's client, made (and connected) on the thread's first command.
-
-        Raises:
-            BackendUnavailable: a new thread's connection could not be made.
-        """
+    def get(self, shared: Any) -> Any:
+        """The calling thread's client, None before its first command (or after `reset()`)."""
         local = self._local
         try:
             client = local.client
         except AttributeError:
-            return self._thread_client()
+            return None
         now = _monotonic()
         if now - local.used > _IDLE_CHECK_SECONDS:
             _drop_if_stale(local.connection)
         local.used = now
         return client
 
-    def execute(self, client: Any, *command: Any) -> Any:
-        """`command` on `client` (from `get()`), its raw reply (no redis-py response callback).
+    def open(self, shared: Any) -> Any:
+        """A client for the calling thread: its own on `shared`'s pool (connected now), or `shared`.
 
-        Standalone: straight on the thread's connection (see the module docstring).
+        Raises:
+            redis.exceptions.RedisError: the thread's connection could not be made.
         """
-        conn = getattr(client, "connection", None)
-        if conn is None:
-            return client.execute_command(*command)
-        return _run(conn, command)
+        # Takes one connection of the shared pool (and connects it) for good.
+        return shared.client() if self._own else shared
 
-    def _thread_client(self) -> Any:
-        while True:
-            shared = self._shared or self._build()
-            if self._config.cluster or self._config.sentinels is not None:
-                client = shared
-            else:
-                with self._errors:
-                    # Takes one connection of the shared pool (and connects it) for good.
-                    client = shared.client()
-            with self._lock:
-                if self._shared is shared:
-                    if client is not shared:
-                        self._threads.add(client)
-                    self._local.client = client
-                    # None for a shared client (its pools check their connections themselves).
-                    self._local.connection = client.connection if client is not shared else None
-                    self._local.used = _monotonic()
-                    return client
-            # Closed meanwhile: this connection is closed too, and the thread takes a new one.
-            if client is not shared:
-                client.connection.disconnect()
-                client.close()
+    def keep(self, client: Any, shared: Any) -> None:
+        """Make `client` (from `open(shared)`) the calling thread's."""
+        if client is not shared:
+            self._threads.add(client)
+        self._local.client = client
+        # None for a shared client (its pools check their connections themselves).
+        self._local.connection = client.connection if client is not shared else None
+        self._local.used = _monotonic()
 
-    def close(self) -> None:
-        """Release every thread's connection and disconnect the pool; `get()` starts afresh.
+    def drop(self, client: Any, shared: Any) -> None:
+        """Close `client` (from `open(shared)`), whose source was closed meanwhile."""
+        if client is not shared:
+            client.connection.disconnect()
+            client.close()
 
-        A command in flight on one of them fails (`BackendUnavailable`), and none of them
-        connects again (`_Generation`).
-        """
-        with self._lock:
-            shared, self._shared = self._shared, None
-            self._generation.closed = True
-            threads, self._threads = list(self._threads), weakref.WeakSet()
-            self._local = threading.local()
-            # A cluster client re-discovers its nodes after a failed command, with new
-            # connections: the one closed last time may have done so for a command in flight.
-            retired, self._retired = self._retired, shared if self._config.cluster else None
-        for client in threads:
-            client.close()  # gives its connection back to the pool
-        for closing in (retired, shared):
-            if closing is not None:
-                closing.close()  # the pool's owner: disconnects every connection
-                for sentinel in _sentinel_clients(closing):
-                    sentinel.close()
-
-    def _after_fork(self) -> None:
-        # The child must not talk on its parent's sockets: the forking thread's client is
-        # dropped unclosed (the pool resets itself in the child at its next checkout).
-        self._lock = threading.Lock()
-        self._build_lock = threading.Lock()
+    def reset(self) -> list[Any]:
+        """Forget every thread's client; returns those to close (each gives back its connection)."""
+        threads, self._threads = list(self._threads), weakref.WeakSet()
         self._local = threading.local()
-        self._threads = weakref.WeakSet()
+        return threads
 
 
-def _sentinel_clients(client: Any) -> list[Any]:
+def sentinel_clients(client: Any) -> list[Any]:
     """The clients that ask the sentinels for the primary of `client` (none without sentinels):
     closing `client` leaves their connections open."""
     manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
@@ -716,18 +600,6 @@ def _is_connected(conn: Any) -> bool:
     if connected is None:
         return getattr(conn, "_sock", None) is not None
     return bool(connected)
-
-
-_SOURCES: weakref.WeakSet[ClientSource] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for source in list(_SOURCES):
-        source._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def open_pubsub(client: Any) -> tuple[Any, Any]:

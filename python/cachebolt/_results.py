@@ -54,8 +54,10 @@ class CacheStats(TypedDict):
 
     Attributes:
         backend: "memory" or "redis", the backend serving calls now.
-        hits: lookups that found a value (`get`, `get_or_set`).
-        misses: lookups that found nothing, single-flight waiters of a miss included.
+        hits: lookups that found a value (`get`, `get_or_set`), including the coalesced ones.
+        misses: lookups that found nothing; each `get_or_set` miss is a call of its `fn`.
+        coalesced: `get_or_set` calls that missed and then took the value another caller of
+            this service computed, instead of computing it: counted in `hits`.
         hit_rate: hits / (hits + misses), 0.0 before the first lookup.
         lock_acquired: locks taken.
         lock_contended: lock attempts that found the lock held.
@@ -80,6 +82,7 @@ class CacheStats(TypedDict):
     backend: str
     hits: int
     misses: int
+    coalesced: int
     hit_rate: float
     lock_acquired: int
     lock_contended: int
@@ -107,16 +110,24 @@ def build_stats(
     breaker_state: str = "disabled",
     redis_maxmemory_policy: str = "disabled",
     decode_errors: int = 0,
+    coalesced: int = 0,
+    computed: int = 0,
 ) -> CacheStats:
     """Shape a backend's raw counters and the service's own into `CacheStats` (missing
-    counters read as 0)."""
-    hits = raw.get("hits", 0)
-    misses = raw.get("misses", 0)
+    counters read as 0).
+
+    Args:
+        coalesced: `get_or_set` misses that took the value another caller computed: hits.
+        computed: the other `get_or_set` misses (the backend counted none of them): misses.
+    """
+    hits = raw.get("hits", 0) + coalesced
+    misses = raw.get("misses", 0) + computed
     lookups = hits + misses
     return CacheStats(
         backend=backend,
         hits=hits,
         misses=misses,
+        coalesced=coalesced,
         hit_rate=hits / lookups if lookups else 0.0,
         lock_acquired=raw.get("lock_acquired", 0),
         lock_contended=raw.get("lock_contended", 0),

@@ -100,25 +100,32 @@ class Backoff:
 
 
 class _Flight:
-    __slots__ = ("done", "error", "result")
+    __slots__ = ("done", "error", "result", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.waiters = 0
 
 
 class SingleFlight:
     """Runs one call per key at a time across threads; concurrent callers share its outcome.
 
     `landed` counts the flights that have ended (any key): a caller that read it before its
-    lookup knows, when it is unchanged, that no flight stored anything since.
+    lookup knows, when it is unchanged, that no flight stored anything since. Of the callers
+    that waited for another one's call, `shared` counts those that took its result and
+    `failed` those that took its error; `computed` counts the calls that `note_computed`
+    reported. Each counter only grows.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self.landed = 0
+        self.shared = 0
+        self.failed = 0
+        self.computed = 0
 
     def run(self, key: str, fn: Callable[[], _T]) -> _T:
         """Call `fn` unless a call for `key` is in flight; then wait for it and share its result.
@@ -130,6 +137,8 @@ class SingleFlight:
             leader = flight is None
             if flight is None:
                 flight = self._flights[key] = _Flight()
+            else:
+                flight.waiters += 1
         if not leader:
             flight.done.wait()
             if flight.error is not None:
@@ -145,8 +154,18 @@ class SingleFlight:
             with self._lock:
                 del self._flights[key]
                 self.landed += 1
+                # Final: a caller joins only while the flight is registered.
+                if flight.error is None:
+                    self.shared += flight.waiters
+                else:
+                    self.failed += flight.waiters
             flight.done.set()
         return cast(_T, flight.result)
+
+    def note_computed(self) -> None:
+        """Count a call that made its result (rather than finding it made)."""
+        with self._lock:
+            self.computed += 1
 
 
 class Flag:

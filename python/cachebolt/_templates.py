@@ -10,7 +10,7 @@ import string
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._validate import check_key
+from ._validate import key_arg
 
 __all__ = ["KeyTemplate", "escape_key_part"]
 
@@ -49,7 +49,7 @@ class KeyTemplate:
     __slots__ = ("_parts", "names", "text")
 
     def __init__(self, text: str, what: str) -> None:
-        check_key(text, what)
+        key_arg(text, what)
         try:
             parsed = list(_formatter.parse(text))
         except ValueError as exc:

@@ -1,147 +1,242 @@
-"""Argument checks shared by both services and every backend.
+"""Argument checks: one function per kind of argument, each returning the value as it is used.
 
-Each check raises `TypeError` for a wrong type and `ValueError` for a wrong value, before anything
-is changed. The sync service's hot path leaves key and TTL checks to the Rust store, which raises
-the same types; these helpers serve every other path and the Redis backend.
+A function named as one of rust/src/bindings/args.rs raises what that one raises for the same
+value, type and message (docs/ARCHITECTURE.md, "Arguments and backends", says who calls which).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from ._codec import check_finite
 from ._constants import RATE_LIMIT_ALGORITHMS
 
 __all__ = [
+    "GCRA_MAX_SPAN",
     "MAX_KEY_BYTES",
+    "MAX_PATTERN_LENGTH",
     "MAX_TTL_MS",
-    "bool_error",
-    "check_algorithm",
-    "check_choice",
-    "check_cost",
+    "algorithm_arg",
+    "callable_arg",
     "check_gcra_span",
-    "check_key",
-    "check_limit",
-    "check_members",
-    "check_optional_ttl",
-    "check_scan_count",
-    "check_scan_cursor",
-    "check_ttl",
-    "check_ttl_ms",
-    "check_wait_seconds",
+    "choice_arg",
     "count_arg",
-    "hash_value_text",
-    "int64_arg",
+    "cursor_arg",
+    "hash_value_arg",
+    "int_arg",
+    "key_arg",
     "ms_arg",
+    "optional_seconds_arg",
+    "pattern_arg",
+    "positive_arg",
+    "rate_limit_args",
     "rate_limit_many_args",
-    "seconds_to_ms",
+    "scan_count_arg",
+    "seconds_arg",
     "store_key",
     "str_arg",
     "str_args",
+    "wait_seconds_arg",
 ]
 
+#: Largest TTL the store accepts, in ms (rust/src/store/validate.rs MAX_TTL_MS).
+MAX_TTL_MS: Final = 1 << 47
+#: Longest key, in UTF-8 bytes (entry.rs MAX_KEY_LEN minus room for "ratelimit:").
+MAX_KEY_BYTES: Final = (1 << 15) - 1 - 16
+#: Longest glob pattern (characters): the cost of matching each key grows with it.
+MAX_PATTERN_LENGTH: Final = 512
+#: Largest `limit * window_ms` of `gcra` (gcra.rs MAX_SPAN): the script's doubles are exact below.
+GCRA_MAX_SPAN: Final = (1 << 53) - 1
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_MAX_CURSOR = (1 << 64) - 1
+_MAX_SCAN_COUNT = 1 << 32
 
-def bool_error(name: str) -> TypeError:
-    """The error for a bool passed where a number is expected (`True` is not a TTL of 1)."""
-    return TypeError(f"{name} must be a number of seconds or milliseconds, not a bool")
+
+def _type_error(value: object, name: str, expected: str) -> TypeError:
+    return TypeError(f"{name} must be {expected}, not {type(value).__name__}")
 
 
-def check_key(key: object, name: str = "key") -> None:
-    """A key (or channel, field, lock name) is a non-empty `str`."""
-    if not isinstance(key, str):
-        raise TypeError(f"{name} must be a str, not {type(key).__name__}")
+def str_arg(value: object, name: str) -> str:
+    """A `str` argument (a member, field, token or value)."""
+    if not isinstance(value, str):
+        raise _type_error(value, name, "a str")
+    return value
+
+
+def key_arg(key: object, name: str = "key") -> str:
+    """A key (or lock name, channel, key template): a non-empty `str` of at most
+    `MAX_KEY_BYTES` UTF-8 bytes."""
+    key = str_arg(key, name)
     if not key:
         raise ValueError(f"{name} must be a non-empty str")
+    # A code point is at most 4 UTF-8 bytes: only long keys need encoding to be measured.
+    if len(key) > MAX_KEY_BYTES // 4:
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > MAX_KEY_BYTES:
+            raise ValueError(f"{name} is too long: {size} bytes, at most {MAX_KEY_BYTES} allowed")
+    return key
 
 
-def check_ttl(ttl: object, name: str = "ttl") -> None:
-    """A required expiry in seconds: a finite `int | float` > 0 (not a bool)."""
-    if isinstance(ttl, bool):
-        raise bool_error(name)
-    if not isinstance(ttl, (int, float)):
-        raise TypeError(f"{name} must be int | float seconds, not {type(ttl).__name__}")
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {ttl!r}")
+#: The Redis backend's name for `key_arg`.
+store_key = key_arg
 
 
-def check_optional_ttl(ttl: object, name: str = "ttl") -> None:
-    """Like `check_ttl`, with `None` meaning no expiry."""
-    if ttl is not None:
-        check_ttl(ttl, name)
+def str_args(values: Sequence[object], what: str, command: str) -> Sequence[str]:
+    """The `*args` of `sadd` / `srem` / `hdel`: at least one (none is a TypeError, as Python's
+    for a missing argument), each a `str`."""
+    if not values:
+        raise TypeError(f"{command} needs at least one {what}")
+    for value in values:
+        str_arg(value, what)
+    return values  # type: ignore[return-value]  # each element checked above
 
 
-def check_ttl_ms(ttl_ms: object, name: str = "ttl_ms") -> None:
-    """A lock TTL: an `int` number of milliseconds in 1..MAX_TTL_MS (as `positive_ms` in
-    rust/src/store/validate.rs, with the same messages)."""
-    ms = int64_arg(ttl_ms, name)
+def int_arg(value: object, name: str) -> int:
+    """An `int` (not a bool) in the signed 64-bit range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(value, name, "an int")
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise ValueError(f"{name} is out of the 64-bit range, got {value}")
+    return value
+
+
+def count_arg(value: object, name: str) -> int:
+    """An `int` >= 0 (a cost)."""
+    number = int_arg(value, name)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0, got {number}")
+    return number
+
+
+def positive_arg(value: object, name: str) -> int:
+    """An `int` >= 1 (a limit)."""
+    number = int_arg(value, name)
+    if number < 1:
+        raise ValueError(f"{name} must be >= 1, got {number}")
+    return number
+
+
+def seconds_arg(value: object, name: str) -> int:
+    """A duration in seconds (`int | float`, not a bool), finite and > 0, as ms rounded up
+    (at least 1, at most `MAX_TTL_MS`)."""
+    if isinstance(value, float):
+        seconds = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # as the store: the largest float of its sign
+            seconds = sys.float_info.max if value > 0 else -sys.float_info.max
+    else:
+        raise _type_error(value, name, "an int or a float")
+    if not (math.isfinite(seconds) and seconds > 0.0):
+        raise ValueError(f"{name} must be a positive finite number of seconds, got {value}")
+    ms = seconds * 1000.0
+    if ms > MAX_TTL_MS:
+        raise ValueError(f"{name} is too large: {value} seconds")
+    return max(math.ceil(ms), 1)
+
+
+def optional_seconds_arg(value: object, name: str) -> int | None:
+    """`seconds_arg`, with None (no expiry) passed through."""
+    return None if value is None else seconds_arg(value, name)
+
+
+def ms_arg(value: object, name: str = "ttl_ms") -> int:
+    """A lock TTL: an `int` number of milliseconds in 1..MAX_TTL_MS."""
+    ms = int_arg(value, name)
     if ms <= 0 or ms > MAX_TTL_MS:
         raise ValueError(f"{name} must be a positive number of milliseconds, got {ms}")
+    return ms
 
 
-def check_limit(limit: object) -> None:
-    """A rate limit: an `int` >= 1."""
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
-
-
-def check_cost(cost: object) -> None:
-    """A rate-limit cost: an `int` >= 0 (0 peeks without recording)."""
-    if isinstance(cost, bool) or not isinstance(cost, int):
-        raise TypeError(f"cost must be an int, not {type(cost).__name__}")
-    if cost < 0:
-        raise ValueError(f"cost must be >= 0, got {cost}")
-
-
-def check_algorithm(algorithm: object) -> None:
-    """One of the rate-limit algorithms the backends implement."""
-    if algorithm not in RATE_LIMIT_ALGORITHMS:
-        known = ", ".join(sorted(RATE_LIMIT_ALGORITHMS))
-        raise ValueError(f"unknown rate-limit algorithm {algorithm!r}; expected one of {known}")
-
-
-# Largest limit * window_ms of `gcra` (rust/src/store/rate_limit/gcra.rs MAX_SPAN): the Redis
-# script's doubles are exact below 2^53.
-GCRA_MAX_SPAN = (1 << 53) - 1
+def algorithm_arg(value: object) -> str:
+    """One of the rate-limit algorithms, by name."""
+    name = str_arg(value, "algorithm")
+    if name not in RATE_LIMIT_ALGORITHMS:
+        raise ValueError(
+            f"unknown rate limit algorithm '{name}'; "
+            f"expected one of: {', '.join(RATE_LIMIT_ALGORITHMS)}"
+        )
+    return name
 
 
 def check_gcra_span(limit: int, window_ms: int) -> None:
-    """`gcra` needs `limit * window_ms < 2**53` (ValueError, as the store says)."""
+    """`gcra` needs `limit * window_ms` <= `GCRA_MAX_SPAN`."""
     if limit * window_ms > GCRA_MAX_SPAN:
         raise ValueError(
             f"gcra needs limit * window_ms < 2**53, got limit={limit} and window_ms={window_ms}"
         )
 
 
-def check_members(members: Iterable[object], name: str = "member") -> None:
-    """Set members and hash fields: at least one, each a `str`."""
-    count = 0
-    for member in members:
-        count += 1
-        if not isinstance(member, str):
-            raise TypeError(f"{name}s must be str, got {type(member).__name__}: {member!r}")
-    if count == 0:
-        raise TypeError(f"at least one {name} is required")
+def rate_limit_args(
+    key: object, limit: object, window: object, cost: object, algorithm: object
+) -> tuple[str, int, int, int, str]:
+    """The arguments of one rate-limit hit.
+
+    Returns:
+        (key, limit, window in ms, cost, algorithm).
+    """
+    checked = (
+        key_arg(key),
+        positive_arg(limit, "limit"),
+        seconds_arg(window, "window_seconds"),
+        count_arg(cost, "cost"),
+        algorithm_arg(algorithm),
+    )
+    if checked[4] == "gcra":
+        check_gcra_span(checked[1], checked[2])
+    return checked
 
 
-def check_wait_seconds(wait_seconds: object) -> float:
-    """A lock wait: a finite number of seconds >= 0; returned as a float."""
-    if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, (int, float)):
-        raise TypeError(f"wait_seconds must be int | float, not {type(wait_seconds).__name__}")
-    if not math.isfinite(wait_seconds) or wait_seconds < 0:
-        raise ValueError(f"wait_seconds must be a finite number >= 0, got {wait_seconds!r}")
-    return float(wait_seconds)
+def rate_limit_many_args(
+    keys: object, limits: object, windows: object, cost: object, algorithm: object
+) -> tuple[list[str], list[int], list[int], int]:
+    """The arguments of `rate_limit_many`, in the store's order of checks.
+
+    Returns:
+        (keys, limits, windows in ms, cost).
+
+    Raises:
+        TypeError: `keys`/`limits`/`windows` not a list or tuple, or an element of a wrong type.
+        ValueError: no key, lengths that differ, a key given twice, a limit < 1, a bad window
+            or cost, an unknown algorithm, or for "gcra" a `limit * window_ms` of 2**53 or more.
+    """
+    for value, name in ((keys, "keys"), (limits, "limits"), (windows, "windows")):
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(value, name, "a list")
+    assert isinstance(keys, (list, tuple))
+    assert isinstance(limits, (list, tuple))
+    assert isinstance(windows, (list, tuple))
+    if len(limits) != len(keys) or len(windows) != len(keys):
+        raise ValueError(
+            "keys, limits and windows must have the same length, "
+            f"got {len(keys)}, {len(limits)} and {len(windows)}"
+        )
+    checked_keys, checked_limits, windows_ms = [], [], []
+    for key, limit, window in zip(keys, limits, windows, strict=True):
+        checked_keys.append(key_arg(key))
+        checked_limits.append(positive_arg(limit, "limit"))
+        windows_ms.append(seconds_arg(window, "window_seconds"))
+    checked_cost = count_arg(cost, "cost")
+    algorithm_arg(algorithm)
+    if not checked_keys:
+        raise ValueError("rate_limit_many needs at least one key")
+    if len(set(checked_keys)) != len(checked_keys):
+        twice = next(key for key in checked_keys if checked_keys.count(key) > 1)
+        raise ValueError(f'rate_limit_many keys must be distinct, "{twice}" is given twice')
+    if algorithm == "gcra":
+        for limit, window_ms in zip(checked_limits, windows_ms, strict=True):
+            check_gcra_span(limit, window_ms)
+    return checked_keys, checked_limits, windows_ms, checked_cost
 
 
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    """A per-call option (`fallback=`, `on_lost=`): one of `choices`."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+# --- arguments no backend sees -------------------------------------------------------------------
 
 
-def hash_value_text(key: str, value: object) -> str:
+def hash_value_arg(key: str, value: object) -> str:
     """A hash field value as stored: `str` as is, `int`/`float` as `str(value)` (like redis-py).
 
     Raises:
@@ -151,152 +246,60 @@ def hash_value_text(key: str, value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"hash values must be str | int | float, not {type(value).__name__}")
+        raise _type_error(value, "value", "a str, an int or a float")
     check_finite(key, value, "hash value for key")
     return str(value)
 
 
-# --- the Rust store's conversions, for the Redis backend (same errors, same rounding) ---------
-
-# Largest TTL the store accepts, in ms (rust/src/store/validate.rs MAX_TTL_MS).
-MAX_TTL_MS = 1 << 47
-# Longest key the store accepts, in UTF-8 bytes (entry.rs MAX_KEY_LEN minus room for "lock:").
-MAX_KEY_BYTES = (1 << 15) - 1 - 16
-_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def store_key(key: object) -> str:
-    """A key as the store checks it: `str` (TypeError), non-empty and not too long (ValueError)."""
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("key must be a non-empty str")
-    # A code point is at most 4 UTF-8 bytes: only long keys need encoding to be measured.
-    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+def pattern_arg(pattern: object) -> str:
+    """A glob of `del_pattern` / `scan`: a non-empty `str` of at most `MAX_PATTERN_LENGTH`
+    characters (matching each key costs time in proportion to the pattern)."""
+    pattern = str_arg(pattern, "pattern")
+    if not pattern:
+        raise ValueError("pattern must be a non-empty str")
+    if len(pattern) > MAX_PATTERN_LENGTH:
         raise ValueError(
-            f"key is too long: {len(key.encode('utf-8', 'surrogatepass'))} bytes, "
-            f"at most {MAX_KEY_BYTES} allowed"
+            f"pattern is too long: {len(pattern)} characters, at most {MAX_PATTERN_LENGTH} allowed"
         )
-    return key
+    return pattern
 
 
-def seconds_to_ms(seconds: object, name: str = "ttl") -> int:
-    """Seconds (`int | float`, not bool) -> ms rounded up to >= 1, as the store converts them."""
-    if isinstance(seconds, bool):
-        raise TypeError(f"{name} must be a number, not bool")
-    if not isinstance(seconds, (int, float)):
-        raise TypeError(f"{name} must be int | float seconds, not {type(seconds).__name__}")
-    value = float(seconds)
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{name} must be a positive finite number of seconds, got {seconds}")
-    ms = math.ceil(value * 1000.0)
-    if ms > MAX_TTL_MS:
-        raise ValueError(f"{name} is too large: {seconds} seconds")
-    return max(ms, 1)
-
-
-def int64_arg(value: object, name: str) -> int:
-    """An `int` (not bool) in the signed 64-bit range (out of range: ValueError)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, not bool")
-    if not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not _I64_MIN <= value <= _I64_MAX:
-        raise ValueError(f"{name} is out of the 64-bit range, got {value}")
-    return int(value)
-
-
-def count_arg(value: object, name: str) -> int:
-    """A non-negative 64-bit `int` (not bool)."""
-    value = int64_arg(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def ms_arg(value: object, name: str = "ttl_ms") -> int:
-    """A lock TTL: an `int` number of milliseconds in 1..2^47."""
-    value = int64_arg(value, name)
-    if value <= 0 or value > MAX_TTL_MS:
-        raise ValueError(f"{name} must be a positive number of milliseconds, got {value}")
-    return value
-
-
-def str_args(values: tuple[object, ...], what: str, command: str) -> None:
-    """Set members / hash fields: at least one (ValueError, as the store), each a `str`."""
-    if not values:
-        raise ValueError(f"{command} needs at least one {what}")
-    for value in values:
-        if not isinstance(value, str):
-            raise TypeError(f"{what}s must be str, not {type(value).__name__}")
-
-
-def str_arg(value: object, name: str) -> None:
-    """A `str` argument (member, field, token, pattern)."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-
-
-# A SCAN cursor fits in 64 bits (the store's, and Redis's).
-_MAX_CURSOR = 2**64 - 1
-
-
-def check_scan_cursor(cursor: object) -> None:
-    """A SCAN cursor: an `int` (not bool) in 0..2^64-1."""
+def cursor_arg(cursor: object) -> int:
+    """A SCAN cursor: an `int` (not a bool) in 0..2^64-1."""
     if isinstance(cursor, bool) or not isinstance(cursor, int):
-        raise TypeError(f"cursor must be an int, not {type(cursor).__name__}")
+        raise _type_error(cursor, "cursor", "an int")
     if not 0 <= cursor <= _MAX_CURSOR:
         raise ValueError(f"cursor must be in 0..2^64-1, got {cursor}")
+    return cursor
 
 
-def check_scan_count(count: object) -> None:
-    """A SCAN count hint: an `int` (not bool), >= 1 and at most 2^32."""
+def scan_count_arg(count: object) -> int:
+    """A SCAN count hint: an `int` (not a bool) in 1..2^32."""
     if isinstance(count, bool) or not isinstance(count, int):
-        raise TypeError(f"count must be an int, not {type(count).__name__}")
-    if not 1 <= count <= 2**32:
+        raise _type_error(count, "count", "an int")
+    if not 1 <= count <= _MAX_SCAN_COUNT:
         raise ValueError(f"count must be in 1..2^32, got {count}")
+    return count
 
 
-def rate_limit_many_args(
-    keys: object, limits: object, windows: object, cost: object, algorithm: object
-) -> tuple[list[str], list[int], list[int], int]:
-    """The arguments of `rate_limit_many`, checked as the Rust store checks them.
+def wait_seconds_arg(wait_seconds: object) -> float:
+    """A lock wait: a finite number of seconds >= 0."""
+    if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, (int, float)):
+        raise _type_error(wait_seconds, "wait_seconds", "an int or a float")
+    if not math.isfinite(wait_seconds) or wait_seconds < 0:
+        raise ValueError(f"wait_seconds must be a finite number >= 0, got {wait_seconds!r}")
+    return float(wait_seconds)
 
-    Returns:
-        (keys, limits, windows in ms, cost).
 
-    Raises:
-        TypeError: `keys`/`limits`/`windows` not a list or tuple, or an element of a wrong type.
-        ValueError: no key, lengths that differ, a key given twice, a limit < 1, a bad window
-            or cost, or an algorithm other than "sliding_log".
-    """
-    for value, name in ((keys, "keys"), (limits, "limits"), (windows, "windows")):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{name} must be a list, not {type(value).__name__}")
-    assert isinstance(keys, (list, tuple))
-    assert isinstance(limits, (list, tuple))
-    assert isinstance(windows, (list, tuple))
-    if len(limits) != len(keys) or len(windows) != len(keys):
-        raise ValueError(
-            "keys, limits and windows must have the same length, "
-            f"got {len(keys)}, {len(limits)} and {len(windows)}"
-        )
-    checked_keys = [store_key(key) for key in keys]
-    checked_limits = [count_arg(limit, "limit") for limit in limits]
-    if 0 in checked_limits:
-        raise ValueError("limit must be >= 1, got 0")
-    windows_ms = [seconds_to_ms(window, "window") for window in windows]
-    checked_cost = count_arg(cost, "cost")
-    if not isinstance(algorithm, str):
-        raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
-    check_algorithm(algorithm)
-    if algorithm != "sliding_log":
-        raise ValueError(
-            f"rate_limit_many supports algorithm 'sliding_log' only, got \"{algorithm}\""
-        )
-    if not checked_keys:
-        raise ValueError("rate_limit_many needs at least one key")
-    if len(set(checked_keys)) != len(checked_keys):
-        twice = next(key for key in checked_keys if checked_keys.count(key) > 1)
-        raise ValueError(f'rate_limit_many keys must be distinct, "{twice}" is given twice')
-    return checked_keys, checked_limits, windows_ms, checked_cost
+def choice_arg(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """A per-call option (`fallback=`, `on_lost=`): one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def callable_arg(value: object, name: str) -> Callable[..., Any]:
+    """A function argument (`fn`, `callback`)."""
+    if not callable(value):
+        raise _type_error(value, name, "callable")
+    return value

@@ -28,14 +28,14 @@ from ._redact import get_logger
 from ._synchronization import Backoff, next_lock_wait
 from ._templates import KeyTemplate
 from ._validate import (
-    check_algorithm,
-    check_choice,
-    check_cost,
-    check_limit,
-    check_optional_ttl,
-    check_ttl,
-    check_ttl_ms,
-    check_wait_seconds,
+    algorithm_arg,
+    choice_arg,
+    count_arg,
+    ms_arg,
+    optional_seconds_arg,
+    positive_arg,
+    seconds_arg,
+    wait_seconds_arg,
 )
 from .exceptions import BackendUnavailable, RateLimitExceeded, SerializationError
 
@@ -53,10 +53,6 @@ Decorator = Callable[[Callable[_P, _R]], Callable[_P, _R]]
 _logger = get_logger()
 _MISSING: Any = object()
 _dumps = first_use(globals(), "_dumps", "dumps")
-
-
-def _is_async_service(service: AnyService) -> bool:
-    return inspect.iscoroutinefunction(service.get)
 
 
 def _qualified_name(fn: Callable[..., Any]) -> str:
@@ -116,12 +112,143 @@ class _DerivedKey:
         return f"{self._prefix}:{self._sha256(data).hexdigest()[:32]}"
 
 
-def _refuse_sync(service: AnyService, fn: Callable[..., Any], decorator: str) -> None:
-    if _is_async_service(service) and not inspect.iscoroutinefunction(fn):
-        raise TypeError(
-            f"AsyncCacheService.{decorator} needs an async def function, and "
-            f"{_qualified_name(fn)} is a plain function; decorate it with a CacheService instead"
-        )
+KeyOf = Callable[[tuple[Any, ...], dict[str, Any]], str]
+# run(service, key, fn, args, kwargs): a decorator's work around the call fn(*args, **kwargs).
+Run = Callable[[Any, str, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _decorator(
+    service: AnyService,
+    name: str,
+    key_of: Callable[[Callable[..., Any]], KeyOf],
+    run: Run,
+    arun: Run,
+) -> Decorator[..., Any]:
+    """A decorator whose wrapper the decorated function's flavour picks, when decorating.
+
+    This is the one place that tells the flavours apart: a plain function gets `_plain_wrapper`
+    over `run` (refused by the asyncio service, whose calls must be awaited), an `async def`
+    function `_coroutine_wrapper` over `arun`, which awaits the asyncio service, or the blocking
+    one through `_BlockingAsAsync`.
+
+    Args:
+        service: the decorator's service.
+        name: the decorator's name, for the refusal's message.
+        key_of: makes the key function of a decorated function (its template checked now).
+        run: `run(service, key, fn, args, kwargs)` does the decorator's work around the call.
+        arun: the same, a coroutine function.
+
+    Raises:
+        TypeError: (when decorating) a plain function for the asyncio service.
+    """
+    is_async_service = inspect.iscoroutinefunction(service.get)
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        coroutine = inspect.iscoroutinefunction(fn)
+        if is_async_service and not coroutine:
+            raise TypeError(
+                f"AsyncCacheService.{name} needs an async def function, and "
+                f"{_qualified_name(fn)} is a plain function; decorate it with a CacheService "
+                "instead"
+            )
+        key = key_of(fn)
+        if not coroutine:
+            return _plain_wrapper(fn, key, run, service)
+        awaited = service if is_async_service else _BlockingAsAsync(cast("CacheService", service))
+        return _coroutine_wrapper(fn, key, arun, awaited)
+
+    return decorate
+
+
+def _plain_wrapper(
+    fn: Callable[..., Any], key: KeyOf, run: Run, service: Any
+) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return run(service, key(args, kwargs), fn, args, kwargs)
+
+    return functools.wraps(fn)(wrapper)
+
+
+def _coroutine_wrapper(
+    fn: Callable[..., Any], key: KeyOf, arun: Run, service: Any
+) -> Callable[..., Any]:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return await arun(service, key(args, kwargs), fn, args, kwargs)
+
+    return functools.wraps(fn)(wrapper)
+
+
+class _BlockingAsAsync:
+    """The blocking service's calls of the decorators, awaitable, for an `async def` function.
+
+    Its calls block the event loop as the blocking service does, except the wait for a held
+    lock, which sleeps on the loop. `get_or_set` shares no awaited computation between tasks:
+    each concurrent miss computes, and the last store wins.
+    """
+
+    __slots__ = ("_service",)
+
+    def __init__(self, service: CacheService) -> None:
+        self._service = service
+
+    async def get_or_set(self, key: str, ttl: float | None, call: Callable[[], Any]) -> Any:
+        """`get_or_set` with `call()` awaited."""
+        value = self._service.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        value = await call()
+        self._service.set(key, value, ttl)
+        return round_trip(key, value)
+
+    async def hit_rate_limit(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        """`hit_rate_limit`."""
+        return self._service.hit_rate_limit(key, *args, **kwargs)
+
+    def lock(
+        self, name: str, ttl_ms: int, *, wait_seconds: float, fallback: str | None, on_lost: str
+    ) -> _PolledLock:
+        """`lock()` with its waits on the event loop (`asyncio.sleep`)."""
+        return _PolledLock(self._service, name, ttl_ms, wait_seconds, fallback, on_lost)
+
+
+class _PolledLock:
+    """The blocking service's `lock()` as an async context manager that waits on the loop."""
+
+    __slots__ = ("_fallback", "_name", "_on_lost", "_service", "_token", "_ttl_ms", "_wait")
+
+    def __init__(
+        self,
+        service: CacheService,
+        name: str,
+        ttl_ms: int,
+        wait: float,
+        fallback: str | None,
+        on_lost: str,
+    ) -> None:
+        self._service, self._name, self._ttl_ms = service, name, ttl_ms
+        self._wait, self._fallback, self._on_lost = wait, fallback, on_lost
+
+    async def __aenter__(self) -> str:
+        """Take the lock as `lock()` does (`_acquire_waiting`), sleeping on the event loop."""
+        # Imported here, where an event loop runs: a blocking-only program never loads asyncio.
+        import asyncio
+
+        backoff = Backoff(self._wait)
+        while True:
+            refused: BackendUnavailable | None = None
+            try:
+                taken = self._service._take_lock(self._name, self._ttl_ms, self._fallback, False)
+            except BackendUnavailable as exc:
+                taken, refused = None, exc
+            if taken is not None:
+                self._token: str = taken.token
+                return self._token
+            await asyncio.sleep(next_lock_wait(backoff, self._name, self._wait, refused))
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # The body's own error goes on; a lost lock is then only reported beside it.
+        on_lost = self._on_lost if exc_type is None else ON_LOST_WARN
+        self._service._release_held(self._name, self._ttl_ms, self._token, on_lost)
 
 
 def cached(
@@ -141,41 +268,15 @@ def cached(
     Raises:
         ValueError: the template names an unknown argument, or `ttl` is invalid.
     """
-    check_optional_ttl(ttl)
+    optional_seconds_arg(ttl, "ttl")
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _refuse_sync(service, fn, "cached")
-        keys = _DerivedKey(fn) if key is None else _KeyTemplate(fn, key, "key template")
-        if _is_async_service(service):
-            aservice = cast("AsyncCacheService", service)
+    def key_of(fn: Callable[..., Any]) -> KeyOf:
+        return (_DerivedKey(fn) if key is None else _KeyTemplate(fn, key, "key template")).format
 
-            async def async_cached(*args: Any, **kwargs: Any) -> Any:
-                return await aservice.get_or_set(
-                    keys.format(args, kwargs), ttl, lambda: fn(*args, **kwargs)
-                )
+    def run(svc: Any, k: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        return svc.get_or_set(k, ttl, lambda: fn(*args, **kwargs))  # awaitable when async
 
-            return functools.wraps(fn)(async_cached)
-        sservice = cast("CacheService", service)
-        if inspect.iscoroutinefunction(fn):
-            # The blocking service cannot share an awaited computation between tasks; each
-            # concurrent miss computes, and the last store wins.
-            async def cached_coroutine(*args: Any, **kwargs: Any) -> Any:
-                cache_key = keys.format(args, kwargs)
-                value = sservice.get(cache_key, _MISSING)
-                if value is not _MISSING:
-                    return value
-                value = await fn(*args, **kwargs)
-                sservice.set(cache_key, value, ttl)
-                return round_trip(cache_key, value)
-
-            return functools.wraps(fn)(cached_coroutine)
-
-        def cached_call(*args: Any, **kwargs: Any) -> Any:
-            return sservice.get_or_set(keys.format(args, kwargs), ttl, lambda: fn(*args, **kwargs))
-
-        return functools.wraps(fn)(cached_call)
-
-    return decorate
+    return _decorator(service, "cached", key_of, run, run)
 
 
 def rate_limited(
@@ -205,59 +306,36 @@ def rate_limited(
         A decorator; the wrapped function raises `RateLimitExceeded` (with `.retry_after` and
         `.result`) when the limit denies the call, which then consumes nothing.
     """
-    check_limit(limit)
-    check_ttl(window_seconds, "window_seconds")
-    check_algorithm(algorithm)
-    check_cost(cost)
+    positive_arg(limit, "limit")
+    seconds_arg(window_seconds, "window_seconds")
+    algorithm_arg(algorithm)
+    count_arg(cost, "cost")
     if fallback is not None:
-        check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
+        choice_arg("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _refuse_sync(service, fn, "rate_limited")
-        template = _KeyTemplate(fn, key, "key template") if key is not None else None
+    def key_of(fn: Callable[..., Any]) -> KeyOf:
+        if key is not None:
+            return _KeyTemplate(fn, key, "key template").format
         fixed_key = _qualified_name(fn)
+        return lambda args, kwargs: fixed_key
 
-        def limit_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            return fixed_key if template is None else template.format(args, kwargs)
+    def run(svc: Any, k: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        result = svc.hit_rate_limit(
+            k, limit, window_seconds, cost=cost, algorithm=algorithm, fallback=fallback
+        )
+        if not result:
+            raise RateLimitExceeded(result, key=k)
+        return fn(*args, **kwargs)
 
-        if _is_async_service(service):
-            aservice = cast("AsyncCacheService", service)
+    async def arun(svc: Any, k: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        result = await svc.hit_rate_limit(
+            k, limit, window_seconds, cost=cost, algorithm=algorithm, fallback=fallback
+        )
+        if not result:
+            raise RateLimitExceeded(result, key=k)
+        return await fn(*args, **kwargs)
 
-            async def async_limited(*args: Any, **kwargs: Any) -> Any:
-                k = limit_key(args, kwargs)
-                result = await aservice.hit_rate_limit(
-                    k, limit, window_seconds, cost=cost, algorithm=algorithm, fallback=fallback
-                )
-                if not result:
-                    raise RateLimitExceeded(result, key=k)
-                return await fn(*args, **kwargs)
-
-            return functools.wraps(fn)(async_limited)
-        sservice = cast("CacheService", service)
-
-        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            k = limit_key(args, kwargs)
-            result = sservice.hit_rate_limit(
-                k, limit, window_seconds, cost=cost, algorithm=algorithm, fallback=fallback
-            )
-            if not result:
-                raise RateLimitExceeded(result, key=k)
-
-        if inspect.iscoroutinefunction(fn):
-
-            async def limited_coroutine(*args: Any, **kwargs: Any) -> Any:
-                check(args, kwargs)
-                return await fn(*args, **kwargs)
-
-            return functools.wraps(fn)(limited_coroutine)
-
-        def limited_call(*args: Any, **kwargs: Any) -> Any:
-            check(args, kwargs)
-            return fn(*args, **kwargs)
-
-        return functools.wraps(fn)(limited_call)
-
-    return decorate
+    return _decorator(service, "rate_limited", key_of, run, arun)
 
 
 def with_lock(
@@ -286,66 +364,24 @@ def with_lock(
         `BackendUnavailable` when it is refused under "fail_closed" while Redis is down, and
         `LockLost` as `on_lost` says.
     """
-    check_ttl_ms(ttl_ms)
-    wait = check_wait_seconds(wait_seconds)
+    ms_arg(ttl_ms)
+    wait = wait_seconds_arg(wait_seconds)
     if fallback is not None:
-        check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
-    check_choice("on_lost", on_lost, ON_LOST_POLICIES)
+        choice_arg("fallback", fallback, LOCK_FALLBACK_POLICIES)
+    choice_arg("on_lost", on_lost, ON_LOST_POLICIES)
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _refuse_sync(service, fn, "with_lock")
-        names = _KeyTemplate(fn, name_template, "lock name template")
-        if _is_async_service(service):
-            aservice = cast("AsyncCacheService", service)
+    def key_of(fn: Callable[..., Any]) -> KeyOf:
+        return _KeyTemplate(fn, name_template, "lock name template").format
 
-            async def async_locked(*args: Any, **kwargs: Any) -> Any:
-                name = names.format(args, kwargs)
-                async with aservice.lock(
-                    name, ttl_ms, wait_seconds=wait, fallback=fallback, on_lost=on_lost
-                ):
-                    return await fn(*args, **kwargs)
+    def lock(svc: Any, name: str) -> Any:
+        return svc.lock(name, ttl_ms, wait_seconds=wait, fallback=fallback, on_lost=on_lost)
 
-            return functools.wraps(fn)(async_locked)
-        sservice = cast("CacheService", service)
-        if inspect.iscoroutinefunction(fn):
-            # Wait with asyncio.sleep, not inside the blocking lock(), to keep the loop running.
-            async def locked_coroutine(*args: Any, **kwargs: Any) -> Any:
-                name = names.format(args, kwargs)
-                token = await _acquire_polling(sservice, name, ttl_ms, wait, fallback)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException:
-                    sservice._release_held(name, ttl_ms, token, ON_LOST_WARN)
-                    raise
-                sservice._release_held(name, ttl_ms, token, on_lost)
-                return result
+    def run(svc: Any, name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        with lock(svc, name):
+            return fn(*args, **kwargs)
 
-            return functools.wraps(fn)(locked_coroutine)
+    async def arun(svc: Any, name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        async with lock(svc, name):
+            return await fn(*args, **kwargs)
 
-        def locked_call(*args: Any, **kwargs: Any) -> Any:
-            name = names.format(args, kwargs)
-            with sservice.lock(name, ttl_ms, wait_seconds=wait, fallback=fallback, on_lost=on_lost):
-                return fn(*args, **kwargs)
-
-        return functools.wraps(fn)(locked_call)
-
-    return decorate
-
-
-async def _acquire_polling(
-    service: CacheService, name: str, ttl_ms: int, wait: float, fallback: str | None
-) -> str:
-    """`lock()`'s acquisition (`_acquire_waiting`) with the waits on the event loop."""
-    # Imported here, where an event loop runs, so that a blocking-only program never loads asyncio.
-    import asyncio
-
-    backoff = Backoff(wait)
-    while True:
-        refused: BackendUnavailable | None = None
-        try:
-            taken = service._take_lock(name, ttl_ms, fallback, False)
-        except BackendUnavailable as exc:
-            taken, refused = None, exc
-        if taken is not None:
-            return taken.token
-        await asyncio.sleep(next_lock_wait(backoff, name, wait, refused))
+    return _decorator(service, "with_lock", key_of, run, arun)

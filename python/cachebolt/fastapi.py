@@ -27,7 +27,7 @@ import inspect
 import ipaddress
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from functools import partial
 from typing import Any, TypeAlias, TypeVar
 
@@ -37,6 +37,7 @@ try:
     from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
     from fastapi.dependencies.utils import request_params_to_args
     from fastapi.exceptions import RequestValidationError
+    from starlette.routing import Host, Mount
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError("cachebolt.fastapi needs FastAPI: pip install 'cachebolt[fastapi]'") from exc
 
@@ -55,18 +56,25 @@ from ._results import RateLimitResult
 from ._sync.service import CacheService
 from ._templates import KeyTemplate, escape_key_part
 from ._validate import (
-    check_algorithm,
-    check_choice,
-    check_cost,
-    check_key,
-    check_limit,
-    check_ttl,
-    check_ttl_ms,
+    algorithm_arg,
+    choice_arg,
+    count_arg,
+    key_arg,
+    ms_arg,
+    positive_arg,
+    seconds_arg,
 )
 from .exceptions import BackendUnavailable, CapacityError
 from .patterns import MAX_PATTERN_LENGTH, MAX_SCAN_COUNT
 
-__all__ = ["STATE_ATTRIBUTE", "RateLimit", "WithLock", "admin_router", "client_address"]
+__all__ = [
+    "STATE_ATTRIBUTE",
+    "RateLimit",
+    "WithLock",
+    "admin_router",
+    "check_key_templates",
+    "client_address",
+]
 
 AnyService: TypeAlias = CacheService | AsyncCacheService
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -269,14 +277,23 @@ class _Template:
                 dependants.extend(dependant.dependencies)
         return {name: declared.get(name) for name in self._template.names}
 
+    def check(self, path_params: Collection[str], path: str) -> None:
+        """Raise ValueError when the template names a parameter that `path_params` lacks.
+
+        Args:
+            path_params: the names of the route's path parameters.
+            path: the route's path, for the message.
+        """
+        for name in self._template.names:
+            if name not in path_params:
+                raise ValueError(
+                    f"key template {self._template.text!r} names {{{name}}}, which is not a "
+                    f"path parameter of {path}"
+                )
+
     def format(self, request: Request) -> str:
         raw = request.path_params
-        missing = [name for name in self._template.names if name not in raw]
-        if missing:
-            raise RuntimeError(
-                f"key template {self._template.text!r} names {missing[0]!r}, which is not a "
-                f"path parameter of {_route_path(request)}"
-            )
+        self.check(raw, _route_path(request))
         route = request.scope.get("route")
         values: dict[str, Any] = {}
         for name, field in self._fields(route).items():
@@ -301,6 +318,49 @@ def _route_path(request: Request) -> str:
     path = getattr(route, "path", None)
     # The template, never the URL: /orders/1 and /orders/2 must share one counter.
     return path if isinstance(path, str) else "*"
+
+
+def check_key_templates(app: Any) -> None:
+    """Check the `key=` template of every `RateLimit` and `WithLock` on `app`'s routes.
+
+    Call it once the app is built, e.g. first thing in its lifespan: a template naming a
+    parameter that its route's path lacks then stops the start-up, where otherwise every
+    request of that route fails (500). A route's path is final only once every router is
+    included (an `include_router` or `Mount` prefix may supply the parameter), and FastAPI calls
+    no dependency when it builds a route, so the check cannot run earlier by itself.
+
+    Args:
+        app: the FastAPI application (or a router); mounted apps and routers are checked too.
+
+    Raises:
+        ValueError: naming the template, the missing parameter and the route's path.
+    """
+    for route, path_params, path in _dependant_routes(getattr(app, "routes", ()), set(), ""):
+        dependants = [route.dependant]
+        for dependant in dependants:
+            if isinstance(dependant.call, (RateLimit, WithLock)) and dependant.call._key:
+                dependant.call._key.check(path_params, path)
+            dependants.extend(dependant.dependencies)
+
+
+def _dependant_routes(
+    routes: Iterable[Any], outer: set[str], prefix: str
+) -> Iterator[tuple[Any, set[str], str]]:
+    """(route, names of its path parameters, its full path) of every route with dependencies,
+    through mounts, hosts and included routers."""
+    for route in routes:
+        own = set(getattr(route, "param_convertors", ()))
+        if getattr(route, "dependant", None) is not None:
+            yield route, outer | own, prefix + route.path
+        elif isinstance(route, Mount):
+            # `{path}` is the mount's own remainder, never a path parameter of its routes.
+            yield from _dependant_routes(route.routes, outer | own - {"path"}, prefix + route.path)
+        elif isinstance(route, Host):
+            yield from _dependant_routes(route.routes, outer | own, prefix)
+        elif callable(contexts := getattr(route, "effective_route_contexts", None)):
+            # Recent FastAPI keeps an included router as one route whose routes, with the
+            # include's prefix and dependencies, it builds on demand (older ones copy them).
+            yield from _dependant_routes(contexts(), outer, prefix)
 
 
 # --- RateLimit ---------------------------------------------------------------------------------
@@ -375,14 +435,14 @@ class RateLimit:
         trusted_proxies: Iterable[str] = (),
         fallback: str | None = None,
     ) -> None:
-        check_limit(limit)
-        check_ttl(window_seconds, "window_seconds")
-        check_cost(cost)
-        check_algorithm(algorithm)
+        positive_arg(limit, "limit")
+        seconds_arg(window_seconds, "window_seconds")
+        count_arg(cost, "cost")
+        algorithm_arg(algorithm)
         if cost < 1 or cost > limit:
             raise ValueError(f"cost must be in 1..limit ({limit}), got {cost}")
         if fallback is not None:
-            check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
+            choice_arg("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
         if by is not None and not callable(by):
             raise TypeError(f"by must be callable, not {type(by).__name__}")
         _check_service(cache)
@@ -510,11 +570,11 @@ class WithLock:
         fallback: str | None = None,
         on_lost: str = ON_LOST_RAISE,
     ) -> None:
-        check_key(name, "name")
-        check_ttl_ms(ttl_ms)
+        key_arg(name, "name")
+        ms_arg(ttl_ms)
         if fallback is not None:
-            check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
-        check_choice("on_lost", on_lost, ON_LOST_POLICIES)
+            choice_arg("fallback", fallback, LOCK_FALLBACK_POLICIES)
+        choice_arg("on_lost", on_lost, ON_LOST_POLICIES)
         if by is not None and not callable(by):
             raise TypeError(f"by must be callable, not {type(by).__name__}")
         _check_service(cache)

@@ -24,6 +24,11 @@ __all__ = ["CacheCollector", "register_metrics"]
 _COUNTERS = (
     ("hits", "cachebolt_cache_hits", "Lookups that found a value."),
     ("misses", "cachebolt_cache_misses", "Lookups that found nothing."),
+    (
+        "coalesced",
+        "cachebolt_cache_coalesced",
+        "get_or_set misses that took another caller's computed value (counted as hits).",
+    ),
     ("lock_acquired", "cachebolt_lock_acquired", "Locks taken."),
     ("lock_contended", "cachebolt_lock_contended", "Lock attempts that found the lock held."),
     ("evictions", "cachebolt_evictions", "Keys evicted by the memory bound."),

@@ -11,32 +11,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._validate import check_key
+from ._validate import MAX_PATTERN_LENGTH, pattern_arg
 
 __all__ = ["MAX_PATTERN_LENGTH", "MAX_SCAN_COUNT", "check_pattern", "escape_pattern"]
 
-#: Longest pattern accepted (characters): the cost of matching each key grows with it.
-MAX_PATTERN_LENGTH: Final = 512
 #: Most keys one `scan` step examines (a larger `count` is clamped to it).
 MAX_SCAN_COUNT: Final = 1000
 
 _SPECIAL: Final = frozenset("*?[]\\")
 
-
-def check_pattern(pattern: object) -> None:
-    """A glob of `del_pattern` / `scan`: a non-empty `str` of at most 512 characters.
-
-    Raises:
-        TypeError: `pattern` is not a str.
-        ValueError: `pattern` is empty or longer than `MAX_PATTERN_LENGTH`.
-    """
-    check_key(pattern, "pattern")
-    assert isinstance(pattern, str)  # for mypy: check_key raised otherwise
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        raise ValueError(
-            f"pattern is too long: {len(pattern)} characters, at most {MAX_PATTERN_LENGTH} "
-            f"(matching each key costs time in proportion to the pattern)"
-        )
+#: Checks a glob of `del_pattern` / `scan` (see `cachebolt._validate.pattern_arg`).
+check_pattern = pattern_arg
 
 
 def escape_pattern(literal: str) -> str:

@@ -19,6 +19,10 @@ class AsyncBackend(Protocol):
         """The value of a string key, or None; counts a hit or a miss."""
         ...
 
+    async def lookup(self, key: str) -> bytes | None:
+        """`get`, counting a hit but not a miss: the caller counts what its miss becomes."""
+        ...
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a value; `ttl` in seconds, None for no expiry."""
         ...
@@ -114,8 +118,8 @@ class AsyncBackend(Protocol):
         key: str,
         limit: int,
         window: float,
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> tuple[bool, int, float, float]:
         """Record `cost` hits at `ratelimit:<key>` if they fit.
 
@@ -128,8 +132,8 @@ class AsyncBackend(Protocol):
         keys: list[str],
         limits: list[int],
         windows: list[float],
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every `ratelimit:<key>` if each fits its limit, else at none.
 

@@ -25,17 +25,7 @@ from .._constants import (
     RATE_LIMIT_FALLBACK_POLICIES,
 )
 from .._redact import get_logger
-from .._validate import (
-    check_algorithm,
-    check_cost,
-    check_gcra_span,
-    check_key,
-    check_limit,
-    check_ttl,
-    check_ttl_ms,
-    rate_limit_many_args,
-    seconds_to_ms,
-)
+from .._validate import key_arg, ms_arg, rate_limit_args, rate_limit_many_args, str_arg
 from ..exceptions import BackendUnavailable
 from .backend import AsyncBackend
 
@@ -347,6 +337,10 @@ class AsyncFallbackBackend:
         value: bytes | None = await self._route("get", key)
         return value
 
+    async def lookup(self, key: str) -> bytes | None:
+        value: bytes | None = await self._route("lookup", key)
+        return value
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self._route("set", key, value, ttl)
 
@@ -479,8 +473,9 @@ class AsyncFallbackBackend:
             BackendUnavailable: the policy is "fail_closed"; the message names the outage.
         """
         if (self._lock_fallback if policy is None else policy) == FALLBACK_FAIL_CLOSED:
-            check_key(key, "lock_key")
-            check_ttl_ms(ttl_ms)
+            # The arguments the memory store would have refused (`_validate` words them alike).
+            key_arg(key, "lock_key")
+            ms_arg(ttl_ms)
             self._count("fallback_calls", "lock_contended")
             raise BackendUnavailable(
                 f"lock {key!r} not taken (fallback='fail_closed'): {self._cause}"
@@ -497,14 +492,13 @@ class AsyncFallbackBackend:
         self._warn_local("locks")
         return MEMORY_TOKEN_TAG + taken[0], taken[1]
 
-    async def _token_outage(
-        self, _policy: str | None, key: str, token: str, ttl_ms: int | None = None
-    ) -> bool:
+    async def _token_outage(self, _policy: str | None, key: str, token: str, *ttl_ms: int) -> bool:
         # A Redis token while Redis is down: it cannot be released or extended; it ends by its TTL.
-        check_key(key, "lock_key")
-        check_key(token, "token")
-        if ttl_ms is not None:
-            check_ttl_ms(ttl_ms)
+        # `ttl_ms`: extend_lock's (release_lock has none).
+        key_arg(key, "lock_key")
+        str_arg(token, "token")
+        for ms in ttl_ms:
+            ms_arg(ms)
         self._count("fallback_calls")
         return False
 
@@ -549,16 +543,12 @@ class AsyncFallbackBackend:
     ) -> tuple[bool, int, float, float]:
         policy = self._rate_limit_fallback if policy is None else policy
         if policy != FALLBACK_MEMORY:
-            check_key(key)
-            check_limit(limit)
-            check_ttl(window, "window")
-            check_cost(cost)
-            check_algorithm(algorithm)
-            if algorithm == "gcra":
-                check_gcra_span(limit, seconds_to_ms(window, "window"))
-            if cost <= limit:  # a cost above the limit is denied by every policy (memory says)
+            _, checked_limit, window_ms, checked_cost, _ = rate_limit_args(
+                key, limit, window, cost, algorithm
+            )
+            if checked_cost <= checked_limit:  # a cost above the limit: every policy denies it
                 self._count_policy_answer(policy)
-                return _policy_answer(policy, limit, cost, float(window))
+                return _policy_answer(policy, checked_limit, checked_cost, window_ms / 1000)
         result = await self._memory.rate_limit(key, limit, window, cost, algorithm)
         self._count("fallback_calls", "fallback_rate_limits")
         self._warn_local("rate limits")

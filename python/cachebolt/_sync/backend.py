@@ -20,6 +20,10 @@ class Backend(Protocol):
         """The value of a string key, or None; counts a hit or a miss."""
         ...
 
+    def lookup(self, key: str) -> bytes | None:
+        """`get`, counting a hit but not a miss: the caller counts what its miss becomes."""
+        ...
+
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store a value; `ttl` in seconds, None for no expiry."""
         ...
@@ -115,8 +119,8 @@ class Backend(Protocol):
         key: str,
         limit: int,
         window: float,
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> tuple[bool, int, float, float]:
         """Record `cost` hits at `ratelimit:<key>` if they fit.
 
@@ -129,8 +133,8 @@ class Backend(Protocol):
         keys: list[str],
         limits: list[int],
         windows: list[float],
-        cost: int = 1,
-        algorithm: str = "sliding_log",
+        cost: int,
+        algorithm: str,
     ) -> list[tuple[bool, int, float, float]]:
         """Record `cost` hits at every `ratelimit:<key>` if each fits its limit, else at none.
 

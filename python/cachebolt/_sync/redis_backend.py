@@ -7,7 +7,7 @@ a command meeting another type. Every key is stored under `config.key_prefix`; l
 `<prefix>lock:<key>`, rate limits at `<prefix>ratelimit:<key>`. Atomic read-modify-write steps
 are Lua scripts (`cachebolt/lua/*.lua`), registered once per client; a rate-limit call is one
 EVALSHA, one round trip. Every key passes `_key` and every command `_command`, `_script` or
-`_call`: the caller's client from `cachebolt._redis_clients` (asyncio: the shared pooled client
+`_call`: the caller's client from `ClientSource` (asyncio: the shared pooled client
 for every task; threads: each thread's own connection of the shared pool, without a pool
 checkout per command), one error mapping (`cachebolt._redis_errors`).
 
@@ -16,8 +16,6 @@ When Redis does not answer (refused, timed out, down, wrong password) a call rai
 `cachebolt._redis`), and the service's fallback layer takes over. Constructing does no I/O;
 `connect()` checks the server and reads its eviction policy (`maxmemory_policy`). A write that
 Redis refuses at `maxmemory` (policy `noeviction`) raises `CapacityError`: the server is up.
-
-This module is the source of truth: `_sync/redis_backend.py` is generated from it.
 """
 
 from __future__ import annotations
@@ -36,21 +34,21 @@ from .. import _redis
 from .._synchronization import undo_if_abandoned
 from .._core import GlobPattern
 from .._redact import get_logger
-from .._redis_clients import ClientSource, publish
+from .._redis_clients import publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
-    check_gcra_span,
-    count_arg,
-    int64_arg,
+    int_arg,
     ms_arg,
+    rate_limit_args,
     rate_limit_many_args,
-    seconds_to_ms,
+    seconds_arg,
     store_key,
     str_arg,
     str_args,
 )
 from ..config import CacheConfig
 from ..exceptions import BackendUnavailable, CacheError
+from .clients import ClientSource
 
 __all__ = ["RedisBackend"]
 
@@ -62,13 +60,9 @@ _ALGORITHMS = {
     "sliding_counter": "rate_limit_sliding_counter",
     "gcra": "rate_limit_gcra",
 }
-
-
-def _unsigned(value: object, name: str) -> int:
-    """A SCAN cursor or count, with the store's errors (a negative one is an OverflowError)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        raise OverflowError(f"can't convert negative int to unsigned ({name}={value})")
-    return count_arg(value, name)
+# The scripts over several keys, all or nothing: every script but the sliding log's takes one
+# key or several.
+_MANY_SCRIPTS = {**_ALGORITHMS, "sliding_log": "rate_limit_many_sliding_log"}
 
 
 def _text(raw: bytes) -> str:
@@ -145,9 +139,10 @@ class RedisBackend:
 
     # --- transport: the one path of every command ----------------------------------------------
 
-    def _key(self, key: str, namespace: str = "") -> str:
-        """`key` checked as the store checks it, stored at `<prefix><namespace><key>`."""
-        return self._prefix + namespace + store_key(key)
+    def _key(self, key: str, namespace: str = "", name: str = "key") -> str:
+        """`key` checked as the store checks it (errors naming `name`), stored at
+        `<prefix><namespace><key>`."""
+        return self._prefix + namespace + store_key(key, name)
 
     def _command(self, *command: Any) -> Any:
         """One command on the caller's client: its raw reply, or redis-py's parsed one where
@@ -256,10 +251,14 @@ class RedisBackend:
     # --- strings -------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
-        value: bytes | None = self._command("GET", self._key(key))
+        value = self.lookup(key)
         if value is None:
             self._misses += 1
-        else:
+        return value
+
+    def lookup(self, key: str) -> bytes | None:
+        value: bytes | None = self._command("GET", self._key(key))
+        if value is not None:
             self._hits += 1
         return value
 
@@ -270,7 +269,7 @@ class RedisBackend:
         if ttl is None:
             self._command("SET", full, value)
         else:
-            self._command("SET", full, value, "PX", seconds_to_ms(ttl, "ttl"))
+            self._command("SET", full, value, "PX", seconds_arg(ttl, "ttl"))
 
     def delete(self, key: str) -> bool:
         return bool(self._command("UNLINK", self._key(key)))
@@ -280,7 +279,7 @@ class RedisBackend:
 
     def incrby(self, key: str, amount: int) -> int:
         full = self._key(key)
-        amount = int64_arg(amount, "amount")
+        amount = int_arg(amount, "amount")
         return int(self._command("INCRBY", full, amount))
 
     # --- expiry --------------------------------------------------------------------------------
@@ -290,7 +289,7 @@ class RedisBackend:
 
     def expire(self, key: str, ttl: float) -> bool:
         full = self._key(key)
-        return bool(self._command("PEXPIRE", full, seconds_to_ms(ttl, "ttl")))
+        return bool(self._command("PEXPIRE", full, seconds_arg(ttl, "ttl_seconds")))
 
     # --- keyspace ------------------------------------------------------------------------------
 
@@ -318,9 +317,6 @@ class RedisBackend:
         self, cursor: int = 0, pattern: str = "*", count: int = 100
     ) -> tuple[int, list[str]]:
         """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
-        cursor = _unsigned(cursor, "cursor")
-        str_arg(pattern, "pattern")
-        count = max(_unsigned(count, "count"), 1)  # the store takes 0 as "a few"
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
         client = self._client()
         with self._errors:
@@ -368,7 +364,6 @@ class RedisBackend:
 
     def del_pattern(self, pattern: str) -> int:
         """Delete every key under the prefix matching a Redis glob; the count removed."""
-        str_arg(pattern, "pattern")
         return self._unlink_matching(pattern)
 
     def flush(self) -> int:
@@ -433,7 +428,7 @@ class RedisBackend:
         A caller cancelled (or interrupted) after the command was sent still gets the lock
         released, by its token, before the cancellation goes on (see `_abandoned`).
         """
-        full = self._key(key, _redis.LOCK_NAMESPACE)
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         token = secrets.token_hex(16)
         taken = undo_if_abandoned(
@@ -452,7 +447,7 @@ class RedisBackend:
 
         Cancelled or interrupted after sending: released like `acquire_lock`.
         """
-        full = self._key(key, _redis.LOCK_NAMESPACE)
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         keys = [full, _redis.fence_key(self._prefix, key)]
         token = secrets.token_hex(16)
@@ -480,12 +475,12 @@ class RedisBackend:
             )
 
     def release_lock(self, key: str, token: str) -> bool:
-        full = self._key(key, _redis.LOCK_NAMESPACE)
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         str_arg(token, "token")
         return bool(self._script("lock_release", [full], [token]))
 
     def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
-        full = self._key(key, _redis.LOCK_NAMESPACE)
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         str_arg(token, "token")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         return bool(self._script("lock_extend", [full], [token, ttl_ms]))
@@ -504,22 +499,11 @@ class RedisBackend:
 
         Returns (allowed, remaining, reset_after, retry_after), times in seconds.
         """
-        full = self._key(key, _redis.RATE_LIMIT_NAMESPACE)
-        limit = count_arg(limit, "limit")
-        if limit == 0:
-            raise ValueError("limit must be >= 1, got 0")
-        window_ms = seconds_to_ms(window, "window")
-        cost = count_arg(cost, "cost")
-        if not isinstance(algorithm, str):
-            raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
-        script_name = _ALGORITHMS.get(algorithm)
-        if script_name is None:
-            raise ValueError(
-                f"unknown rate limit algorithm {algorithm!r}; "
-                f"expected one of: {', '.join(_ALGORITHMS)}"
-            )
-        if algorithm == "gcra":
-            check_gcra_span(limit, window_ms)
+        name, limit, window_ms, cost, algorithm = rate_limit_args(
+            key, limit, window, cost, algorithm
+        )
+        full = self._key(name, _redis.RATE_LIMIT_NAMESPACE)
+        script_name = _ALGORITHMS[algorithm]
         now = "" if self._test_clock is None else self._test_clock()
         allowed, remaining, reset_ms, retry_ms = self._script(
             script_name, [full], [limit, window_ms, cost, now]
@@ -538,7 +522,7 @@ class RedisBackend:
         cost: int = 1,
         algorithm: str = "sliding_log",
     ) -> list[tuple[bool, int, float, float]]:
-        """One EVALSHA of `rate_limit_many_sliding_log.lua` over every key: all or nothing.
+        """One EVALSHA of the algorithm's multi-key script over every key: all or nothing.
 
         In cluster mode the keys must share a slot (one hash tag): checked before any I/O.
 
@@ -560,10 +544,11 @@ class RedisBackend:
                 "rate_limit_many keys must share one cluster slot: put them under one hash tag, "
                 f"e.g. 'domain:{{otp}}:phone:...'; got {names!r}"
             )
-        args: list[int | str] = [cost, "" if self._test_clock is None else self._test_clock()]
+        args: list[int | str] = []
         for limit, window_ms in zip(limits, windows_ms, strict=True):
             args += (limit, window_ms)
-        flat = self._script("rate_limit_many_sliding_log", full, args)
+        args += (cost, "" if self._test_clock is None else self._test_clock())
+        flat = self._script(_MANY_SCRIPTS[algorithm], full, args)
         results = [
             (bool(flat[i]), int(flat[i + 1]), flat[i + 2] / 1000, flat[i + 3] / 1000)
             for i in range(0, len(flat), 4)

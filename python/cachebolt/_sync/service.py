@@ -38,19 +38,15 @@ from .._redact import get_logger
 from .._results import CacheStats, FencedLock, RateLimitResult, build_stats
 from .._synchronization import Backoff, next_lock_wait
 from .._validate import (
-    check_algorithm,
-    check_choice,
-    check_cost,
-    check_key,
-    check_limit,
-    check_members,
-    check_optional_ttl,
-    check_scan_count,
-    check_scan_cursor,
-    check_ttl,
-    check_ttl_ms,
-    check_wait_seconds,
-    hash_value_text,
+    callable_arg,
+    choice_arg,
+    cursor_arg,
+    hash_value_arg,
+    key_arg,
+    optional_seconds_arg,
+    pattern_arg,
+    scan_count_arg,
+    wait_seconds_arg,
 )
 from ..config import CacheConfig
 from ..exceptions import (
@@ -59,7 +55,7 @@ from ..exceptions import (
     WrongTypeError,
     wrong_type_at,
 )
-from ..patterns import MAX_SCAN_COUNT, check_pattern
+from ..patterns import MAX_SCAN_COUNT
 from .backend import Backend
 
 if TYPE_CHECKING:  # imported when Redis mode is on: memory mode never loads redis-py
@@ -188,12 +184,13 @@ class CacheService:
         Raises:
             SerializationError: the result of `fn` cannot be JSON-encoded; nothing is stored.
         """
-        check_key(key)
-        check_optional_ttl(ttl)
-        if not callable(fn):
-            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        # Checked before `fn` runs: the backend sees `ttl` only when storing its result.
+        key_arg(key)
+        optional_seconds_arg(ttl, "ttl")
+        callable_arg(fn, "fn")
         landed = self._flights.landed
-        data = self._backend.get(key)
+        # A miss is counted once known: a computation, or a value another caller computed.
+        data = self._backend.lookup(key)
         if data is not None:
             if _logger.isEnabledFor(logging.DEBUG):
                 _logger.debug("cache hit: %s", key)
@@ -216,20 +213,20 @@ class CacheService:
         # A flight that ended between our miss and this one's start may have stored the value:
         # look again only then (a miss is otherwise one lookup, `fn` and one store).
         if self._flights.landed != landed and self._backend.exists(key):
-            data = self._backend.get(key)
+            data = self._backend.lookup(key)
             if data is not None:
                 try:
                     _loads(data)
                     return data
                 except ValueError:
                     pass  # the foreign value this flight replaces (warned by its caller)
+        self._flights.note_computed()
         data = encode(key, invoke(fn))
         self._backend.set(key, data, ttl)
         return data
 
     def delete(self, key: str) -> bool:
         """Remove `key` (of any type); True when a key was removed."""
-        check_key(key)
         return self._backend.delete(key)
 
     def del_pattern(self, pattern: str) -> int:
@@ -242,8 +239,7 @@ class CacheService:
             ValueError: an empty pattern, or one longer than 512 characters.
             TypeError: `pattern` is not a str.
         """
-        check_pattern(pattern)
-        return self._backend.del_pattern(pattern)
+        return self._backend.del_pattern(pattern_arg(pattern))
 
     def reset(self) -> None:
         """Delete every key of this service (only those under the key prefix in Redis mode).
@@ -273,22 +269,19 @@ class CacheService:
                 longer than 512 characters.
             TypeError: `cursor` or `count` is not an int, `pattern` not a str.
         """
-        check_pattern(pattern)
-        check_scan_cursor(cursor)
-        check_scan_count(count)
-        return self._backend.scan(cursor, pattern, min(count, MAX_SCAN_COUNT))
+        pattern_arg(pattern)
+        cursor_arg(cursor)
+        count = min(scan_count_arg(count), MAX_SCAN_COUNT)
+        return self._backend.scan(cursor, pattern, count)
 
     # --- expiry and counters -----------------------------------------------------------------
 
     def ttl(self, key: str) -> int:
         """Seconds left before `key` expires: -2 when missing, -1 when it has no expiry."""
-        check_key(key)
         return self._backend.ttl(key)
 
     def expire(self, key: str, ttl_seconds: float) -> bool:
         """Expire `key` after `ttl_seconds`; False when the key is missing."""
-        check_key(key)
-        check_ttl(ttl_seconds, "ttl_seconds")
         return self._backend.expire(key, ttl_seconds)
 
     def incr(self, key: str) -> int:
@@ -305,9 +298,6 @@ class CacheService:
         Raises:
             WrongTypeError: the value at `key` is not an integer.
         """
-        check_key(key)
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise TypeError(f"amount must be an int, not {type(amount).__name__}")
         return self._backend.incrby(key, amount)
 
     def decr(self, key: str) -> int:
@@ -316,7 +306,6 @@ class CacheService:
         Raises:
             WrongTypeError: the value at `key` is not an integer.
         """
-        check_key(key)
         return self._backend.incrby(key, -1)
 
     # --- locks -------------------------------------------------------------------------------
@@ -353,7 +342,7 @@ class CacheService:
             BackendUnavailable: Redis is down and the policy is "fail_closed".
         """
         if fallback is not None:
-            check_choice("fallback", fallback, LOCK_FALLBACK_POLICIES)
+            choice_arg("fallback", fallback, LOCK_FALLBACK_POLICIES)
         router = self._fallback
         try:
             if router is not None:  # memory mode has no outage to follow a policy for
@@ -400,8 +389,6 @@ class CacheService:
 
     def extend_lock(self, lock_key: str, token: str, ttl_ms: int) -> bool:
         """Reset the lock's TTL to `ttl_ms` when `token` holds it; False otherwise."""
-        check_key(lock_key, "lock_key")
-        check_ttl_ms(ttl_ms)
         return self._backend.extend_lock(lock_key, token, ttl_ms)
 
     @contextmanager
@@ -461,10 +448,8 @@ class CacheService:
         fallback: str | None,
         on_lost: str,
     ) -> Iterator[FencedLock]:
-        check_key(lock_key, "lock_key")
-        check_ttl_ms(ttl_ms)
-        wait = check_wait_seconds(wait_seconds)
-        check_choice("on_lost", on_lost, ON_LOST_POLICIES)
+        wait = wait_seconds_arg(wait_seconds)
+        choice_arg("on_lost", on_lost, ON_LOST_POLICIES)
         held = self._acquire_waiting(lock_key, ttl_ms, wait, fenced, fallback)
         try:
             yield held
@@ -541,7 +526,11 @@ class CacheService:
         """
         try:
             if fallback is None:
-                allowed = (self._backend.rate_limit(key, limit, ttl_seconds))[0]
+                allowed = (
+                    self._backend.rate_limit(
+                        key, limit, ttl_seconds, 1, DEFAULT_RATE_LIMIT_ALGORITHM
+                    )
+                )[0]
             else:
                 allowed = (
                     self._rate_limit(
@@ -583,11 +572,6 @@ class CacheService:
             WrongTypeError: the key holds another type, another algorithm's state, or state this
                 library cannot have written; nothing is recorded.
         """
-        check_key(key)
-        check_limit(limit)
-        check_ttl(window_seconds, "window_seconds")
-        check_cost(cost)
-        check_algorithm(algorithm)
         try:
             allowed, remaining, reset_after, retry_after = self._rate_limit(
                 key, limit, window_seconds, cost, algorithm, fallback
@@ -609,7 +593,7 @@ class CacheService:
     ) -> tuple[bool, int, float, float]:
         """One rate-limit hit under an outage policy (None: the configured one)."""
         if fallback is not None:
-            check_choice("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
+            choice_arg("fallback", fallback, RATE_LIMIT_FALLBACK_POLICIES)
         router = self._fallback
         if router is None:  # memory mode has no outage to follow a policy for
             return self._backend.rate_limit(key, limit, window_seconds, cost, algorithm)
@@ -629,7 +613,8 @@ class CacheService:
         Args:
             limits: one (key, limit, window_seconds) per key; keys distinct.
             cost: hits the call counts for at every key (0 peeks).
-            algorithm: "sliding_log" (the only one implemented for several keys).
+            algorithm: "sliding_log" (exact), "fixed_window", "sliding_counter" or "gcra"
+                (exact), as in `hit_rate_limit`.
 
         Returns:
             One result per key, in order; the call was admitted iff all are truthy.
@@ -683,11 +668,10 @@ class CacheService:
         Returns:
             The subscription; `.unsubscribe()` or leaving its `with` block ends it.
         """
-        check_key(channel, "channel")
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        if on_resubscribe is not None and not callable(on_resubscribe):
-            raise TypeError(f"on_resubscribe must be callable, not {type(on_resubscribe).__name__}")
+        key_arg(channel, "channel")
+        callable_arg(callback, "callback")
+        if on_resubscribe is not None:
+            callable_arg(on_resubscribe, "on_resubscribe")
         subscription = Subscription(channel, callback, self._unsubscribe)
         if on_resubscribe is not None:
             self._resubscribe_hooks[subscription] = on_resubscribe
@@ -737,7 +721,7 @@ class CacheService:
         Raises:
             SerializationError: `message` cannot be JSON-encoded; nothing is delivered.
         """
-        check_key(channel, "channel")
+        key_arg(channel, "channel")
         data = encode(channel, message, "message for channel")
         if self._fallback is not None:
             listener = self._listener
@@ -766,14 +750,10 @@ class CacheService:
         Raises:
             WrongTypeError: `key` holds another type.
         """
-        check_key(key)
-        check_members(members)
         return self._backend.sadd(key, *members)
 
     def srem(self, key: str, *members: str) -> int:
         """Remove members from the set at `key`; the count removed (an emptied set disappears)."""
-        check_key(key)
-        check_members(members)
         return self._backend.srem(key, *members)
 
     def sismember(self, key: str, member: str) -> bool:
@@ -782,12 +762,10 @@ class CacheService:
 
     def smembers(self, key: str) -> builtins.set[str]:
         """Every member of the set at `key` (empty when missing)."""
-        check_key(key)
         return self._backend.smembers(key)
 
     def scard(self, key: str) -> int:
         """The number of members of the set at `key`."""
-        check_key(key)
         return self._backend.scard(key)
 
     # --- hashes ------------------------------------------------------------------------------
@@ -798,9 +776,7 @@ class CacheService:
         Returns:
             1 when the field is new, 0 when it was overwritten.
         """
-        check_key(key)
-        check_members((field,), "field")
-        return self._backend.hset(key, field, hash_value_text(key, value))
+        return self._backend.hset(key, field, hash_value_arg(key, value))
 
     def hget(self, key: str, field: str) -> str | None:
         """The text of `field` in the hash at `key`, or None."""
@@ -808,13 +784,10 @@ class CacheService:
 
     def hgetall(self, key: str) -> dict[str, str]:
         """Every field of the hash at `key` (empty when missing)."""
-        check_key(key)
         return self._backend.hgetall(key)
 
     def hdel(self, key: str, *fields: str) -> int:
         """Remove fields of the hash at `key`; the count removed."""
-        check_key(key)
-        check_members(fields, "field")
         return self._backend.hdel(key, *fields)
 
     # --- decorators --------------------------------------------------------------------------
@@ -914,19 +887,13 @@ class CacheService:
         `expired` are those of the last `stats()` call (0 before the first)."""
         memory = self._memory_store.stats()
         fallback = self._fallback
-        raw = memory if fallback is None else fallback.snapshot(memory)
-        return build_stats(
-            raw,
-            backend=self._backend_name,
-            redis_available=self.is_redis_available(),
-            breaker_state="disabled" if fallback is None else fallback.state,
-            redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
-            decode_errors=self._decode_errors,
-        )
+        return self._build_stats(memory if fallback is None else fallback.snapshot(memory))
 
     def stats(self) -> CacheStats:
         """Counters: hits, misses, locks, rate limits, keys, memory, fallback (backends summed)."""
-        raw = self._backend.stats()
+        return self._build_stats(self._backend.stats())
+
+    def _build_stats(self, raw: Mapping[str, int]) -> CacheStats:
         fallback = self._fallback
         return build_stats(
             raw,
@@ -935,6 +902,8 @@ class CacheService:
             breaker_state="disabled" if fallback is None else fallback.state,
             redis_maxmemory_policy="disabled" if fallback is None else fallback.maxmemory_policy,
             decode_errors=self._decode_errors,
+            coalesced=self._flights.shared,
+            computed=self._flights.computed + self._flights.failed,
         )
 
     def close(self) -> None:

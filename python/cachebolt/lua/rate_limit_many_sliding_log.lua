@@ -4,11 +4,11 @@
 --
 -- KEYS[i]       the log of key i: a sorted set at "<prefix>ratelimit:<key>", in the member format
 --               of rate_limit_sliding_log.lua (both scripts read and write the same logs)
--- ARGV[1]       cost: units this call takes at every key (integer >= 0; 0 is a peek)
--- ARGV[2]       now_ms: "" to read the server's TIME (normal use); a clock in ms for tests, with
+-- ARGV[2i - 1]  limit of key i: units admitted per window (integer >= 1); n = #KEYS
+-- ARGV[2i]      window_ms of key i: its window in milliseconds (integer >= 1)
+-- ARGV[2n + 1]  cost: units this call takes at every key (integer >= 0; 0 is a peek)
+-- ARGV[2n + 2]  now_ms: "" to read the server's TIME (normal use); a clock in ms for tests, with
 --               which a key lives at least 60 s of real time (as in rate_limit_sliding_log.lua)
--- ARGV[1 + 2i]  limit of key i: units admitted per window (integer >= 1)
--- ARGV[2 + 2i]  window_ms of key i: its window in milliseconds (integer >= 1)
 -- Returns {allowed_1, remaining_1, reset_after_ms_1, retry_after_ms_1, allowed_2, ...}: for each
 -- key, whether it alone had room (1 or 0), its remaining units, and its own waits in ms.
 --
@@ -19,8 +19,8 @@
 -- the recording are one atomic step, across processes. Each key keeps its own clock clamp (time
 -- never runs behind its newest hit) and its own TTL (its newest hit leaving its window).
 -- Cluster mode: every key must hash to one slot; callers put them under one hash tag.
-local cost = tonumber(ARGV[1])
-local now, testing = ARGV[2], false
+local cost = tonumber(ARGV[2 * #KEYS + 1])
+local now, testing = ARGV[2 * #KEYS + 2], false
 if now == nil or now == '' then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -88,7 +88,7 @@ end
 
 local states, admitted = {}, true
 for i = 1, #KEYS do
-  local st = load(KEYS[i], tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i]))
+  local st = load(KEYS[i], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i]))
   if not st then
     return redis.error_reply(WRONGTYPE)
   end

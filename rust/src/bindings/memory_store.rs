@@ -2,8 +2,8 @@
 //!
 //! GIL policy: O(1) commands stay attached (releasing and re-taking the GIL costs more than the
 //! command, and can wait a whole switch interval when other threads are runnable). O(n) commands
-//! (`keys`, `scan`, `del_pattern`, `flush`, `sweep_expired`) run detached so other Python threads keep
-//! going. Under a shard lock we only ever create `bytes`/`str` objects, which are not tracked
+//! (`keys`, `scan`, `del_pattern`, `flush`, `sweep_expired`, `stats`, `len`) run detached so other
+//! Python threads keep going. Under a shard lock we only ever create `bytes`/`str` objects, which are not tracked
 //! by the garbage collector, so no finalizer can run (and re-enter the store) while a shard is
 //! locked; containers (list/set/dict) are built after the lock is released.
 
@@ -12,13 +12,19 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PySet};
+use pyo3::types::{PyBytes, PyDict, PySet, PyTuple};
 
-use super::args::{count_arg, int_arg, key_arg, ms_arg, seconds_arg};
+use super::args::{
+    algorithm_arg, count_arg, int_arg, key_arg, ms_arg, positive_arg, seconds_arg, str_arg,
+    str_args,
+};
 use super::fork::Background;
 use crate::store::clock::Clock;
 use crate::store::validate;
-use crate::store::{Algorithm, KeyspaceBounds, LimitSpec, Store};
+use crate::store::{KeyspaceBounds, LimitSpec, Store};
+
+/// Keys are `str` as Python gives them; every binding checks them with `key_arg`.
+type PyKey<'a, 'py> = &'a Bound<'py, PyAny>;
 
 /// A sharded, thread-safe, in-process keyspace with expiry, eviction, locks and rate limits.
 #[pyclass(frozen, module = "cachebolt._core")]
@@ -68,7 +74,7 @@ impl MemoryStore {
             )?,
         };
         let interval_ms = cleanup_interval_seconds
-            .map(|s| validate::seconds_to_ms("cleanup_interval_seconds", s))
+            .map(|s| validate::seconds_to_ms("cleanup_interval_seconds", s, &s))
             .transpose()?;
         let clock = Arc::new(if manual_clock {
             Clock::manual()
@@ -89,42 +95,68 @@ impl MemoryStore {
         })
     }
 
-    // O(1): attached.
-    fn __len__(&self) -> usize {
-        self.store.len()
+    // O(n): detached; counts the live keys shard by shard.
+    fn __len__(&self, py: Python<'_>) -> usize {
+        let now = self.now();
+        py.detach(|| self.store.live_len(now))
     }
 
     // --- strings ---------------------------------------------------------------------------
 
     // O(1): attached; the value is copied from the shard straight into the new bytes object.
-    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let key = key_arg(key)?;
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: PyKey<'_, 'py>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_arg(key, "key")?.as_bytes();
         Ok(self
             .store
-            .get_with(key, self.now(), |value| PyBytes::new(py, value))?)
+            .get_with(key, self.now(), true, |value| PyBytes::new(py, value))?)
+    }
+
+    // O(1): attached, as `get`.
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        key: PyKey<'_, 'py>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = key_arg(key, "key")?.as_bytes();
+        Ok(self
+            .store
+            .get_with(key, self.now(), false, |value| PyBytes::new(py, value))?)
     }
 
     // O(1): attached; `value` is borrowed from the bytes object, copied once into the entry.
     #[pyo3(signature = (key, value, ttl=None))]
-    fn set(&self, key: &str, value: &[u8], ttl: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let key = key_arg(key)?;
+    fn set(
+        &self,
+        key: PyKey<'_, '_>,
+        value: &[u8],
+        ttl: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let key = key_arg(key, "key")?.as_bytes();
         let ttl_ms = ttl.map(|t| seconds_arg(t, "ttl")).transpose()?;
         Ok(self.store.set(key, value, ttl_ms, self.now())?)
     }
 
     // O(1): attached.
-    fn delete(&self, key: &str) -> PyResult<bool> {
-        Ok(self.store.delete(key_arg(key)?, self.now()))
+    fn delete(&self, key: PyKey<'_, '_>) -> PyResult<bool> {
+        Ok(self
+            .store
+            .delete(key_arg(key, "key")?.as_bytes(), self.now()))
     }
 
     // O(1): attached.
-    fn exists(&self, key: &str) -> PyResult<bool> {
-        Ok(self.store.exists(key_arg(key)?, self.now()))
+    fn exists(&self, key: PyKey<'_, '_>) -> PyResult<bool> {
+        Ok(self
+            .store
+            .exists(key_arg(key, "key")?.as_bytes(), self.now()))
     }
 
     // O(1): attached.
-    fn incrby(&self, key: &str, amount: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let key = key_arg(key)?;
+    fn incrby(&self, key: PyKey<'_, '_>, amount: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let key = key_arg(key, "key")?.as_bytes();
         let amount = int_arg(amount, "amount")?;
         Ok(self.store.incrby(key, amount, self.now())?)
     }
@@ -132,25 +164,27 @@ impl MemoryStore {
     // --- expiry ----------------------------------------------------------------------------
 
     // O(1): attached.
-    fn ttl(&self, key: &str) -> PyResult<i64> {
-        Ok(self.store.ttl(key_arg(key)?, self.now()))
+    fn ttl(&self, key: PyKey<'_, '_>) -> PyResult<i64> {
+        Ok(self.store.ttl(key_arg(key, "key")?.as_bytes(), self.now()))
     }
 
     // O(1): attached.
-    fn pttl(&self, key: &str) -> PyResult<i64> {
-        Ok(self.store.pttl(key_arg(key)?, self.now()))
+    fn pttl(&self, key: PyKey<'_, '_>) -> PyResult<i64> {
+        Ok(self.store.pttl(key_arg(key, "key")?.as_bytes(), self.now()))
     }
 
     // O(1): attached.
-    fn expire(&self, key: &str, ttl: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = key_arg(key)?;
-        let ttl_ms = seconds_arg(ttl, "ttl")?;
+    fn expire(&self, key: PyKey<'_, '_>, ttl: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let ttl_ms = seconds_arg(ttl, "ttl_seconds")?;
         Ok(self.store.expire(key, ttl_ms, self.now()))
     }
 
     // O(1): attached.
-    fn persist(&self, key: &str) -> PyResult<bool> {
-        Ok(self.store.persist(key_arg(key)?, self.now()))
+    fn persist(&self, key: PyKey<'_, '_>) -> PyResult<bool> {
+        Ok(self
+            .store
+            .persist(key_arg(key, "key")?.as_bytes(), self.now()))
     }
 
     // --- keyspace --------------------------------------------------------------------------
@@ -191,57 +225,71 @@ impl MemoryStore {
 
     // O(members): attached.
     #[pyo3(signature = (key, *members))]
-    fn sadd(&self, key: &str, members: Vec<String>) -> PyResult<usize> {
-        let key = key_arg(key)?;
-        if members.is_empty() {
-            return Err(PyValueError::new_err("sadd needs at least one member"));
-        }
+    fn sadd(&self, key: PyKey<'_, '_>, members: &Bound<'_, PyTuple>) -> PyResult<usize> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let members = str_args(members, "sadd", "member")?;
         Ok(self.store.sadd(key, members, self.now())?)
     }
 
     // O(members): attached.
     #[pyo3(signature = (key, *members))]
-    fn srem(&self, key: &str, members: Vec<String>) -> PyResult<usize> {
-        let key = key_arg(key)?;
-        if members.is_empty() {
-            return Err(PyValueError::new_err("srem needs at least one member"));
-        }
+    fn srem(&self, key: PyKey<'_, '_>, members: &Bound<'_, PyTuple>) -> PyResult<usize> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let members = str_args(members, "srem", "member")?;
         let members: Vec<&str> = members.iter().map(String::as_str).collect();
         Ok(self.store.srem(key, &members, self.now())?)
     }
 
     // O(1): attached.
-    fn sismember(&self, key: &str, member: &str) -> PyResult<bool> {
-        Ok(self.store.sismember(key_arg(key)?, member, self.now())?)
+    fn sismember(&self, key: PyKey<'_, '_>, member: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let member = str_arg(member, "member")?;
+        Ok(self.store.sismember(key, member, self.now())?)
     }
 
     // O(size): attached; copying out under the shard lock is cheaper than a GIL hand-off for
     // sets of ordinary size. The Python set is built after the lock is released.
-    fn smembers<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PySet>> {
-        let members = self.store.smembers(key_arg(key)?, self.now())?;
+    fn smembers<'py>(&self, py: Python<'py>, key: PyKey<'_, 'py>) -> PyResult<Bound<'py, PySet>> {
+        let members = self
+            .store
+            .smembers(key_arg(key, "key")?.as_bytes(), self.now())?;
         PySet::new(py, members)
     }
 
     // O(1): attached.
-    fn scard(&self, key: &str) -> PyResult<usize> {
-        Ok(self.store.scard(key_arg(key)?, self.now())?)
+    fn scard(&self, key: PyKey<'_, '_>) -> PyResult<usize> {
+        Ok(self
+            .store
+            .scard(key_arg(key, "key")?.as_bytes(), self.now())?)
     }
 
     // --- hashes ----------------------------------------------------------------------------
 
     // O(1): attached.
-    fn hset(&self, key: &str, field: &str, value: &str) -> PyResult<usize> {
-        Ok(self.store.hset(key_arg(key)?, field, value, self.now())?)
+    fn hset(
+        &self,
+        key: PyKey<'_, '_>,
+        field: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let field = str_arg(field, "field")?;
+        let value = str_arg(value, "value")?;
+        Ok(self.store.hset(key, field, value, self.now())?)
     }
 
     // O(1): attached.
-    fn hget(&self, key: &str, field: &str) -> PyResult<Option<String>> {
-        Ok(self.store.hget(key_arg(key)?, field, self.now())?)
+    fn hget(&self, key: PyKey<'_, '_>, field: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let field = str_arg(field, "field")?;
+        Ok(self.store.hget(key, field, self.now())?)
     }
 
     // O(size): attached, like smembers.
-    fn hgetall<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyDict>> {
-        let fields = self.store.hgetall(key_arg(key)?, self.now())?;
+    fn hgetall<'py>(&self, py: Python<'py>, key: PyKey<'_, 'py>) -> PyResult<Bound<'py, PyDict>> {
+        let fields = self
+            .store
+            .hgetall(key_arg(key, "key")?.as_bytes(), self.now())?;
         let dict = PyDict::new(py);
         for (field, value) in fields {
             dict.set_item(field, value)?;
@@ -251,25 +299,29 @@ impl MemoryStore {
 
     // O(fields): attached.
     #[pyo3(signature = (key, *fields))]
-    fn hdel(&self, key: &str, fields: Vec<String>) -> PyResult<usize> {
-        let key = key_arg(key)?;
-        if fields.is_empty() {
-            return Err(PyValueError::new_err("hdel needs at least one field"));
-        }
+    fn hdel(&self, key: PyKey<'_, '_>, fields: &Bound<'_, PyTuple>) -> PyResult<usize> {
+        let key = key_arg(key, "key")?.as_bytes();
+        let fields = str_args(fields, "hdel", "field")?;
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         Ok(self.store.hdel(key, &fields, self.now())?)
     }
 
     // O(1): attached.
-    fn hlen(&self, key: &str) -> PyResult<usize> {
-        Ok(self.store.hlen(key_arg(key)?, self.now())?)
+    fn hlen(&self, key: PyKey<'_, '_>) -> PyResult<usize> {
+        Ok(self
+            .store
+            .hlen(key_arg(key, "key")?.as_bytes(), self.now())?)
     }
 
     // --- token locks -----------------------------------------------------------------------
 
     // O(1): attached.
-    fn acquire_lock(&self, key: &str, ttl_ms: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-        key_arg(key)?;
+    fn acquire_lock(
+        &self,
+        key: PyKey<'_, '_>,
+        ttl_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        let key = key_arg(key, "lock_key")?;
         let ttl_ms = ms_arg(ttl_ms, "ttl_ms")?;
         Ok(self.store.acquire_lock(key, ttl_ms, self.now()))
     }
@@ -277,23 +329,30 @@ impl MemoryStore {
     // O(1): attached.
     fn acquire_fenced_lock(
         &self,
-        key: &str,
+        key: PyKey<'_, '_>,
         ttl_ms: &Bound<'_, PyAny>,
     ) -> PyResult<Option<(String, u64)>> {
-        key_arg(key)?;
+        let key = key_arg(key, "lock_key")?;
         let ttl_ms = ms_arg(ttl_ms, "ttl_ms")?;
         Ok(self.store.acquire_fenced_lock(key, ttl_ms, self.now()))
     }
 
     // O(1): attached.
-    fn release_lock(&self, key: &str, token: &str) -> PyResult<bool> {
-        key_arg(key)?;
+    fn release_lock(&self, key: PyKey<'_, '_>, token: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = key_arg(key, "lock_key")?;
+        let token = str_arg(token, "token")?;
         Ok(self.store.release_lock(key, token, self.now()))
     }
 
     // O(1): attached.
-    fn extend_lock(&self, key: &str, token: &str, ttl_ms: &Bound<'_, PyAny>) -> PyResult<bool> {
-        key_arg(key)?;
+    fn extend_lock(
+        &self,
+        key: PyKey<'_, '_>,
+        token: &Bound<'_, PyAny>,
+        ttl_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let key = key_arg(key, "lock_key")?;
+        let token = str_arg(token, "token")?;
         let ttl_ms = ms_arg(ttl_ms, "ttl_ms")?;
         Ok(self.store.extend_lock(key, token, ttl_ms, self.now()))
     }
@@ -301,23 +360,20 @@ impl MemoryStore {
     // --- rate limits -----------------------------------------------------------------------
 
     // O(1) amortized (a sliding log trims expired hits): attached.
-    #[pyo3(signature = (key, limit, window, cost=None, algorithm="sliding_log"), text_signature = "(self, key, limit, window, cost=1, algorithm='sliding_log')")]
+    // `cost` and `algorithm` have no default: a default would take an explicit None for it.
     fn rate_limit(
         &self,
-        key: &str,
+        key: PyKey<'_, '_>,
         limit: &Bound<'_, PyAny>,
         window: &Bound<'_, PyAny>,
-        cost: Option<&Bound<'_, PyAny>>,
-        algorithm: &str,
+        cost: &Bound<'_, PyAny>,
+        algorithm: &Bound<'_, PyAny>,
     ) -> PyResult<(bool, u64, f64, f64)> {
-        key_arg(key)?;
-        let limit = count_arg(limit, "limit")?;
-        if limit == 0 {
-            return Err(PyValueError::new_err("limit must be >= 1, got 0"));
-        }
-        let window_ms = seconds_arg(window, "window")?;
-        let cost = cost.map_or(Ok(1), |c| count_arg(c, "cost"))?;
-        let algorithm: Algorithm = algorithm.parse().map_err(PyValueError::new_err)?;
+        let key = key_arg(key, "key")?;
+        let limit = positive_arg(limit, "limit")?;
+        let window_ms = seconds_arg(window, "window_seconds")?;
+        let cost = count_arg(cost, "cost")?;
+        let algorithm = algorithm_arg(algorithm)?;
         let decision = self
             .store
             .rate_limit(key, limit, window_ms, cost, algorithm, self.now())?;
@@ -331,14 +387,13 @@ impl MemoryStore {
 
     // O(keys) (plus the trimming of each sliding log): attached, like `rate_limit`. The store
     // holds the keys' shards together, in ascending order, for the check-then-record.
-    #[pyo3(signature = (keys, limits, windows, cost=None, algorithm="sliding_log"), text_signature = "(self, keys, limits, windows, cost=1, algorithm='sliding_log')")]
     fn rate_limit_many(
         &self,
-        keys: Vec<String>,
+        keys: Vec<Bound<'_, PyAny>>,
         limits: Vec<Bound<'_, PyAny>>,
         windows: Vec<Bound<'_, PyAny>>,
-        cost: Option<&Bound<'_, PyAny>>,
-        algorithm: &str,
+        cost: &Bound<'_, PyAny>,
+        algorithm: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<(bool, u64, f64, f64)>> {
         if limits.len() != keys.len() || windows.len() != keys.len() {
             return Err(PyValueError::new_err(format!(
@@ -350,27 +405,17 @@ impl MemoryStore {
         }
         let mut specs = Vec::with_capacity(keys.len());
         for ((key, limit), window) in keys.iter().zip(&limits).zip(&windows) {
-            key_arg(key)?;
-            let limit = count_arg(limit, "limit")?;
-            if limit == 0 {
-                return Err(PyValueError::new_err("limit must be >= 1, got 0"));
-            }
-            let window_ms = seconds_arg(window, "window")?;
+            let key = key_arg(key, "key")?;
+            let limit = positive_arg(limit, "limit")?;
+            let window_ms = seconds_arg(window, "window_seconds")?;
             specs.push(LimitSpec {
                 key,
                 limit,
                 window_ms,
             });
         }
-        let cost = cost.map_or(Ok(1), |c| count_arg(c, "cost"))?;
-        let algorithm: Algorithm = algorithm.parse().map_err(PyValueError::new_err)?;
-        if algorithm != Algorithm::SlidingLog {
-            // The Redis backend implements the multi-key check for the sliding log only.
-            return Err(PyValueError::new_err(format!(
-                "rate_limit_many supports algorithm 'sliding_log' only, got {:?}",
-                algorithm.name()
-            )));
-        }
+        let cost = count_arg(cost, "cost")?;
+        let algorithm = algorithm_arg(algorithm)?;
         let decisions = self
             .store
             .rate_limit_many(&specs, cost, algorithm, self.now())?;
@@ -398,9 +443,12 @@ impl MemoryStore {
         Ok(self.clock.advance(ms)?)
     }
 
+    // O(n) (the live-key count): detached.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let now = self.now();
+        let snapshot = py.detach(|| self.store.stats_snapshot(now));
         let dict = PyDict::new(py);
-        for (name, value) in self.store.stats_snapshot() {
+        for (name, value) in snapshot {
             dict.set_item(name, value)?;
         }
         Ok(dict)

@@ -119,10 +119,24 @@ impl Store {
         self.bounds
     }
 
-    /// Live keys of every type (expired keys not yet removed still count).
+    /// Entries of every type, including expired ones that no command or sweep has removed yet
+    /// (O(1); `live_len` counts the live ones).
     #[must_use]
     pub fn len(&self) -> usize {
         Stats::get(&self.stats.keys) as usize
+    }
+
+    /// Keys of every type whose TTL has not run out at `now_ms`. O(n), read-only: each shard
+    /// is counted under one hold of its lock (~40 bytes of slab read per entry), so each
+    /// shard's count is exact at its instant and expiry stays the sweep's job.
+    #[must_use]
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        (0..SHARDS)
+            .map(|idx| {
+                let shard = self.lock(idx);
+                shard.slab.len() - shard.slab.iter().filter(|e| e.is_expired(now_ms)).count()
+            })
+            .sum()
     }
 
     #[must_use]
@@ -272,13 +286,13 @@ impl Store {
         }
     }
 
-    /// Counters for `stats()`; `max_keys`/`max_bytes`/`max_rate_limit_bytes` are 0 when
-    /// unbounded.
+    /// Counters for `stats()`, `keys` counting live keys at `now_ms` (O(n), see `live_len`);
+    /// `max_keys`/`max_bytes`/`max_rate_limit_bytes` are 0 when unbounded.
     #[must_use]
-    pub fn stats_snapshot(&self) -> Vec<(&'static str, u64)> {
+    pub fn stats_snapshot(&self, now_ms: u64) -> Vec<(&'static str, u64)> {
         let s = &self.stats;
         vec![
-            ("keys", Stats::get(&s.keys)),
+            ("keys", self.live_len(now_ms) as u64),
             ("used_bytes", Stats::get(&s.used_bytes)),
             ("evictions", Stats::get(&s.evictions)),
             ("expired", Stats::get(&s.expired)),

@@ -16,7 +16,7 @@ pub struct Stats {
     pub lock_contended: AtomicU64,
     pub rate_limit_allowed: AtomicU64,
     pub rate_limit_denied: AtomicU64,
-    /// Live entries of every kind (expired ones count until removed).
+    /// Entries of every kind (expired ones count until removed: `Store::live_len` skips them).
     pub keys: AtomicU64,
     /// `Entry::cost` summed over all entries.
     pub used_bytes: AtomicU64,

@@ -8,18 +8,22 @@ use super::{deadline, Store, StoreError, StoreResult};
 
 impl Store {
     /// Pass the value of a live string key to `f` (under the shard lock, so the caller can copy
-    /// it straight into its own buffer); `None` when missing. Counts a hit or a miss.
+    /// it straight into its own buffer); `None` when missing. Counts a hit, and a miss when
+    /// `count_miss` (false: the caller counts what its miss becomes, as `get_or_set` does).
     #[inline]
     pub fn get_with<R>(
         &self,
         key: &[u8],
         now_ms: u64,
+        count_miss: bool,
         f: impl FnOnce(&[u8]) -> R,
     ) -> StoreResult<Option<R>> {
         self.in_shard(key, |shard, hash| {
             match shard.find_live(hash, key, now_ms, &self.stats) {
                 None => {
-                    Stats::bump(&self.stats.misses);
+                    if count_miss {
+                        Stats::bump(&self.stats.misses);
+                    }
                     Ok(None)
                 }
                 Some(pos) => {
@@ -36,7 +40,7 @@ impl Store {
 
     /// The value of a live string key, copied.
     pub fn get(&self, key: &[u8], now_ms: u64) -> StoreResult<Option<Vec<u8>>> {
-        self.get_with(key, now_ms, <[u8]>::to_vec)
+        self.get_with(key, now_ms, true, <[u8]>::to_vec)
     }
 
     /// Store a string, replacing a value of any type; `ttl_ms` None clears any previous TTL.

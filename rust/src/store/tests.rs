@@ -79,6 +79,51 @@ fn commands_meeting_another_type_fail_with_wrongtype() {
 }
 
 #[test]
+fn a_lookup_that_does_not_count_misses_still_counts_hits() {
+    let s = store();
+    let count = |name: &str| {
+        s.stats_snapshot(0)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    };
+    assert_eq!(s.get_with(b"k", 0, false, <[u8]>::to_vec), Ok(None));
+    assert_eq!((count("hits"), count("misses")), (0, 0));
+    s.set(b"k", b"v", None, 0).unwrap();
+    assert_eq!(
+        s.get_with(b"k", 0, false, <[u8]>::to_vec),
+        Ok(Some(b"v".to_vec()))
+    );
+    assert_eq!(s.get(b"nope", 0), Ok(None));
+    assert_eq!((count("hits"), count("misses")), (1, 1));
+}
+
+#[test]
+fn live_len_and_stats_skip_expired_keys_before_any_sweep() {
+    let s = store();
+    for i in 0..1000 {
+        s.set(format!("k{i}").as_bytes(), b"v", Some(50), 0)
+            .unwrap();
+    }
+    s.set(b"forever", b"v", None, 0).unwrap();
+    let keys = |now_ms| {
+        let snapshot = s.stats_snapshot(now_ms);
+        snapshot.iter().find(|(name, _)| *name == "keys").unwrap().1
+    };
+    assert_eq!((s.live_len(49), keys(49)), (1001, 1001));
+    assert_eq!(
+        (s.live_len(50), keys(50)),
+        (1, 1),
+        "expired at their deadline"
+    );
+    assert_eq!(s.len(), 1001, "nothing removed: counting is read-only");
+    assert_eq!(crate::store::Stats::get(&s.stats.expired), 0);
+    assert_eq!(s.sweep_expired(50), 1000);
+    assert_eq!((s.len(), s.live_len(50)), (1, 1));
+}
+
+#[test]
 fn lazy_expiry_and_ttl_rounding() {
     let s = store();
     s.set(b"k", b"v", Some(1500), 1000).unwrap();

@@ -148,7 +148,7 @@ impl FromStr for Algorithm {
             .ok_or_else(|| {
                 let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
                 format!(
-                    "unknown rate limit algorithm {s:?}; expected one of: {}",
+                    "unknown rate limit algorithm '{s}'; expected one of: {}",
                     names.join(", ")
                 )
             })
@@ -516,7 +516,7 @@ mod tests {
             assert_eq!(LimiterState::new(a).algorithm(), a);
         }
         let err = "token_bucket".parse::<Algorithm>().unwrap_err();
-        assert!(err.contains("\"token_bucket\""), "{err}");
+        assert!(err.contains("'token_bucket'"), "{err}");
         for a in Algorithm::ALL {
             assert!(err.contains(a.name()), "{err}");
         }

@@ -16,7 +16,7 @@
 use std::sync::MutexGuard;
 
 use super::algorithm::{Algorithm, Decision, LimiterState};
-use super::{rate_limit_key, RATE_LIMIT_PREFIX};
+use super::{gcra, rate_limit_key, RATE_LIMIT_PREFIX};
 use crate::store::entry::{limiter_cost, Entry, Payload};
 use crate::store::shard::Shard;
 use crate::store::stats::Stats;
@@ -37,7 +37,8 @@ impl Store {
     /// Returns one decision per spec, in order. Each says whether that key alone had room
     /// (`allowed`), with its own `remaining`, `reset_after_ms` and `retry_after_ms`; the call was
     /// admitted iff all are allowed. In a denied call a key with room reports its quota
-    /// untouched. Keys must be distinct (`InvalidArgument` otherwise).
+    /// untouched. Keys must be distinct, and for `gcra` each `limit * window_ms` within
+    /// `gcra::MAX_SPAN` (`InvalidArgument` otherwise, before anything is read).
     pub fn rate_limit_many(
         &self,
         specs: &[LimitSpec<'_>],
@@ -45,20 +46,7 @@ impl Store {
         algorithm: Algorithm,
         now_ms: u64,
     ) -> StoreResult<Vec<Decision>> {
-        if specs.is_empty() {
-            return Err(StoreError::InvalidArgument(
-                "rate_limit_many needs at least one key".to_owned(),
-            ));
-        }
-        let fulls: Vec<Vec<u8>> = specs.iter().map(|s| rate_limit_key(s.key)).collect();
-        let mut sorted: Vec<&Vec<u8>> = fulls.iter().collect();
-        sorted.sort_unstable();
-        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
-            return Err(StoreError::InvalidArgument(format!(
-                "rate_limit_many keys must be distinct, {:?} is given twice",
-                String::from_utf8_lossy(&pair[0][RATE_LIMIT_PREFIX.len()..])
-            )));
-        }
+        let fulls = checked_keys(specs, algorithm)?;
         let located: Vec<(u64, usize)> = fulls.iter().map(|k| self.locate(k)).collect();
         let mut order: Vec<usize> = located.iter().map(|&(_, idx)| idx).collect();
         order.sort_unstable();
@@ -155,6 +143,31 @@ impl Store {
         self.evict_unlocked(order[0]);
         Ok(decisions)
     }
+}
+
+/// The keyspace keys of `specs`, after the checks that need no state: at least one key, keys
+/// distinct, and for `gcra` every `limit * window_ms` within its span (`InvalidArgument`).
+fn checked_keys(specs: &[LimitSpec<'_>], algorithm: Algorithm) -> StoreResult<Vec<Vec<u8>>> {
+    if specs.is_empty() {
+        return Err(StoreError::InvalidArgument(
+            "rate_limit_many needs at least one key".to_owned(),
+        ));
+    }
+    let fulls: Vec<Vec<u8>> = specs.iter().map(|s| rate_limit_key(s.key)).collect();
+    let mut sorted: Vec<&Vec<u8>> = fulls.iter().collect();
+    sorted.sort_unstable();
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(StoreError::InvalidArgument(format!(
+            "rate_limit_many keys must be distinct, {:?} is given twice",
+            String::from_utf8_lossy(&pair[0][RATE_LIMIT_PREFIX.len()..])
+        )));
+    }
+    if algorithm == Algorithm::Gcra {
+        for s in specs {
+            gcra::check_span(s.limit, s.window_ms).map_err(StoreError::InvalidArgument)?;
+        }
+    }
+    Ok(fulls)
 }
 
 impl Store {
@@ -303,9 +316,68 @@ mod tests {
     }
 
     #[test]
+    fn gcra_admits_everywhere_or_nowhere_and_the_longest_wait_is_exact() {
+        let s = Store::new(KeyspaceBounds::default());
+        let gcra = |specs: &[LimitSpec<'_>], cost: u64, now: u64| {
+            s.rate_limit_many(specs, cost, Algorithm::Gcra, now)
+                .unwrap()
+        };
+        // phone: 2 per second (one every 500 ms); ip: 4 per second (one every 250 ms).
+        let both = [spec("phone", 2, 1000), spec("ip", 4, 1000)];
+        for _ in 0..2 {
+            assert!(gcra(&both, 1, 0).iter().all(|d| d.allowed));
+        }
+        // The phone's burst is spent: the IP keeps its quota and reports it untouched.
+        let d = gcra(&both, 1, 0);
+        assert!(!d[0].allowed && d[1].allowed);
+        assert_eq!(d[0].retry_after_ms, 500);
+        assert_eq!((d[1].remaining, d[1].reset_after_ms), (2, 500));
+        assert_eq!(d[1].retry_after_ms, 0);
+        // Another phone on the same IP takes the IP's last 2 units.
+        let other = [spec("phone2", 2, 1000), spec("ip", 4, 1000)];
+        assert!(gcra(&other, 2, 0).iter().all(|d| d.allowed));
+        // Both keys now deny; the call is admitted after the longer wait, not 1 ms earlier.
+        let d = gcra(&both, 1, 0);
+        assert_eq!((d[0].retry_after_ms, d[1].retry_after_ms), (500, 250));
+        assert!(!gcra(&both, 1, 499).iter().all(|d| d.allowed));
+        assert!(gcra(&both, 1, 500).iter().all(|d| d.allowed));
+        // Single-key and multi-key calls share the state.
+        let single = s
+            .rate_limit("ip", 4, 1000, 0, Algorithm::Gcra, 500)
+            .unwrap();
+        assert_eq!(single.remaining, 1);
+    }
+
+    #[test]
+    fn gcra_span_is_checked_on_every_key_before_anything_is_read() {
+        let s = Store::new(KeyspaceBounds::default());
+        s.set(b"ratelimit:str", b"x", None, 0).unwrap();
+        let big = s.rate_limit_many(
+            &[spec("a", 1, 1000), spec("str", 1 << 23, 1 << 30)],
+            1,
+            Algorithm::Gcra,
+            0,
+        );
+        assert!(
+            matches!(big, Err(StoreError::InvalidArgument(m)) if m.contains("limit=8388608")),
+            "the span, not the wrong type of \"str\""
+        );
+        assert!(!s.exists(b"ratelimit:a", 0));
+        let within = [spec("a", 1, 1000), spec("b", 1 << 23, (1 << 30) - 1)];
+        assert!(s.rate_limit_many(&within, 1, Algorithm::Gcra, 0).is_ok());
+    }
+
+    #[test]
     fn concurrent_overlapping_calls_never_over_admit_or_leak() {
-        // 8 threads, phones p0..p3 (limit 5 each) sharing ips i0, i1 (limit 7 each): every
-        // admitted call is within every limit, and the totals match exactly what was admitted.
+        for algorithm in Algorithm::ALL {
+            concurrent_overlapping_calls(algorithm);
+        }
+    }
+
+    /// 8 threads, phones p0..p3 (limit 5 each) sharing ips i0, i1 (limit 7 each), all at one
+    /// instant: every admitted call is within every limit, and the totals match exactly what
+    /// was admitted.
+    fn concurrent_overlapping_calls(algorithm: Algorithm) {
         let s = Arc::new(Store::new(KeyspaceBounds::default()));
         let admitted: Vec<Vec<(usize, usize)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
@@ -316,12 +388,8 @@ mod tests {
                         for n in 0..200usize {
                             let (phone, ip) = ((t + n) % 4, (t * 3 + n) % 2);
                             let (pk, ik) = (format!("p{phone}"), format!("i{ip}"));
-                            let d = many(
-                                &s,
-                                &[spec(&pk, 5, 1_000_000), spec(&ik, 7, 1_000_000)],
-                                1,
-                                0,
-                            );
+                            let specs = [spec(&pk, 5, 1_000_000), spec(&ik, 7, 1_000_000)];
+                            let d = s.rate_limit_many(&specs, 1, algorithm, 0).unwrap();
                             if d.iter().all(|d| d.allowed) {
                                 mine.push((phone, ip));
                             }
@@ -335,29 +403,22 @@ mod tests {
         let all: Vec<(usize, usize)> = admitted.into_iter().flatten().collect();
         for ip in 0..2 {
             let n = all.iter().filter(|a| a.1 == ip).count() as u64;
-            assert_eq!(n, 7, "ip {ip} admitted {n}");
+            assert_eq!(n, 7, "{algorithm}: ip {ip} admitted {n}");
             let left = s
-                .rate_limit(&format!("i{ip}"), 7, 1_000_000, 0, Algorithm::SlidingLog, 0)
+                .rate_limit(&format!("i{ip}"), 7, 1_000_000, 0, algorithm, 0)
                 .unwrap();
-            assert_eq!(left.remaining, 0);
+            assert_eq!(left.remaining, 0, "{algorithm}");
         }
         for phone in 0..4 {
             let n = all.iter().filter(|a| a.0 == phone).count() as u64;
             let left = s
-                .rate_limit(
-                    &format!("p{phone}"),
-                    5,
-                    1_000_000,
-                    0,
-                    Algorithm::SlidingLog,
-                    0,
-                )
+                .rate_limit(&format!("p{phone}"), 5, 1_000_000, 0, algorithm, 0)
                 .unwrap();
             assert!(n <= 5);
             assert_eq!(
                 left.remaining,
                 5 - n,
-                "phone {phone}: no quota leaked by denials"
+                "{algorithm}: phone {phone}: no quota leaked by denials"
             );
         }
     }
