@@ -139,10 +139,10 @@ class RedisBackend:
 
     # --- transport: the one path of every command ----------------------------------------------
 
-    def _key(self, key: str, namespace: str = "", name: str = "key") -> str:
-        """`key` checked as the store checks it (errors naming `name`), stored at
-        `<prefix><namespace><key>`."""
-        return self._prefix + namespace + store_key(key, name)
+    def _key(self, key: str, namespace: str = "", name: str | None = "key") -> str:
+        """`key` stored at `<prefix><namespace><key>`, checked as the store checks it (errors
+        naming `name`; None: already checked with the other arguments of its command)."""
+        return self._prefix + namespace + (key if name is None else store_key(key, name))
 
     def _command(self, *command: Any) -> Any:
         """One command on the caller's client: its raw reply, or redis-py's parsed one where
@@ -502,7 +502,7 @@ class RedisBackend:
         name, limit, window_ms, cost, algorithm = rate_limit_args(
             key, limit, window, cost, algorithm
         )
-        full = self._key(name, _redis.RATE_LIMIT_NAMESPACE)
+        full = self._key(name, _redis.RATE_LIMIT_NAMESPACE, None)
         script_name = _ALGORITHMS[algorithm]
         now = "" if self._test_clock is None else self._test_clock()
         allowed, remaining, reset_ms, retry_ms = self._script(
@@ -535,7 +535,7 @@ class RedisBackend:
         names, limits, windows_ms, cost = rate_limit_many_args(
             keys, limits, windows, cost, algorithm
         )
-        full = [self._key(name, _redis.RATE_LIMIT_NAMESPACE) for name in names]
+        full = [self._key(name, _redis.RATE_LIMIT_NAMESPACE, None) for name in names]
         if (
             self._config.cluster
             and len({key_slot(key.encode("utf-8", "surrogateescape")) for key in full}) > 1
