@@ -6,10 +6,13 @@ are left out), on both flavours.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
 from cachebolt import CacheConfig
 from conftest import ServiceFactory
 
@@ -70,3 +73,65 @@ def test_release_and_extend_are_one_script_each(
         "EVALSHA"
     ]
     assert commands_sent(redis_client, lambda: cache.release_lock("job", token)) == ["EVALSHA"]
+
+
+# One call of every key command the backend has, in an order where each finds what it needs.
+KEY_CALLS: list[Callable[[Any], object]] = [
+    lambda c: c.ping(),
+    lambda c: c.set("k", {"v": 1}, 60),
+    lambda c: c.set("k", {"v": 1}),
+    lambda c: c.get("k"),
+    lambda c: c.ttl("k"),
+    lambda c: c.expire("k", 60),
+    lambda c: c.delete("k"),
+    lambda c: c.incrby("n", 2),
+    lambda c: c.sadd("s", "a", "b"),
+    lambda c: c.srem("s", "b"),
+    lambda c: c.sismember("s", "a"),
+    lambda c: c.smembers("s"),
+    lambda c: c.scard("s"),
+    lambda c: c.hset("h", "f", "v"),
+    lambda c: c.hget("h", "f"),
+    lambda c: c.hgetall("h"),
+    lambda c: c.hdel("h", "f"),
+    lambda c: c.release_lock("job", c.acquire_lock("job", 10_000) or ""),
+    lambda c: c.extend_lock("job", "token", 10_000),
+    lambda c: c.acquire_fenced_lock("fenced", 10_000),
+    lambda c: c.check_rate_limit("r", 5, 60),
+    lambda c: c.hit_rate_limits([("{u}:a", 5, 60), ("{u}:b", 5, 60)]),
+]
+
+
+def test_key_commands_bypass_redis_py_command_layer(
+    svc: ServiceFactory, redis_config: CacheConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a standalone server every key command and script is packed once and written on the
+    connection by the backend's transport, never through redis-py's `execute_command`."""
+    passed: list[object] = []
+
+    def recording(original: Any) -> Any:
+        if inspect.iscoroutinefunction(original):
+
+            async def record_async(self: Any, *args: Any, **options: Any) -> Any:
+                passed.append(args[0])
+                return await original(self, *args, **options)
+
+            return record_async
+
+        def record(self: Any, *args: Any, **options: Any) -> Any:
+            passed.append(args[0])
+            return original(self, *args, **options)
+
+        return record
+
+    cache = svc(redis_config)
+    cache.get("k")  # connects: PING and INFO (parsed by redis-py)
+    for client_class in (redis.Redis, redis.asyncio.Redis):
+        monkeypatch.setattr(
+            client_class, "execute_command", recording(client_class.execute_command)
+        )
+    for call in KEY_CALLS:
+        call(cache)
+    assert cache.hgetall("h") == {} and cache.smembers("s") == {"a"}
+    assert passed == []
+    assert cache.stats()["fallback_calls"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from types import TracebackType
+from typing import NoReturn
 
 from redis import exceptions as rx
 
@@ -134,6 +135,13 @@ class RedisErrorMapper:
         # Never suppresses: an error either passes through or is replaced by ours.
         if exc is None or isinstance(exc, CacheError) or not isinstance(exc, Exception):
             return  # CancelledError, KeyboardInterrupt and our own errors pass through
+        self.raise_mapped(exc)
+
+    def raise_mapped(self, exc: Exception) -> NoReturn:
+        """Raise the cachebolt error for `exc` (ours as it is): `with mapper:` as an `except`
+        clause, for the per-command path, where a `try` costs nothing until something raises."""
+        if isinstance(exc, CacheError):
+            raise exc
         mapped = translate(exc, *self._secrets, username=self._username)
         # Chained for debugging, unless redis-py's own text would show a secret in a traceback.
         text = str(exc)

@@ -5,9 +5,10 @@ exceptions for the same bad arguments (checked in Python before any I/O), `Wrong
 a command meeting another type. Every key is stored under `config.key_prefix`; locks at
 `<prefix>lock:<key>`, rate limits at `<prefix>ratelimit:<key>`. Atomic read-modify-write steps
 are Lua scripts (`cachebolt/lua/*.lua`), registered once per client; a rate-limit call is one
-EVALSHA, one round trip. The redis-py client of each command comes from `AsyncClientSource`
-(asyncio: the shared pooled client for every task; threads: each thread's own connection of the
-shared pool, without a pool checkout per command).
+EVALSHA, one round trip. Every key passes `_key` and every command `_command`, `_script` or
+`_call`: the caller's client from `AsyncClientSource` (asyncio: the shared pooled client
+for every task; threads: each thread's own connection of the shared pool, without a pool
+checkout per command), one error mapping (`cachebolt._redis_errors`).
 
 When Redis does not answer (refused, timed out, down, wrong password) a call raises
 `BackendUnavailable` within about the command timeout: the client never retries (see
@@ -80,8 +81,6 @@ class AsyncRedisBackend:
         self._config = config
         self._prefix = config.key_prefix
         self._prefix_bytes = len(config.key_prefix.encode("utf-8", "surrogateescape"))
-        self._lock_prefix = config.key_prefix + _redis.LOCK_NAMESPACE
-        self._limit_prefix = config.key_prefix + _redis.RATE_LIMIT_NAMESPACE
         self._glob_prefix = _redis.escape_glob(config.key_prefix)
         self._errors = map_redis_errors(
             config.password, config.sentinel_password, username=config.username
@@ -95,6 +94,9 @@ class AsyncRedisBackend:
         self._rate_limit_allowed = 0
         self._rate_limit_denied = 0
         self._clients = AsyncClientSource(config, self._errors)
+        # Bound once: the per-command path (`_command`) looks neither up again.
+        self._client = self._clients.get
+        self._execute = self._clients.execute
         # Every primary's maxmemory-policy as one text, read at connect() and by stats().
         self.maxmemory_policy = _redis.UNKNOWN_POLICY
         # A cancelled lock acquire waits this long for its command and the release (seconds).
@@ -119,10 +121,8 @@ class AsyncRedisBackend:
         Raises:
             BackendUnavailable: refused, timed out, loading, or the login was refused.
         """
-        client = self._clients.get()
-        with self._errors:
-            await client.ping()
-        evicting = _redis.evicting_nodes(await self._memory_settings(client))
+        await self._command("PING")
+        evicting = _redis.evicting_nodes(await self._memory_settings())
         if evicting:
             _logger.warning(
                 "Redis maxmemory-policy %s evicts keys at maxmemory, lock and rate-limit keys "
@@ -136,22 +136,66 @@ class AsyncRedisBackend:
                 "limits are safe from eviction only under noeviction"
             )
 
-    async def _permitted(self, client: Any, command: str, *args: Any, **kwargs: Any) -> Any:
-        """The reply of one client command, or None where the server refuses it (ACL, or a
-        command a managed service renamed away).
+    # --- transport: the one path of every command ----------------------------------------------
+
+    def _key(self, key: str, namespace: str = "", name: str | None = "key") -> str:
+        """`key` stored at `<prefix><namespace><key>`, checked as the store checks it (errors
+        naming `name`; None: already checked with the other arguments of its command)."""
+        return self._prefix + namespace + (key if name is None else store_key(key, name))
+
+    async def _command(self, *command: Any) -> Any:
+        """One command on the caller's client: its raw reply, or redis-py's parsed one where
+        redis-py sends it (cluster, a pooled sentinel client).
+
+        Raises:
+            BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
+        """
+        client = self._client()
+        try:
+            return await self._execute(client, *command)
+        except Exception as exc:
+            self._errors.raise_mapped(exc)
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One EVALSHA of script `name` on the caller's client (NOSCRIPT: loaded, run again).
+
+        Raises:
+            BackendUnavailable, WrongTypeError, CapacityError, CacheError: see `_redis_errors`.
+        """
+        client = self._client()
+        try:
+            return await self._clients.scripts[name](keys=keys, args=args, client=client)
+        except Exception as exc:
+            self._errors.raise_mapped(exc)
+
+    async def _call(self, method: str, *args: Any, **options: Any) -> Any:
+        """redis-py's `method` on the caller's client, its parsed reply (INFO, CONFIG GET, and
+        commands a cluster sends to several nodes: `target_nodes`).
+
+        Raises:
+            BackendUnavailable, CacheError: see `_redis_errors`.
+        """
+        client = self._client()
+        try:
+            return await getattr(client, method)(*args, **options)
+        except Exception as exc:
+            self._errors.raise_mapped(exc)
+
+    async def _permitted(self, method: str, *args: Any, **options: Any) -> Any:
+        """`_call`, or None where the server refuses the command (ACL, or a command a managed
+        service renamed away).
 
         Raises:
             BackendUnavailable: the server did not answer.
         """
         try:
-            with self._errors:
-                return await getattr(client, command)(*args, **kwargs)
+            return await self._call(method, *args, **options)
         except BackendUnavailable:
             raise
         except CacheError:
             return None
 
-    async def _memory_settings(self, client: Any) -> dict[str, tuple[str, int]]:
+    async def _memory_settings(self) -> dict[str, tuple[str, int]]:
         """Each primary's (maxmemory-policy, maxmemory): from INFO memory, else from CONFIG GET
         where ACL denies INFO; empty where both are denied. Sets `maxmemory_policy`.
 
@@ -160,8 +204,8 @@ class AsyncRedisBackend:
         """
         target = {"target_nodes": RedisCluster.PRIMARIES} if self._config.cluster else {}
         nodes: dict[str, tuple[str, int]] = {}
-        for command, argument in (("info", "memory"), ("config_get", "maxmemory*")):
-            reply = await self._permitted(client, command, argument, **target)
+        for method, argument in (("info", "memory"), ("config_get", "maxmemory*")):
+            reply = await self._permitted(method, argument, **target)
             if reply is None:
                 continue
             # A cluster answers per primary (one primary: its reply alone).
@@ -179,10 +223,8 @@ class AsyncRedisBackend:
         Raises:
             BackendUnavailable: the server did not answer.
         """
-        client = self._clients.get()
         started = time.perf_counter()
-        with self._errors:
-            await client.ping()
+        await self._command("PING")
         return time.perf_counter() - started
 
     async def aclose(self) -> None:
@@ -214,59 +256,39 @@ class AsyncRedisBackend:
         return value
 
     async def lookup(self, key: str) -> bytes | None:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            value: bytes | None = await self._clients.execute(client, "GET", full)
+        value: bytes | None = await self._command("GET", self._key(key))
         if value is not None:
             self._hits += 1
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         if not isinstance(value, bytes):
             raise TypeError(f"value must be bytes, not {type(value).__name__}")
-        px = None if ttl is None else seconds_arg(ttl, "ttl")
-        client = self._clients.get()
-        with self._errors:
-            if px is None:
-                await self._clients.execute(client, "SET", full, value)
-            else:
-                await self._clients.execute(client, "SET", full, value, "PX", px)
+        if ttl is None:
+            await self._command("SET", full, value)
+        else:
+            await self._command("SET", full, value, "PX", seconds_arg(ttl, "ttl"))
 
     async def delete(self, key: str) -> bool:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            return bool(await client.unlink(full))
+        return bool(await self._command("UNLINK", self._key(key)))
 
     async def exists(self, key: str) -> bool:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            return bool(await client.exists(full))
+        return bool(await self._command("EXISTS", self._key(key)))
 
     async def incrby(self, key: str, amount: int) -> int:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         amount = int_arg(amount, "amount")
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.incrby(full, amount))
+        return int(await self._command("INCRBY", full, amount))
 
     # --- expiry --------------------------------------------------------------------------------
 
     async def ttl(self, key: str) -> int:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.ttl(full))
+        return int(await self._command("TTL", self._key(key)))
 
     async def expire(self, key: str, ttl: float) -> bool:
-        full = self._prefix + store_key(key)
-        ms = seconds_arg(ttl, "ttl_seconds")
-        client = self._clients.get()
-        with self._errors:
-            return bool(await client.pexpire(full, ms))
+        full = self._key(key)
+        return bool(await self._command("PEXPIRE", full, seconds_arg(ttl, "ttl_seconds")))
 
     # --- keyspace ------------------------------------------------------------------------------
 
@@ -295,7 +317,7 @@ class AsyncRedisBackend:
     ) -> tuple[int, list[str]]:
         """One SCAN step under the prefix: (next cursor, keys without the prefix)."""
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
-        client = self._clients.get()
+        client = self._client()
         with self._errors:
             next_cursor, raw = await self._scan_step(client, cursor, match, count)
         cut = self._prefix_bytes
@@ -315,7 +337,7 @@ class AsyncRedisBackend:
         (deleting is idempotent).
         """
         match, rest = _redis.scan_match(self._glob_prefix, pattern)
-        client = self._clients.get()
+        client = self._client()
         removed = 0
         with self._errors:
             for _ in range(_redis.SWEEPS_PER_TOPOLOGY_CHANGE):
@@ -350,70 +372,52 @@ class AsyncRedisBackend:
     # --- sets ----------------------------------------------------------------------------------
 
     async def sadd(self, key: str, *members: str) -> int:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         str_args(members, "member", "sadd")
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.sadd(full, *members))
+        return int(await self._command("SADD", full, *members))
 
     async def srem(self, key: str, *members: str) -> int:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         str_args(members, "member", "srem")
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.srem(full, *members))
+        return int(await self._command("SREM", full, *members))
 
     async def sismember(self, key: str, member: str) -> bool:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         str_arg(member, "member")
-        client = self._clients.get()
-        with self._errors:
-            return bool(await client.sismember(full, member))
+        return bool(await self._command("SISMEMBER", full, member))
 
     async def smembers(self, key: str) -> builtins.set[str]:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            raw = await client.smembers(full)
+        # A list, or redis-py's set where it parses the reply (see `_command`).
+        raw = await self._command("SMEMBERS", self._key(key))
         return {_text(member) for member in raw}
 
     async def scard(self, key: str) -> int:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.scard(full))
+        return int(await self._command("SCARD", self._key(key)))
 
     # --- hashes --------------------------------------------------------------------------------
 
     async def hset(self, key: str, field: str, value: str) -> int:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         str_arg(field, "field")
         str_arg(value, "value")
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.hset(full, field, value))
+        return int(await self._command("HSET", full, field, value))
 
     async def hget(self, key: str, field: str) -> str | None:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         str_arg(field, "field")
-        client = self._clients.get()
-        with self._errors:
-            raw = await client.hget(full, field)
+        raw = await self._command("HGET", full, field)
         return None if raw is None else _text(raw)
 
     async def hgetall(self, key: str) -> dict[str, str]:
-        full = self._prefix + store_key(key)
-        client = self._clients.get()
-        with self._errors:
-            raw = await client.hgetall(full)
-        return {_text(field): _text(value) for field, value in raw.items()}
+        raw = await self._command("HGETALL", self._key(key))
+        # A flat [field, value, ...] list, or redis-py's dict where it parses the reply.
+        pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+        return {_text(field): _text(value) for field, value in pairs}
 
     async def hdel(self, key: str, *fields: str) -> int:
-        full = self._prefix + store_key(key)
+        full = self._key(key)
         str_args(fields, "field", "hdel")
-        client = self._clients.get()
-        with self._errors:
-            return int(await client.hdel(full, *fields))
+        return int(await self._command("HDEL", full, *fields))
 
     # --- token locks ---------------------------------------------------------------------------
 
@@ -423,17 +427,14 @@ class AsyncRedisBackend:
         A caller cancelled (or interrupted) after the command was sent still gets the lock
         released, by its token, before the cancellation goes on (see `_abandoned`).
         """
-        full = self._lock_prefix + store_key(key, "lock_key")
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
         token = secrets.token_hex(16)
-        client = self._clients.get()
-        script = self._clients.scripts["lock_acquire"]
-        with self._errors:
-            taken = await async_undo_if_abandoned(
-                lambda: script(keys=[full], args=[token, ttl_ms], client=client),
-                lambda: self._abandoned(key, full, token),
-                self._abandon_wait,
-            )
+        taken = await async_undo_if_abandoned(
+            lambda: self._script("lock_acquire", [full], [token, ttl_ms]),
+            lambda: self._abandoned(key, full, token),
+            self._abandon_wait,
+        )
         if taken:
             self._lock_acquired += 1
             return token
@@ -445,23 +446,17 @@ class AsyncRedisBackend:
 
         Cancelled or interrupted after sending: released like `acquire_lock`.
         """
-        name = store_key(key, "lock_key")
-        full = self._lock_prefix + name
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
-        counter = _redis.fence_key(self._prefix, name)
+        keys = [full, _redis.fence_key(self._prefix, key)]
         token = secrets.token_hex(16)
-        client = self._clients.get()
-        script = self._clients.scripts["lock_acquire_fenced"]
-        with self._errors:
-            fence = await async_undo_if_abandoned(
-                lambda: script(
-                    keys=[full, counter],
-                    args=[token, ttl_ms, ttl_ms + _redis.FENCE_KEEP_MS],
-                    client=client,
-                ),
-                lambda: self._abandoned(key, full, token),
-                self._abandon_wait,
-            )
+        fence = await async_undo_if_abandoned(
+            lambda: self._script(
+                "lock_acquire_fenced", keys, [token, ttl_ms, ttl_ms + _redis.FENCE_KEEP_MS]
+            ),
+            lambda: self._abandoned(key, full, token),
+            self._abandon_wait,
+        )
         if fence is None:
             self._lock_contended += 1
             return None
@@ -472,31 +467,22 @@ class AsyncRedisBackend:
         """Release the lock of an acquire whose caller left before its reply (compare and
         delete: another holder's lock is never removed)."""
         try:
-            with self._errors:
-                await self._clients.scripts["lock_release"](
-                    keys=[full], args=[token], client=self._clients.get()
-                )
+            await self._script("lock_release", [full], [token])
         except BackendUnavailable as exc:
             _logger.warning(
                 "lock %r of a cancelled acquire may be held until its TTL ends: %s", key, exc
             )
 
     async def release_lock(self, key: str, token: str) -> bool:
-        full = self._lock_prefix + store_key(key, "lock_key")
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         str_arg(token, "token")
-        client = self._clients.get()
-        script = self._clients.scripts["lock_release"]
-        with self._errors:
-            return bool(await script(keys=[full], args=[token], client=client))
+        return bool(await self._script("lock_release", [full], [token]))
 
     async def extend_lock(self, key: str, token: str, ttl_ms: int) -> bool:
-        full = self._lock_prefix + store_key(key, "lock_key")
+        full = self._key(key, _redis.LOCK_NAMESPACE, "lock_key")
         str_arg(token, "token")
         ttl_ms = ms_arg(ttl_ms, "ttl_ms")
-        client = self._clients.get()
-        script = self._clients.scripts["lock_extend"]
-        with self._errors:
-            return bool(await script(keys=[full], args=[token, ttl_ms], client=client))
+        return bool(await self._script("lock_extend", [full], [token, ttl_ms]))
 
     # --- rate limits ---------------------------------------------------------------------------
 
@@ -515,14 +501,12 @@ class AsyncRedisBackend:
         name, limit, window_ms, cost, algorithm = rate_limit_args(
             key, limit, window, cost, algorithm
         )
-        full = self._limit_prefix + name
+        full = self._key(name, _redis.RATE_LIMIT_NAMESPACE, None)
         script_name = _ALGORITHMS[algorithm]
         now = "" if self._test_clock is None else self._test_clock()
-        client = self._clients.get()
-        with self._errors:
-            allowed, remaining, reset_ms, retry_ms = await self._clients.scripts[script_name](
-                keys=[full], args=[limit, window_ms, cost, now], client=client
-            )
+        allowed, remaining, reset_ms, retry_ms = await self._script(
+            script_name, [full], [limit, window_ms, cost, now]
+        )
         if allowed:
             self._rate_limit_allowed += 1
         else:
@@ -550,7 +534,7 @@ class AsyncRedisBackend:
         names, limits, windows_ms, cost = rate_limit_many_args(
             keys, limits, windows, cost, algorithm
         )
-        full = [self._limit_prefix + key for key in names]
+        full = [self._key(name, _redis.RATE_LIMIT_NAMESPACE, None) for name in names]
         if (
             self._config.cluster
             and len({key_slot(key.encode("utf-8", "surrogateescape")) for key in full}) > 1
@@ -563,11 +547,7 @@ class AsyncRedisBackend:
         for limit, window_ms in zip(limits, windows_ms, strict=True):
             args += (limit, window_ms)
         args += (cost, "" if self._test_clock is None else self._test_clock())
-        client = self._clients.get()
-        with self._errors:
-            flat = await self._clients.scripts[_MANY_SCRIPTS[algorithm]](
-                keys=full, args=args, client=client
-            )
+        flat = await self._script(_MANY_SCRIPTS[algorithm], full, args)
         results = [
             (bool(flat[i]), int(flat[i + 1]), flat[i + 2] / 1000, flat[i + 3] / 1000)
             for i in range(0, len(flat), 4)
@@ -599,13 +579,11 @@ class AsyncRedisBackend:
         Raises:
             BackendUnavailable: the server did not answer.
         """
-        client = self._clients.get()
         # One DBSIZE and one INFO per primary in a cluster, added up; INFO may be denied by ACL.
         target = {"target_nodes": RedisCluster.PRIMARIES} if self._config.cluster else {}
-        with self._errors:
-            sizes = await client.dbsize(**target)
-        info = await self._permitted(client, "info", "stats", **target) or {}
-        await self._memory_settings(client)
+        sizes = await self._call("dbsize", **target)
+        info = await self._permitted("info", "stats", **target) or {}
+        await self._memory_settings()
         keys = sum(sizes.values()) if isinstance(sizes, dict) else int(sizes)
         nodes = [v for v in info.values() if isinstance(v, dict)] or [info]
         return {
