@@ -77,6 +77,10 @@ SMOKE_TESTS := tests/test_redis_compat.py tests/test_redis_backend.py tests/test
 smoke-latest: system-deps ## a short run of the suite on the newest release of every dependency
 	$(PYTHON) scripts/testenv.py latest -- $(SMOKE_TESTS) -q
 
+.PHONY: smoke-oldest
+smoke-oldest: system-deps ## the same short run on every dependency at its declared floor
+	$(PYTHON) scripts/testenv.py oldest -- $(SMOKE_TESTS) -q
+
 .PHONY: test-matrix
 test-matrix: system-deps $(STAMP)-dev $(STAMP)-wheel ## CPython 3.10-3.13 x redis-py floor/newest x Redis/Valkey, wheel smoke (~1 h)
 	$(PYTHON) scripts/matrix.py

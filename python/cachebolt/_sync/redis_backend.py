@@ -330,6 +330,24 @@ class RedisBackend:
             return raw
         return [raw[i] for i in rest.matching(raw, self._prefix_bytes)]
 
+    def _unlink(self, client: Any, raw: list[bytes]) -> int:
+        """UNLINK `raw` (full keys); the count removed.
+
+        RedisCluster splits a multi-key UNLINK by slot in a pipeline, except on the redis-py
+        releases whose cluster resends are turned off (`cluster_error_retry_attempts` = 0): their
+        asyncio pipeline runs that many attempts, none, so there it is one UNLINK per slot (redis-py
+        5's `unlink` takes the pipeline even for one slot).
+        """
+        if getattr(client, "cluster_error_retry_attempts", None) != 0:
+            return int(client.unlink(*raw))
+        by_slot: dict[int, list[bytes]] = {}
+        for key in raw:
+            by_slot.setdefault(key_slot(key), []).append(key)
+        removed = 0
+        for keys in by_slot.values():
+            removed += int(client.execute_command("UNLINK", *keys))
+        return removed
+
     def _unlink_matching(self, pattern: str) -> int:
         """SCAN + UNLINK in batches (never KEYS or FLUSHDB); the count removed.
 
@@ -348,8 +366,7 @@ class RedisBackend:
                     cursor, raw = self._scan_step(client, cursor, match, _redis.SCAN_BATCH)
                     raw = self._passing(raw, rest)
                     if raw:
-                        # RedisCluster splits a multi-key UNLINK by slot itself.
-                        removed += int(client.unlink(*raw))
+                        removed += self._unlink(client, raw)
                     if cursor == 0:
                         break
                 if self._topology(client) == before:
