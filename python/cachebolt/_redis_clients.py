@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import redis
@@ -465,15 +465,16 @@ def shared_client(
     return client, scripts
 
 
-async def async_run_command(client: Any, *command: Any) -> Any:
-    """`command` on `client`, its raw reply (no redis-py response callback).
+def async_run_command(client: Any, *command: Any) -> Awaitable[Any]:
+    """`command` on `client`: an awaitable of its raw reply (no redis-py response callback).
 
-    Standalone: straight on a connection of the pool (see the module docstring).
+    Standalone: straight on a connection of the pool (docs/ARCHITECTURE.md, "Redis
+    connections"). A plain function: no coroutine frame of its own on every command.
     """
     pool = getattr(client, "connection_pool", None)
     if pool is None or client.connection is not None:
-        return await client.execute_command(*command)
-    return await _async_run(pool, command)
+        return client.execute_command(*command)  # type: ignore[no-any-return]
+    return _async_run(pool, command)
 
 
 def run_command(client: Any, *command: Any) -> Any:

@@ -250,9 +250,12 @@ class AsyncRedisBackend:
     # --- strings -------------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        value = await self.lookup(key)
+        # `lookup`'s command written out: one coroutine frame less on the hottest read.
+        value: bytes | None = await self._command("GET", self._key(key))
         if value is None:
             self._misses += 1
+        else:
+            self._hits += 1
         return value
 
     async def lookup(self, key: str) -> bytes | None:

@@ -251,9 +251,12 @@ class RedisBackend:
     # --- strings -------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
-        value = self.lookup(key)
+        # `lookup`'s command written out: one coroutine frame less on the hottest read.
+        value: bytes | None = self._command("GET", self._key(key))
         if value is None:
             self._misses += 1
+        else:
+            self._hits += 1
         return value
 
     def lookup(self, key: str) -> bytes | None:
