@@ -255,12 +255,10 @@ class _Template:
         if not self._template.names:
             return {}
         declared: dict[str, Any] = {}
-        dependants = [getattr(route, "dependant", None)]
-        for dependant in dependants:  # breadth first: the endpoint's own parameters win
-            if dependant is not None:
-                for field in dependant.path_params:
-                    declared.setdefault(field.alias, field)
-                dependants.extend(dependant.dependencies)
+        # Breadth first: the endpoint's own parameters win.
+        for dependant in _dependants(getattr(route, "dependant", None)):
+            for field in dependant.path_params:
+                declared.setdefault(field.alias, field)
         return {name: declared.get(name) for name in self._template.names}
 
     def check(self, path_params: Collection[str], path: str) -> None:
@@ -322,11 +320,18 @@ def check_key_templates(app: Any) -> None:
         ValueError: naming the template, the missing parameter and the route's path.
     """
     for route, path_params, path in _dependant_routes(getattr(app, "routes", ()), set(), ""):
-        dependants = [route.dependant]
-        for dependant in dependants:
+        for dependant in _dependants(route.dependant):
             if isinstance(dependant.call, (RateLimit, WithLock)) and dependant.call._key:
                 dependant.call._key.check(path_params, path)
-            dependants.extend(dependant.dependencies)
+
+
+def _dependants(root: Any) -> Iterator[Any]:
+    """`root` (a route's FastAPI dependant; None: none) and every dependant below it, breadth
+    first."""
+    queue = [] if root is None else [root]
+    for dependant in queue:
+        yield dependant
+        queue.extend(dependant.dependencies)
 
 
 def _dependant_routes(
