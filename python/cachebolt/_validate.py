@@ -36,7 +36,6 @@ __all__ = [
     "rate_limit_many_args",
     "scan_count_arg",
     "seconds_arg",
-    "store_key",
     "str_arg",
     "str_args",
     "wait_seconds_arg",
@@ -78,10 +77,6 @@ def key_arg(key: object, name: str = "key") -> str:
         if size > MAX_KEY_BYTES:
             raise ValueError(f"{name} is too long: {size} bytes, at most {MAX_KEY_BYTES} allowed")
     return key
-
-
-#: The Redis backend's name for `key_arg`.
-store_key = key_arg
 
 
 def str_args(values: Sequence[object], what: str, command: str) -> Sequence[str]:

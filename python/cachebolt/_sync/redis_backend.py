@@ -38,11 +38,11 @@ from .._redis_clients import publish
 from .._redis_errors import map_redis_errors
 from .._validate import (
     int_arg,
+    key_arg,
     ms_arg,
     rate_limit_args,
     rate_limit_many_args,
     seconds_arg,
-    store_key,
     str_arg,
     str_args,
 )
@@ -142,7 +142,7 @@ class RedisBackend:
     def _key(self, key: str, namespace: str = "", name: str | None = "key") -> str:
         """`key` stored at `<prefix><namespace><key>`, checked as the store checks it (errors
         naming `name`; None: already checked with the other arguments of its command)."""
-        return self._prefix + namespace + (key if name is None else store_key(key, name))
+        return self._prefix + namespace + (key if name is None else key_arg(key, name))
 
     def _command(self, *command: Any) -> Any:
         """One command on the caller's client: its raw reply, or redis-py's parsed one where
