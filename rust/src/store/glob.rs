@@ -318,6 +318,7 @@ fn class(pattern: &[u8], mut j: usize, c: u8) -> (bool, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_rng::Rng;
 
     /// Literal port of Redis's recursive `stringmatchlen_impl` (nocase = 0), including the
     /// `skipLongerMatches` shortcut, the `nesting > 1000` guard, the NUL read past the end of
@@ -438,23 +439,6 @@ mod tests {
         let mut n = 0;
         let m = Glob::new(p).matches_counted(s, &mut n);
         (m, n)
-    }
-
-    /// Tiny deterministic PRNG (xorshift64*), no crates.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-        }
-        fn byte(&mut self) -> u8 {
-            self.next().to_le_bytes()[0]
-        }
     }
 
     #[test]

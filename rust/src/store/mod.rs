@@ -18,6 +18,8 @@ mod strings;
 pub mod validate;
 
 #[cfg(test)]
+pub(crate) mod test_rng;
+#[cfg(test)]
 mod tests;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};

@@ -477,6 +477,7 @@ impl SlidingCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_rng::Rng;
 
     /// `(now, limit, window, cost, allowed, remaining, reset_after, retry_after)`
     type Step = (u64, u64, u64, u64, bool, u64, u64, u64);
@@ -687,20 +688,6 @@ mod tests {
         }
     }
 
-    /// xorshift64* — a tiny deterministic PRNG (no crates).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// Largest number of units admitted in any half-open interval `(t - window, t]`
     /// (two pointers over the time-ordered admissions).
     fn max_in_any_window(admitted: &[(u64, u64)], window: u64) -> u64 {
@@ -736,19 +723,19 @@ mod tests {
         // Independent sliding-log oracle.
         let mut log: std::collections::VecDeque<(u64, u64)> = std::collections::VecDeque::new();
         let mut admitted = Vec::new();
-        let mut now = 1_000_000 + rng.below(window);
+        let mut now = 1_000_000 + rng.below_u64(window);
         for step in 0..n {
-            now += match rng.below(20) {
+            now += match rng.below_u64(20) {
                 0..=7 => 0,
-                8..=15 => rng.below(window / 4 + 1),
-                16..=18 => rng.below(window + 1),
-                _ => rng.below(3 * window),
+                8..=15 => rng.below_u64(window / 4 + 1),
+                16..=18 => rng.below_u64(window + 1),
+                _ => rng.below_u64(3 * window),
             };
-            let cost = match rng.below(20) {
+            let cost = match rng.below_u64(20) {
                 0 | 1 => 0,
                 2..=12 => 1,
-                13..=18 => 1 + rng.below(limit),
-                _ => limit + 1 + rng.below(2),
+                13..=18 => 1 + rng.below_u64(limit),
+                _ => limit + 1 + rng.below_u64(2),
             };
             let need = cost.max(1);
             let before = peek(&st, now, limit, window);
