@@ -211,8 +211,9 @@ class CacheService:
         self, key: str, ttl: float | None, fn: Callable[[], object], landed: int
     ) -> bytes:
         # A flight that ended between our miss and this one's start may have stored the value:
-        # look again only then (a miss is otherwise one lookup, `fn` and one store).
-        if self._flights.landed != landed and self._backend.exists(key):
+        # look again only then (a miss is otherwise one lookup, `fn` and one store). `lookup`
+        # counts no miss: an absent key is counted once, by `note_computed`.
+        if self._flights.landed != landed:
             data = self._backend.lookup(key)
             if data is not None:
                 try:
